@@ -1,0 +1,99 @@
+"""What ``swarm doctor`` checks: model, llama.cpp, training stack, data dir, store.
+
+Each check is a name, whether it passed, a detail line and whether the loop needs it. The
+training stack is looked up without importing torch unless asked (``deep=True``), since an
+import costs seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import EngineError
+from engine.models import DEFAULT_MODEL, check_gguf, resolve_model
+from engine.paths import home_dir, store_path
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def check_model(spec: str = DEFAULT_MODEL) -> Check:
+    try:
+        path = resolve_model(spec)
+        info = check_gguf(path)
+    except EngineError as e:
+        return Check("model", False, str(e))
+    return Check(
+        "model",
+        True,
+        f"{spec} -> {info.path} ({info.size / 1e6:.1f} MB, {info.architecture}, "
+        f"{info.n_tensors} tensors, chat template: {'yes' if info.chat_template else 'no'})",
+    )
+
+
+def check_llama() -> Check:
+    try:
+        import llama_cpp
+    except ImportError as e:
+        return Check("llama.cpp", False, f"llama-cpp-python does not import: {e}")
+    info = llama_cpp.llama_print_system_info().decode(errors="replace").strip()
+    parts = [p.split(":")[-1].split(" = ")[0].strip() for p in info.split("|") if p.strip().endswith("= 1")]
+    features = " ".join(parts)
+    return Check("llama.cpp", True, f"llama-cpp-python {llama_cpp.__version__}; CPU: {features or info}")
+
+
+def check_training(deep: bool = False) -> list[Check]:
+    out = []
+    for dist in ("torch", "torchvision", "transformers", "peft", "unsloth"):
+        v = _version(dist)
+        out.append(Check(dist, v is not None, v or "not installed", required=False))
+    if deep and _version("torch"):
+        try:
+            import torch
+
+            cuda = torch.cuda.is_available()
+            name = torch.cuda.get_device_name(0) if cuda else "no CUDA device: training runs on the CPU"
+            out.append(Check("cuda", cuda, name, required=False))
+        except Exception as e:  # torch import failures come in many types
+            out.append(Check("cuda", False, f"torch does not import: {e}", required=False))
+    from engine.train_select import describe_auto_backend
+
+    out.append(Check("training backend", True, describe_auto_backend(), required=False))
+    return out
+
+
+def check_store(home: str | os.PathLike[str] | None = None) -> list[Check]:
+    from engine.store import Store
+
+    try:
+        h = home_dir(home)
+    except OSError as e:
+        return [Check("data dir", False, f"cannot create data dir: {e}")]
+    checks = [Check("data dir", True, str(h))]
+    path: Path = store_path(h)
+    try:
+        with Store.open(path) as store:
+            checks.append(Check("store", True, f"{path} (schema version {store.schema_version})"))
+    except EngineError as e:
+        checks.append(Check("store", False, str(e)))
+    return checks
+
+
+def run_checks(home: str | os.PathLike[str] | None = None, model: str = DEFAULT_MODEL, deep: bool = True) -> list[Check]:
+    return [check_model(model), check_llama(), *check_training(deep), *check_store(home)]

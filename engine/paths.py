@@ -1,0 +1,40 @@
+"""Where swarm keeps its files: one data dir (the "home") holding the store, adapters and caches.
+
+Resolution order: an explicit ``--home``, then ``$SWARM_HOME``, then the platformdirs user data
+dir. Recipes ship in the repository's ``recipes/`` folder beside the packages, overridable
+with ``$SWARM_RECIPES``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+STORE_FILE = "swarm.duckdb"
+
+
+def home_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Return (and create) the data directory."""
+    if explicit:
+        path = Path(explicit)
+    elif os.environ.get("SWARM_HOME"):
+        path = Path(os.environ["SWARM_HOME"])
+    else:
+        path = Path(platformdirs.user_data_dir("swarm", appauthor=False))
+    path = path.expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def store_path(home: Path) -> Path:
+    return home / STORE_FILE
+
+
+def recipes_dir() -> Path:
+    """The folder of bundled recipes (``$SWARM_RECIPES`` overrides)."""
+    env = os.environ.get("SWARM_RECIPES")
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(__file__).resolve().parent.parent / "recipes"

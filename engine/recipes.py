@@ -1,0 +1,197 @@
+"""Recipes: the loop's settings as validated TOML data.
+
+Every field has bounds and a description; unknown keys are errors. ``load_recipe`` is the one
+way in, and every problem it finds becomes a RecipeError naming the file, the key and the
+reason, e.g. ``recipes/x.toml: agents[1].temperature: must be <= 2``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.errors import RecipeError
+from engine.models import DEFAULT_MODEL
+from engine.paths import recipes_dir
+
+Role = Literal["proposer", "solver", "critic", "judge"]
+DEFAULT_RECIPE = "default"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    path: str = Field(DEFAULT_MODEL, description="GGUF path, or builtin:NAME for a packaged model.")
+    n_ctx: int = Field(2048, ge=256, le=131072, description="Context tokens per agent sequence.")
+    n_parallel: int = Field(8, ge=1, le=64, description="Sequences decoded together in one batch.")
+    n_batch: int = Field(512, ge=32, le=8192, description="Most tokens in one llama_decode call.")
+    n_threads: int = Field(0, ge=0, le=256, description="CPU threads; 0 uses every core.")
+
+
+class AgentSpec(_Strict):
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$", description="Unique agent name.")
+    role: Role = Field(description="proposer, solver, critic or judge.")
+    system: str = Field("", max_length=4000, description="System prompt for this agent.")
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy.")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    top_k: int = Field(40, ge=0, le=1000, description="Top-k cut; 0 disables it.")
+    min_p: float = Field(0.05, ge=0.0, lt=1.0, description="Min-p cut relative to the best token.")
+    max_tokens: int = Field(128, ge=1, le=8192, description="Most tokens this agent writes per turn.")
+
+
+class TaskSpec(_Strict):
+    domain: str = Field("arith", description="Task domain from the registry (arith, python).")
+    difficulty: int = Field(1, ge=1, le=10, description="Starting difficulty level.")
+    max_difficulty: int = Field(6, ge=1, le=10, description="Difficulty never rises above this.")
+    generated: int = Field(16, ge=0, le=10000, description="Generator tasks per round.")
+    proposed: int = Field(4, ge=0, le=1000, description="Proposer-written tasks per round.")
+    target_low: float = Field(0.2, ge=0.0, le=1.0, description="Raise difficulty above this pass rate... (lower edge).")
+    target_high: float = Field(0.8, ge=0.0, le=1.0, description="... and lower it below the upper edge.")
+
+    @model_validator(mode="after")
+    def _edges(self) -> TaskSpec:
+        if self.target_low >= self.target_high:
+            raise ValueError("target_low must be below target_high")
+        if self.difficulty > self.max_difficulty:
+            raise ValueError("difficulty must not exceed max_difficulty")
+        return self
+
+
+class RoundSpec(_Strict):
+    samples: int = Field(2, ge=1, le=64, description="Answers per solver per task (k).")
+    debate_turns: int = Field(1, ge=0, le=8, description="Critique-and-revise turns after the first answer.")
+    max_tokens_per_round: int = Field(400_000, ge=1000, description="Generation budget for one round.")
+
+
+class PromptSpec(_Strict):
+    propose: str = Field(min_length=1, description="Proposer's request; {examples}, {difficulty}.")
+    solve: str = Field(min_length=1, description="Solver's first turn; {task}.")
+    critique: str = Field(min_length=1, description="Critic's request; {task}, {answer}.")
+    revise: str = Field(min_length=1, description="Solver's revision; {task}, {answer}, {critique}.")
+    judge: str = Field(min_length=1, description="Judge's request; {task}, {answer}.")
+
+
+class TrainSpec(_Strict):
+    enabled: bool = Field(True, description="Train between rounds (swarm run --no-train overrides).")
+    backend: Literal["auto", "unsloth", "peft"] = Field("auto", description="Training backend.")
+    rank: int = Field(16, ge=1, le=256, description="LoRA rank r.")
+    alpha: float = Field(32.0, gt=0, le=1024, description="LoRA alpha.")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="LoRA dropout.")
+    learning_rate: float = Field(1e-3, gt=0, le=1.0, description="AdamW learning rate.")
+    steps: int = Field(40, ge=1, le=100_000, description="Optimizer steps per round.")
+    batch_size: int = Field(8, ge=1, le=512, description="Examples per step.")
+    max_seq_len: int = Field(256, ge=16, le=8192, description="Examples are cut to this many tokens.")
+    max_per_task: int = Field(2, ge=1, le=64, description="Distinct verified answers kept per task.")
+    replay_fraction: float = Field(0.2, ge=0.0, le=0.9, description="Share of general replay examples.")
+    targets: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1,
+        description="Projection modules that get LoRA weights.",
+    )
+
+
+class EvalSpec(_Strict):
+    held_out: int = Field(100, ge=1, le=100_000, description="Held-out tasks per difficulty level.")
+    margin: float = Field(0.02, ge=0.0, le=1.0, description="Accuracy drop tolerated as noise by the gate.")
+    bootstrap: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples for the 95% interval.")
+
+
+class Recipe(_Strict):
+    name: str = Field(min_length=1, max_length=80, description="Recipe name.")
+    description: str = Field("", description="One line for the recipe picker.")
+    seed: int = Field(0, ge=0, description="Seed for generators, sampling and training.")
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    agents: Annotated[list[AgentSpec], Field(min_length=1, description="The swarm.")]
+    task: TaskSpec = Field(default_factory=TaskSpec)
+    round: RoundSpec = Field(default_factory=RoundSpec)
+    prompts: PromptSpec
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+
+    @field_validator("agents")
+    @classmethod
+    def _unique_and_complete(cls, agents: list[AgentSpec]) -> list[AgentSpec]:
+        names = [a.name for a in agents]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"agent names must be unique, repeated: {', '.join(dupes)}")
+        if not any(a.role == "solver" for a in agents):
+            raise ValueError("at least one agent must have role = 'solver'")
+        return agents
+
+    @field_validator("task")
+    @classmethod
+    def _known_domain(cls, task: TaskSpec) -> TaskSpec:
+        from engine.tasks import DOMAINS
+
+        if task.domain not in DOMAINS:
+            raise ValueError(f"unknown domain {task.domain!r} (known: {', '.join(sorted(DOMAINS))})")
+        return task
+
+    def agents_with(self, role: Role) -> list[AgentSpec]:
+        return [a for a in self.agents if a.role == role]
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(top level)"
+
+
+def _reason(err: dict) -> str:  # type: ignore[type-arg]
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
+    """Validate TOML text; raises RecipeError naming ``source``, the key and the reason."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"{source}: not valid TOML: {e}") from e
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        problems = [f"{source}: {_loc(err['loc'])}: {_reason(err)}" for err in e.errors()]  # type: ignore[arg-type]
+        raise RecipeError("\n".join(problems)) from e
+
+
+def find_recipe(name_or_path: str | None) -> Path:
+    """A path as given, or a bundled recipe by name (``default`` when None)."""
+    if not name_or_path:
+        name_or_path = DEFAULT_RECIPE
+    p = Path(name_or_path).expanduser()
+    if p.suffix == ".toml" or p.exists():
+        return p
+    return recipes_dir() / f"{name_or_path}.toml"
+
+
+def load_recipe(name_or_path: str | None = None) -> tuple[Recipe, Path, str]:
+    """Load and validate a recipe by path or bundled name; returns (recipe, path, toml text)."""
+    path = find_recipe(name_or_path)
+    if path.is_dir():
+        raise RecipeError(f"{path}: is a directory, not a recipe file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise RecipeError(f"{path}: recipe not found") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecipeError(f"{path}: cannot read: {e}") from e
+    return parse_recipe(text, str(path)), path, text
+
+
+def bundled_recipes() -> list[Path]:
+    return sorted(recipes_dir().glob("*.toml"))

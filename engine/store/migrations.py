@@ -1,0 +1,193 @@
+"""The store's schema, all of it, as append-only migrations.
+
+Each migration is a name, a reason and SQL. They are applied in order by ``Store.open`` and
+recorded in ``schema_migrations``; a database that records a version this code does not know
+is refused (it was written by a newer swarm). Never edit a released migration: append one.
+
+Every row carries its ``run_id`` and ``round`` so a run can be inspected, exported or
+resumed on its own. Ids are BIGINTs drawn from one sequence per table; the engine allocates
+them before writing so related rows (an attempt and its critique) can be written in one batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    why: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "m001_init",
+        "The loop's record: runs and rounds, the agents, every task (kept or rejected), every "
+        "attempt, critique and verdict, the training set, training runs, adapters and evals.",
+        """
+        CREATE SEQUENCE seq_runs START 1;
+        CREATE TABLE runs (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_runs'),
+            recipe_name TEXT NOT NULL,
+            recipe_path TEXT,
+            recipe_toml TEXT NOT NULL,
+            model_path TEXT NOT NULL,
+            model_sha256 TEXT,
+            seed BIGINT NOT NULL,
+            rounds_planned INTEGER NOT NULL,
+            status TEXT NOT NULL,            -- running | stopped | finished | failed
+            error TEXT,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE TABLE rounds (
+            run_id BIGINT NOT NULL,
+            round INTEGER NOT NULL,
+            status TEXT NOT NULL,            -- running | complete
+            phase TEXT,                      -- last phase fully written
+            difficulty INTEGER NOT NULL,
+            adapter_id BIGINT,               -- adapter serving this round (NULL: base model)
+            stats JSON,
+            started_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            finished_at TIMESTAMP,
+            PRIMARY KEY (run_id, round)
+        );
+        CREATE TABLE agents (
+            run_id BIGINT NOT NULL,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            system_prompt TEXT NOT NULL,
+            sampling JSON NOT NULL,
+            PRIMARY KEY (run_id, name)
+        );
+        CREATE SEQUENCE seq_tasks START 1;
+        CREATE TABLE tasks (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_tasks'),
+            run_id BIGINT,                   -- NULL for imported task sets
+            round INTEGER,
+            source TEXT NOT NULL,            -- generated | proposed | imported
+            task_set TEXT,                   -- name of an imported set
+            domain TEXT NOT NULL,
+            difficulty INTEGER,
+            prompt TEXT NOT NULL,
+            reference TEXT,                  -- the expected answer (JSON for structured ones)
+            payload JSON,                    -- domain data: tests, entry point, ...
+            fingerprint TEXT NOT NULL,       -- normalised form used to find duplicates
+            held_out BOOLEAN NOT NULL DEFAULT false,
+            rejected_reason TEXT,            -- NULL: accepted
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE SEQUENCE seq_attempts START 1;
+        CREATE TABLE attempts (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_attempts'),
+            run_id BIGINT NOT NULL,
+            round INTEGER NOT NULL,
+            task_id BIGINT NOT NULL,
+            agent TEXT NOT NULL,
+            sample INTEGER NOT NULL,
+            turn INTEGER NOT NULL,           -- 0: first answer, 1..n: revisions
+            text TEXT NOT NULL,
+            answer TEXT,                     -- what the verifier extracted
+            correct BOOLEAN,                 -- the verifier's verdict
+            status TEXT,                     -- verifier status (ok, wrong, unparsable, timeout...)
+            tokens INTEGER NOT NULL,
+            seconds DOUBLE NOT NULL,
+            truncated BOOLEAN NOT NULL DEFAULT false,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE SEQUENCE seq_critiques START 1;
+        CREATE TABLE critiques (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_critiques'),
+            run_id BIGINT NOT NULL,
+            round INTEGER NOT NULL,
+            task_id BIGINT NOT NULL,
+            attempt_id BIGINT NOT NULL,
+            agent TEXT NOT NULL,
+            turn INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            tokens INTEGER NOT NULL,
+            seconds DOUBLE NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE SEQUENCE seq_verdicts START 1;
+        CREATE TABLE verdicts (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_verdicts'),
+            run_id BIGINT NOT NULL,
+            round INTEGER NOT NULL,
+            task_id BIGINT NOT NULL,
+            attempt_id BIGINT NOT NULL,
+            judge TEXT NOT NULL,
+            judge_correct BOOLEAN,           -- NULL when the judge gave no usable verdict
+            judge_text TEXT NOT NULL,
+            verifier_correct BOOLEAN NOT NULL,
+            verifier_status TEXT NOT NULL,
+            agreement BOOLEAN,
+            tokens INTEGER NOT NULL,
+            seconds DOUBLE NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE SEQUENCE seq_examples START 1;
+        CREATE TABLE examples (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_examples'),
+            run_id BIGINT NOT NULL,
+            round INTEGER NOT NULL,
+            task_id BIGINT,                  -- NULL for replay examples
+            attempt_id BIGINT,
+            source TEXT NOT NULL,            -- verified | replay
+            messages JSON NOT NULL,          -- chat messages: system, user, assistant
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE SEQUENCE seq_training_runs START 1;
+        CREATE TABLE training_runs (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_training_runs'),
+            run_id BIGINT NOT NULL,
+            round INTEGER NOT NULL,
+            backend TEXT NOT NULL,
+            backend_reason TEXT,
+            settings JSON NOT NULL,
+            n_examples INTEGER NOT NULL,
+            steps INTEGER NOT NULL,
+            loss_curve JSON,
+            tokens_per_second DOUBLE,
+            seconds DOUBLE,
+            status TEXT NOT NULL,            -- running | done | failed | cancelled
+            error TEXT,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE SEQUENCE seq_adapters START 1;
+        CREATE TABLE adapters (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_adapters'),
+            run_id BIGINT NOT NULL,
+            round INTEGER NOT NULL,
+            training_run_id BIGINT NOT NULL,
+            parent_id BIGINT,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            export_cosine DOUBLE,            -- llama.cpp vs PyTorch logits agreement
+            promoted BOOLEAN NOT NULL DEFAULT false,
+            decision TEXT,                   -- why it was promoted or kept out
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE SEQUENCE seq_evals START 1;
+        CREATE TABLE evals (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_evals'),
+            run_id BIGINT NOT NULL,
+            round INTEGER NOT NULL,
+            adapter_id BIGINT,               -- NULL: the base model
+            eval_set TEXT NOT NULL,          -- e.g. held-out level 2, control
+            n INTEGER NOT NULL,
+            correct INTEGER NOT NULL,
+            accuracy DOUBLE NOT NULL,
+            ci_low DOUBLE NOT NULL,
+            ci_high DOUBLE NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        """,
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,23 @@
+"""Task domains, one file each, looked up by the name a recipe uses.
+
+A domain provides a seeded ``generate(rng, difficulty, n)`` of checkable tasks, a
+``verify(task, text) -> Verdict`` that gives ground truth for a free-text answer, and a
+``parse_proposal(text, difficulty)`` that turns a proposer's text into a candidate task.
+"""
+
+from __future__ import annotations
+
+from engine.tasks.arith import ARITH
+from engine.tasks.common import Domain, Task, Verdict
+
+DOMAINS: dict[str, Domain] = {ARITH.name: ARITH}
+
+
+def get_domain(name: str) -> Domain:
+    try:
+        return DOMAINS[name]
+    except KeyError:
+        raise KeyError(f"unknown task domain {name!r} (known: {', '.join(sorted(DOMAINS))})") from None
+
+
+__all__ = ["DOMAINS", "Domain", "Task", "Verdict", "get_domain"]

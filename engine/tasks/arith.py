@@ -1,0 +1,145 @@
+"""Arithmetic: the domain where a 135M model can measurably improve.
+
+Difficulty levels widen numbers, add terms and operators. Answers are free text; the final
+answer is the last integer in it (small models often repeat the question first).
+
+>>> import random
+>>> t = ARITH.generate(random.Random(0), 2, 1)[0]
+>>> t.prompt.startswith("What is ")
+True
+>>> ARITH.verify(t, f"The answer is {t.reference}.").correct
+True
+>>> ARITH.verify(t, "I do not know").status
+'unparsable'
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import random
+import re
+
+from engine.tasks.common import Task, Verdict
+
+#: level -> (digits per operand, number of terms, operators)
+LEVELS: dict[int, tuple[int, int, str]] = {
+    1: (1, 2, "+"),
+    2: (2, 2, "+"),
+    3: (3, 2, "+"),
+    4: (2, 2, "+-"),
+    5: (3, 2, "+-"),
+    6: (2, 3, "+-"),
+    7: (2, 2, "*"),
+    8: (3, 3, "+-"),
+    9: (2, 3, "+-*"),
+    10: (3, 3, "+-*"),
+}
+
+_NUMBER = re.compile(r"-?\d[\d,]*")
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
+_MAX_ABS = 10**12
+
+
+def extract_answer(text: str) -> str | None:
+    """The last integer in ``text``, commas removed.
+
+    >>> extract_answer("23 + 45 = 68")
+    '68'
+    >>> extract_answer("It is -1,204.")
+    '-1204'
+    >>> extract_answer("no digits") is None
+    True
+    """
+    found = _NUMBER.findall(text)
+    if not found:
+        return None
+    return found[-1].replace(",", "")
+
+
+def evaluate(expr: str) -> int:
+    """Evaluate an integer expression of + - * and parentheses, nothing else.
+
+    >>> evaluate("2 + 3 * (4 - 1)")
+    11
+    >>> evaluate("__import__('os')")
+    Traceback (most recent call last):
+    ValueError: only integers and + - * are allowed
+    """
+    try:
+        tree = ast.parse(expr.strip(), mode="eval")
+    except SyntaxError as e:
+        raise ValueError(f"not an expression: {e.msg}") from None
+
+    def walk(node: ast.AST) -> int:
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -walk(node.operand)
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            value = _OPS[type(node.op)](walk(node.left), walk(node.right))
+            if abs(value) > _MAX_ABS:
+                raise ValueError("number too large")
+            return value
+        raise ValueError("only integers and + - * are allowed")
+
+    return walk(tree)
+
+
+def _fingerprint(expr: str) -> str:
+    return re.sub(r"\s+", "", expr)
+
+
+def _task(expr: str, difficulty: int, source_note: str = "") -> Task:
+    expr = re.sub(r"\s+", " ", expr.strip())
+    value = evaluate(expr)
+    return Task(
+        domain="arith",
+        prompt=f"What is {expr}?",
+        reference=str(value),
+        difficulty=difficulty,
+        fingerprint=_fingerprint(expr),
+        payload={"expression": expr, **({"note": source_note} if source_note else {})},
+    )
+
+
+class Arith:
+    name = "arith"
+
+    def generate(self, rng: random.Random, difficulty: int, n: int) -> list[Task]:
+        digits, terms, ops = LEVELS[max(1, min(difficulty, max(LEVELS)))]
+        lo = 0 if digits == 1 else 10 ** (digits - 1)
+        hi = 10**digits - 1
+        tasks = []
+        for _ in range(n):
+            parts = [str(rng.randint(lo, hi))]
+            for _ in range(terms - 1):
+                parts += [rng.choice(ops), str(rng.randint(lo, hi))]
+            tasks.append(_task(" ".join(parts), difficulty))
+        return tasks
+
+    def verify(self, task: Task, text: str) -> Verdict:
+        answer = extract_answer(text)
+        if answer is None:
+            return Verdict(False, "unparsable", None, "no integer in the answer")
+        ok = answer == task.reference
+        return Verdict(ok, "ok" if ok else "wrong", answer)
+
+    def parse_proposal(self, text: str, difficulty: int) -> Task | str:
+        """Take the first line that looks like an expression, e.g. ``12 + 7 * 3``."""
+        for line in text.splitlines():
+            cand = line.strip().strip("`").split("=")[0]
+            cand = re.sub(r"^(expression|task|question)\s*[:\-]\s*", "", cand, flags=re.I)
+            cand = cand.replace("×", "*").replace("x", "*").rstrip("?. ")
+            if not re.fullmatch(r"[\d\s+\-*()]+", cand) or not re.search(r"\d\s*[+\-*]\s*\d", cand):
+                continue
+            try:
+                return _task(cand, difficulty, "proposed")
+            except ValueError as e:
+                return f"bad expression: {e}"
+        return "no arithmetic expression found"
+
+
+ARITH = Arith()

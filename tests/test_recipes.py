@@ -1,0 +1,88 @@
+"""Recipes: bundled ones validate; every kind of mistake names the file, the key and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.errors import RecipeError
+from engine.recipes import bundled_recipes, load_recipe, parse_recipe
+
+DEFAULT = Path(__file__).resolve().parent.parent / "recipes" / "default.toml"
+
+
+def test_bundled_recipes_validate() -> None:
+    paths = bundled_recipes()
+    assert DEFAULT in paths
+    for p in paths:
+        recipe, path, text = load_recipe(str(p))
+        assert recipe.agents_with("solver")
+
+
+def test_default_is_used_when_none_named() -> None:
+    recipe, path, _ = load_recipe(None)
+    assert path.resolve() == DEFAULT
+    assert recipe.task.domain == "arith"
+    assert recipe.model.path == "builtin:smollm2-135m"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "r.toml"
+    p.write_text(text)
+    return p
+
+
+def with_change(old: str, new: str) -> str:
+    text = DEFAULT.read_text()
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "reason"),
+    [
+        ("temperature = 0.8", "temperature = 5.0", "agents[1].temperature", "less than or equal to 2"),
+        ("temperature = 0.8", "temperatur = 0.8", "agents[1].temperatur", "unknown key"),
+        ("samples = 2", "samples = 'two'", "round.samples", "valid integer"),
+        ('domain = "arith"', 'domain = "chess"', "task", "unknown domain 'chess'"),
+        ("n_parallel = 8", "n_parallel = 0", "model.n_parallel", "greater than or equal to 1"),
+        ('role = "judge"', 'role = "jester"', "agents[4].role", "'proposer', 'solver', 'critic' or 'judge'"),
+        ('name = "solver-b"', 'name = "solver-a"', "agents", "unique, repeated: solver-a"),
+        ("[prompts]", "[prompts]\nextra = 1", "prompts.extra", "unknown key"),
+    ],
+)
+def test_bad_values_name_file_key_reason(tmp_path: Path, old: str, new: str, key: str, reason: str) -> None:
+    p = write(tmp_path, with_change(old, new))
+    with pytest.raises(RecipeError) as e:
+        load_recipe(str(p))
+    msg = str(e.value)
+    assert f"{p}: {key}: " in msg
+    assert reason in msg
+
+
+def test_broken_toml(tmp_path: Path) -> None:
+    p = write(tmp_path, "name = 'x'\n[model\npath = 1")
+    with pytest.raises(RecipeError, match=rf"{p}: not valid TOML"):
+        load_recipe(str(p))
+
+
+def test_no_solver(tmp_path: Path) -> None:
+    text = DEFAULT.read_text().replace('role = "solver"', 'role = "critic"')
+    p = write(tmp_path, text)
+    with pytest.raises(RecipeError, match="at least one agent must have role = 'solver'"):
+        load_recipe(str(p))
+
+
+def test_missing_prompts_and_agents() -> None:
+    with pytest.raises(RecipeError) as e:
+        parse_recipe("name = 'x'", "mem.toml")
+    assert "mem.toml: agents: required key is missing" in str(e.value)
+    assert "mem.toml: prompts: required key is missing" in str(e.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(RecipeError, match="recipe not found"):
+        load_recipe(str(tmp_path / "nope.toml"))
+    with pytest.raises(RecipeError, match="is a directory"):
+        load_recipe(str(tmp_path))

@@ -1,0 +1,177 @@
+"""The batched runtime on a tiny random model: equality with solo runs, streaming, stops,
+grammars, cancellation, continuous batching, LoRA swaps. One test uses the real model."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine.errors import ModelError
+from engine.runtime import Request, Runtime, Sampling
+
+GREEDY = Sampling(temperature=0.0, max_tokens=24)
+PROMPTS = ["What is 2 + 2?", "Name a colour.", "Write a haiku about rain.", "Count to five.", "Hello!", "Why?"]
+
+
+def chat(text: str, sampling: Sampling = GREEDY, **kw: object) -> Request:
+    return Request(messages=[{"role": "user", "content": text}], sampling=sampling, **kw)  # type: ignore[arg-type]
+
+
+def test_batched_greedy_equals_alone(tiny_runtime: Runtime) -> None:
+    alone = [tiny_runtime.generate(chat(p)).text for p in PROMPTS]
+    comps = [tiny_runtime.submit(chat(p)) for p in PROMPTS]  # 6 requests, 4 slots: continuous batching
+    together = [c.result(timeout=60).text for c in comps]
+    assert together == alone
+    assert all(len(t) > 0 for t in alone)
+
+
+def test_streaming_matches_result_and_callback(tiny_runtime: Runtime) -> None:
+    seen: list[str] = []
+    comp = tiny_runtime.submit(chat("Tell me a story.", Sampling(temperature=0.0, max_tokens=40), on_text=seen.append))
+    pieces = list(comp)
+    res = comp.result(timeout=60)
+    assert "".join(pieces) == res.text == "".join(seen)
+    assert len(pieces) > 1
+
+
+def test_max_tokens(tiny_runtime: Runtime) -> None:
+    res = tiny_runtime.generate(chat("Go on.", Sampling(temperature=0.0, max_tokens=7)))
+    assert res.completion_tokens <= 7
+    assert res.finish_reason in {"length", "eog"}
+    assert res.prompt_tokens > 5
+
+
+def test_stop_string_cuts_text_and_stream(tiny_runtime: Runtime) -> None:
+    full = tiny_runtime.generate(chat("Once upon", Sampling(temperature=0.0, max_tokens=40))).text
+    stop = full[len(full) // 2 : len(full) // 2 + 3]
+    assert stop.strip(), full
+    comp = tiny_runtime.submit(chat("Once upon", Sampling(temperature=0.0, max_tokens=40, stop=(stop,))))
+    streamed = "".join(comp)
+    res = comp.result(timeout=60)
+    assert res.finish_reason == "stop"
+    assert res.text == full[: full.index(stop)]
+    assert streamed == res.text
+
+
+def test_sampling_is_seeded(tiny_runtime: Runtime) -> None:
+    s = Sampling(temperature=1.0, seed=123, max_tokens=16)
+    a = tiny_runtime.generate(chat("Pick words.", s)).text
+    b = tiny_runtime.generate(chat("Pick words.", s)).text
+    c = tiny_runtime.generate(chat("Pick words.", Sampling(temperature=1.0, seed=124, max_tokens=16))).text
+    assert a == b
+    assert a != c
+
+
+def test_grammar_constrains_output(tiny_runtime: Runtime) -> None:
+    g = 'root ::= ("yes" | "no") "."'
+    outs = [tiny_runtime.submit(chat(p, Sampling(temperature=1.0, seed=i, max_tokens=8, grammar=g))) for i, p in enumerate(PROMPTS)]
+    texts = [c.result(timeout=60).text for c in outs]
+    assert all(t in {"yes.", "no."} for t in texts), texts
+
+
+def test_json_schema_output_parses(tiny_runtime: Runtime) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"correct": {"type": "boolean"}, "score": {"type": "integer"}},
+        "required": ["correct", "score"],
+    }
+    res = tiny_runtime.generate(chat("Judge.", Sampling(temperature=0.8, seed=3, max_tokens=60, json_schema=schema)))
+    data = json.loads(res.text)
+    assert isinstance(data["correct"], bool) and isinstance(data["score"], int)
+
+
+def test_bad_grammar_fails_only_that_request(tiny_runtime: Runtime) -> None:
+    bad = tiny_runtime.submit(chat("x", Sampling(grammar="root ::= (")))
+    good = tiny_runtime.submit(chat("y"))
+    assert bad.result(timeout=60).finish_reason == "error"
+    assert good.result(timeout=60).finish_reason in {"length", "eog"}
+
+
+def test_cancel(tiny_runtime: Runtime) -> None:
+    comp = tiny_runtime.submit(chat("Long.", Sampling(temperature=0.0, max_tokens=400)))
+    first = next(iter(comp))  # it has started streaming
+    comp.cancel()
+    res = comp.result(timeout=60)
+    assert first and res.finish_reason in {"cancelled", "eog"}
+
+
+def test_submit_from_many_threads(tiny_runtime: Runtime) -> None:
+    results: dict[int, str] = {}
+
+    def worker(i: int) -> None:
+        results[i] = tiny_runtime.generate(chat(PROMPTS[i % len(PROMPTS)])).text
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expected = {p: tiny_runtime.generate(chat(p)).text for p in PROMPTS}
+    assert all(results[i] == expected[PROMPTS[i % len(PROMPTS)]] for i in range(12))
+
+
+def test_context_overflow_is_truncated_not_raised(tiny_runtime: Runtime) -> None:
+    res = tiny_runtime.generate(chat("word " * 2000, Sampling(temperature=0.0, max_tokens=8)))
+    assert res.truncated_prompt
+    assert res.finish_reason in {"length", "eog"}
+    assert res.prompt_tokens < 512
+
+
+def test_lora_swap_changes_and_restores(tiny_model: Path, tmp_path: Path) -> None:
+    from tests.tiny_model import write_tiny_lora
+
+    adapter = write_tiny_lora(tmp_path / "lora.gguf")
+    with Runtime(tiny_model, n_ctx=256, n_parallel=2) as rt:
+        base = [rt.generate(chat(p)).text for p in PROMPTS[:3]]
+        rt.set_adapter(adapter).result(timeout=30)
+        assert rt.adapter == str(adapter.resolve())
+        tuned = [rt.generate(chat(p)).text for p in PROMPTS[:3]]
+        assert tuned != base
+        rt.set_adapter(None).result(timeout=30)
+        assert [rt.generate(chat(p)).text for p in PROMPTS[:3]] == base
+        rt.set_adapter(adapter).result(timeout=30)
+        assert [rt.generate(chat(p)).text for p in PROMPTS[:3]] == tuned
+
+
+def test_swap_waits_for_requests_in_flight(tiny_model: Path, tmp_path: Path) -> None:
+    from tests.tiny_model import write_tiny_lora
+
+    adapter = write_tiny_lora(tmp_path / "lora.gguf")
+    with Runtime(tiny_model, n_ctx=256, n_parallel=2) as rt:
+        base = rt.generate(chat("Hello!", Sampling(temperature=0.0, max_tokens=60))).text
+        inflight = rt.submit(chat("Hello!", Sampling(temperature=0.0, max_tokens=60)))
+        swap = rt.set_adapter(adapter)
+        assert inflight.result(timeout=60).text == base  # finished on the old weights
+        swap.result(timeout=60)
+
+
+def test_bad_adapter_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    half = tmp_path / "half.gguf"
+    from tests.tiny_model import write_tiny_lora
+
+    data = write_tiny_lora(tmp_path / "ok.gguf").read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+    with Runtime(tiny_model, n_ctx=256, n_parallel=1) as rt:
+        with pytest.raises(ModelError, match="half.gguf"):
+            rt.set_adapter(half).result(timeout=30)
+        assert rt.adapter is None
+        assert rt.generate(chat("still fine")).finish_reason in {"length", "eog"}
+
+
+def test_real_model_batched_equals_alone(real_model: Path) -> None:
+    questions = ["What is 12 + 30?", "What is the capital of France?", "Say hello.", "What is 7 + 5?"]
+
+    def ask(q: str) -> Request:
+        return Request(
+            messages=[{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": q}],
+            sampling=Sampling(temperature=0.0, max_tokens=24),
+        )
+
+    with Runtime(real_model, n_ctx=512, n_parallel=4) as rt:
+        alone = [rt.generate(ask(q)).text for q in questions]
+        comps = [rt.submit(ask(q)) for q in questions]
+        assert [c.result(timeout=120).text for c in comps] == alone
+        assert "Paris" in alone[1]  # the model's own chat template is in use
