@@ -58,6 +58,85 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import signal
+
+    from console.progress import Progress
+    from engine.api import Engine
+
+    eng = Engine.open(args.home)
+    try:
+        if args.resume is not None:
+            run_id = eng.latest_unfinished() if args.resume == "latest" else int(args.resume)
+            if run_id is None:
+                print("swarm: no unfinished run to resume", file=sys.stderr)
+                return 1
+        else:
+            run_id = eng.create_run(args.recipe, rounds=args.rounds, train=False if args.no_train else None, seed=args.seed)
+        eng.subscribe(Progress())
+
+        def on_sigint(signum: int, frame: object) -> None:
+            print("\nswarm: stopping at a safe point (Ctrl-C again to abort)...", file=sys.stderr)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            eng.stop()
+
+        signal.signal(signal.SIGINT, on_sigint)
+        status = eng.play(run_id, rounds=args.rounds if args.resume is not None and args.rounds_given else None)
+        if status == "stopped":
+            print(f"swarm: run {run_id} stopped; continue it with: swarm run --resume {run_id}", file=sys.stderr)
+        return 0
+    finally:
+        eng.close()
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from engine.sandbox import Limits, run_python
+
+    try:
+        code = Path(args.file).read_text()
+    except OSError as e:
+        print(f"swarm: cannot read {args.file}: {e.strerror}", file=sys.stderr)
+        return 1
+    limits = Limits(wall_seconds=args.timeout, cpu_seconds=max(1, int(args.timeout)))
+    print(run_python(code, limits=limits).to_json())
+    return 0
+
+
+def _cmd_tasks_import(args: argparse.Namespace) -> int:
+    from engine.api import Engine
+    from engine.task_sets import import_jsonl
+
+    eng = Engine.open(args.home)
+    try:
+        name, n, skipped = import_jsonl(eng.store, args.file, args.name)
+    finally:
+        eng.close()
+    print(f"imported {n} task(s) into set {name!r}" + (f", skipped {skipped} already present" if skipped else ""))
+    return 0
+
+
+def _cmd_tasks_check(args: argparse.Namespace) -> int:
+    from engine.api import Engine
+    from engine.task_sets import check_set
+
+    eng = Engine.open(args.home)
+    try:
+        results = check_set(eng.store, args.set)
+    finally:
+        eng.close()
+    if not results:
+        print("swarm: no imported tasks" + (f" in set {args.set!r}" if args.set else ""), file=sys.stderr)
+        return 1
+    passed = 0
+    for r in results:
+        passed += r.ok
+        print(f"{'pass' if r.ok else 'FAIL'}  {r.set}/{r.task_id}" + ("" if r.ok else f"  ({r.status}: {r.detail})"))
+    print(f"{passed}/{len(results)} canonical solutions pass")
+    return 0 if passed == len(results) else 1
+
+
 def _cmd_console(args: argparse.Namespace) -> int:
     from console.app import run_console
 
@@ -84,6 +163,32 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("files", nargs="*", help="recipe files (default: the bundled ones)")
     r.set_defaults(func=_cmd_recipes)
 
+    run = sub.add_parser("run", help="play rounds headless")
+    run.add_argument("recipe", nargs="?", help="recipe name or path (default: default)")
+    run.add_argument("--rounds", type=int, default=None, help="rounds to play (default 1)")
+    run.add_argument("--no-train", action="store_true", help="do not train between rounds")
+    run.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
+    run.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN_ID",
+                     help="continue a stopped or crashed run (default: the latest unfinished)")
+    run.set_defaults(func=_cmd_run)
+
+    sb = sub.add_parser("sandbox", help="run code in the sandbox")
+    sbsub = sb.add_subparsers(title="sandbox commands", metavar="ACTION", required=True)
+    sbr = sbsub.add_parser("run", help="run FILE.py in the sandbox and print the result as JSON")
+    sbr.add_argument("file")
+    sbr.add_argument("--timeout", type=float, default=10.0, help="wall seconds (CPU seconds too)")
+    sbr.set_defaults(func=_cmd_sandbox)
+
+    tk = sub.add_parser("tasks", help="import and check external task sets")
+    tksub = tk.add_subparsers(title="tasks commands", metavar="ACTION", required=True)
+    ti = tksub.add_parser("import", help="import HumanEval-style JSONL into the python domain")
+    ti.add_argument("file")
+    ti.add_argument("--name", help="set name (default: the file's stem)")
+    ti.set_defaults(func=_cmd_tasks_import)
+    tc = tksub.add_parser("check", help="run every canonical solution through the verifier")
+    tc.add_argument("set", nargs="?")
+    tc.set_defaults(func=_cmd_tasks_check)
+
     c = sub.add_parser("console", help="open the console on a recipe")
     c.add_argument("recipe", nargs="?")
     c.set_defaults(func=_cmd_console)
@@ -92,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "func", None) is _cmd_run:
+        args.rounds_given = args.rounds is not None
+        if args.rounds is None:
+            args.rounds = 1
+        if args.rounds < 1:
+            print("swarm: --rounds must be at least 1", file=sys.stderr)
+            return 2
     try:
         return int(args.func(args) or 0)
     except EngineError as e:

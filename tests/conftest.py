@@ -38,3 +38,30 @@ def tiny_runtime(tiny_model: Path) -> Iterator[object]:
     rt = Runtime(tiny_model, n_ctx=512, n_parallel=4, n_batch=256)
     yield rt
     rt.close()
+
+
+DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "default.toml"
+
+
+def small_recipe(tmp_path: Path, model: Path | str, **overrides: str) -> Path:
+    """The default recipe shrunk to a handful of tasks and tokens, on ``model``."""
+    text = DEFAULT_RECIPE.read_text()
+    changes = {
+        'path = "builtin:smollm2-135m"': f'path = "{model}"',
+        "n_ctx = 1024": "n_ctx = 512",
+        "generated = 24": "generated = 4",
+        "proposed = 4": "proposed = 2",
+        "held_out = 100": "held_out = 6",
+        **overrides,
+    }
+    for old, new in changes.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    out = tmp_path / "small.toml"
+    out.write_text(text)
+    return out
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path: Path, tiny_model: Path) -> Path:
+    return small_recipe(tmp_path, tiny_model)

@@ -39,7 +39,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             model_sha256 TEXT,
             seed BIGINT NOT NULL,
             rounds_planned INTEGER NOT NULL,
-            status TEXT NOT NULL,            -- running | stopped | finished | failed
+            settings JSON NOT NULL,          -- run flags chosen at creation (train, ...)
+            status TEXT NOT NULL,            -- created | running | stopped | finished | failed
             error TEXT,
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
             updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from engine.tasks.arith import ARITH
 from engine.tasks.common import Domain, Task, Verdict
+from engine.tasks.python import PYTHON
 
-DOMAINS: dict[str, Domain] = {ARITH.name: ARITH}
+DOMAINS: dict[str, Domain] = {ARITH.name: ARITH, PYTHON.name: PYTHON}
 
 
 def get_domain(name: str) -> Domain:

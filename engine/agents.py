@@ -1,0 +1,52 @@
+"""Agents: a recipe's roles turned into runtime requests.
+
+Prompts live in the recipe; this module only fills their placeholders ({task}, {answer},
+{critique}, {examples}, {difficulty}) by plain substitution, so braces in model-written text
+or code can never break formatting, and builds the chat messages and sampling settings.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+
+from engine.recipes import AgentSpec
+from engine.runtime import Request, Sampling
+
+#: The judge must answer in this shape; the grammar makes anything else impossible. It is kept
+#: to a few tokens: a grammar is checked against the whole vocabulary at every step.
+JUDGE_GRAMMAR = r'''root ::= "{\"correct\": " ("true" | "false") "}"'''
+
+
+def fill(template: str, values: Mapping[str, object]) -> str:
+    """Replace ``{name}`` for the given names only.
+
+    >>> fill("Q: {task} {other}", {"task": "1+1 {x}"})
+    'Q: 1+1 {x} {other}'
+    """
+    out = template
+    for key, value in values.items():
+        out = out.replace("{" + key + "}", str(value))
+    return out
+
+
+def seed_for(*parts: object) -> int:
+    """A stable 32-bit seed from the request's identity (run seed, round, task, agent, ...)."""
+    return zlib.crc32("|".join(str(p) for p in parts).encode())
+
+
+def request(agent: AgentSpec, user: str, seed: int, *, grammar: str | None = None, greedy: bool = False) -> Request:
+    messages = []
+    if agent.system:
+        messages.append({"role": "system", "content": agent.system})
+    messages.append({"role": "user", "content": user})
+    sampling = Sampling(
+        temperature=0.0 if greedy else agent.temperature,
+        top_k=agent.top_k,
+        top_p=agent.top_p,
+        min_p=agent.min_p,
+        seed=seed,
+        max_tokens=agent.max_tokens,
+        grammar=grammar,
+    )
+    return Request(messages=messages, sampling=sampling, tag=agent.name)  # type: ignore[arg-type]

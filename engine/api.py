@@ -1,0 +1,211 @@
+"""The engine's facade: what the console and the CLI call.
+
+    eng = Engine.open(home)            # the store (StoreError)
+    run_id = eng.create_run("default", rounds=3)   # RecipeError, ModelError
+    eng.subscribe(print)
+    eng.play(run_id)                   # blocks; eng.stop() from another thread stops it safely
+    eng.close()
+
+``play`` loads the run's own recipe (saved with the run, so editing the file later does not
+change a run in progress), the model, and plays rounds until the run's planned count. A stop
+abandons the current phase unsaved and marks the run ``stopped``; ``play`` on the same run id
+later resumes it where it stopped. Every failure ends the run ``failed`` with its error and
+re-raises.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.agents import seed_for
+from engine.errors import EngineError, StoreError
+from engine.events import Event, EventBus, RunFailed, RunFinished, RunStarted, Subscriber
+from engine.models import check_gguf, resolve_model
+from engine.paths import home_dir, store_path
+from engine.recipes import Recipe, load_recipe, parse_recipe
+from engine.rounds import RoundRunner, Stopped, next_difficulty
+from engine.runtime import Runtime
+from engine.store import Store
+from engine.tasks import get_domain
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    recipe: Recipe
+    rounds_planned: int
+    status: str
+    seed: int
+    train: bool
+
+
+class Engine:
+    """One data dir's store, a lazily loaded model runtime, and the event bus."""
+
+    def __init__(self, store: Store, home: Path) -> None:
+        self.store = store
+        self.home = home
+        self.bus = EventBus()
+        self._runtime: Runtime | None = None
+        self._runtime_key: tuple[str, int, int] | None = None
+        self._stop = threading.Event()
+
+    @classmethod
+    def open(cls, home: str | os.PathLike[str] | None = None) -> Engine:
+        """Open the data dir's store (creating it). Raises StoreError."""
+        h = home_dir(home)
+        return cls(Store.open(store_path(h)), h)
+
+    def close(self) -> None:
+        if self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
+        self.store.close()
+
+    def subscribe(self, fn: Subscriber) -> object:
+        return self.bus.subscribe(fn)
+
+    def emit(self, event: Event) -> None:
+        self.bus.emit(event)
+
+    def stop(self) -> None:
+        """Ask the playing run to stop at the next safe point (any thread)."""
+        self._stop.set()
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def create_run(self, recipe: str | None = None, rounds: int = 1, train: bool | None = None, seed: int | None = None) -> int:
+        """Record a new run of ``recipe`` (name or path) with its held-out set. Raises RecipeError,
+        ModelError."""
+        rec, path, text = load_recipe(recipe)
+        model = resolve_model(rec.model.path)
+        check_gguf(model)
+        seed = rec.seed if seed is None else seed
+        run_id = self.store.allocate_ids("runs", 1)[0]
+        train_flag = rec.train.enabled if train is None else train
+        with self.store.transaction():
+            self.store.insert("runs", [dict(
+                id=run_id, recipe_name=rec.name, recipe_path=str(path), recipe_toml=text, model_path=str(model),
+                model_sha256=None, seed=seed, rounds_planned=rounds, settings={"train": train_flag},
+                status="created", error=None,
+            )])
+            self.store.insert("agents", [dict(
+                run_id=run_id, name=a.name, role=a.role, system_prompt=a.system,
+                sampling=dict(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, min_p=a.min_p, max_tokens=a.max_tokens),
+            ) for a in rec.agents])
+        self.ensure_held_out(run_id, rec, seed, rec.task.difficulty)
+        self.ensure_held_out(run_id, rec, seed, min(rec.task.difficulty + 1, 10))
+        return run_id
+
+    def ensure_held_out(self, run_id: int, rec: Recipe, seed: int, level: int) -> int:
+        """Create the run's fixed held-out set for a difficulty level once; returns its size."""
+        have = self.store.execute(
+            "select count(*) from tasks where run_id = ? and held_out and difficulty = ?", [run_id, level])[0][0]
+        if have:
+            return int(have)
+        domain = get_domain(rec.task.domain)
+        tasks = domain.generate(random.Random(seed_for(seed, "held-out", level)), level, rec.eval.held_out)
+        seen: set[str] = set()
+        unique = [t for t in tasks if not (t.fingerprint in seen or seen.add(t.fingerprint))]  # type: ignore[func-returns-value]
+        ids = self.store.allocate_ids("tasks", len(unique))
+        self.store.insert("tasks", [dict(
+            id=i, run_id=run_id, round=None, source="generated", task_set=f"held-out-{level}", domain=t.domain,
+            difficulty=level, prompt=t.prompt, reference=t.reference, payload=t.payload, fingerprint=t.fingerprint,
+            held_out=True, rejected_reason=None,
+        ) for i, t in zip(ids, unique)])
+        return len(unique)
+
+    def run_info(self, run_id: int) -> RunInfo:
+        import json
+
+        row = self.store.execute(
+            "select recipe_toml, recipe_path, rounds_planned, status, seed, settings from runs where id = ?", [run_id])
+        if not row:
+            raise StoreError(f"no run {run_id} in {self.store.path}")
+        toml, path, planned, status, seed, settings = row[0]
+        flags = json.loads(settings) if settings else {}
+        return RunInfo(run_id, parse_recipe(toml, f"{path} (saved with run {run_id})"), int(planned), status, int(seed),
+                       bool(flags.get("train", True)))
+
+    def latest_unfinished(self) -> int | None:
+        row = self.store.execute("select max(id) from runs where status <> 'finished'")
+        return int(row[0][0]) if row and row[0][0] is not None else None
+
+    def runtime_for(self, rec: Recipe) -> Runtime:
+        """The loaded model for a recipe (reused while the model settings stay the same)."""
+        m = rec.model
+        key = (str(resolve_model(m.path)), m.n_ctx, m.n_parallel)
+        if self._runtime is None or self._runtime_key != key:
+            if self._runtime is not None:
+                self._runtime.close()
+            self._runtime = Runtime(m.path, n_ctx=m.n_ctx, n_parallel=m.n_parallel, n_batch=m.n_batch, n_threads=m.n_threads)
+            self._runtime_key = key
+        return self._runtime
+
+    def _set_status(self, run_id: int, status: str, error: str | None = None) -> None:
+        self.store.execute("update runs set status = ?, error = ?, updated_at = current_timestamp where id = ?",
+                           [status, error, run_id])
+
+    def play(self, run_id: int, *, rounds: int | None = None) -> str:
+        """Play the run's remaining rounds; returns the final status (finished or stopped).
+
+        ``rounds`` raises the planned count. Raises EngineError subclasses on failure (the
+        run is marked failed first).
+        """
+        self._stop.clear()
+        info = self.run_info(run_id)
+        if rounds is not None and rounds != info.rounds_planned:
+            self.store.execute("update runs set rounds_planned = ? where id = ?", [rounds, run_id])
+            info = self.run_info(run_id)
+        resumed = info.status != "created"
+        self._set_status(run_id, "running")
+        self.emit(RunStarted(run_id, info.recipe.name, info.rounds_planned, resumed))
+        try:
+            rt = self.runtime_for(info.recipe)
+            runner = RoundRunner(self.store, rt, info.recipe, run_id, info.seed, self.bus, self._stop)
+            while True:
+                done = self.store.execute(
+                    "select count(*) from rounds where run_id = ? and status = 'complete'", [run_id])[0][0]
+                if done >= info.rounds_planned:
+                    break
+                rnd = int(done)
+                difficulty = self._difficulty(run_id, rnd, info.recipe)
+                runner.play(rnd, difficulty)
+            self._set_status(run_id, "finished")
+            self.emit(RunFinished(run_id, "finished"))
+            return "finished"
+        except Stopped:
+            self._set_status(run_id, "stopped")
+            self.emit(RunFinished(run_id, "stopped"))
+            return "stopped"
+        except EngineError as e:
+            self._set_status(run_id, "failed", str(e))
+            self.emit(RunFailed(run_id, str(e)))
+            raise
+        except Exception as e:
+            self._set_status(run_id, "failed", f"{type(e).__name__}: {e}")
+            self.emit(RunFailed(run_id, f"{type(e).__name__}: {e}"))
+            raise
+
+    def _difficulty(self, run_id: int, rnd: int, rec: Recipe) -> int:
+        """Round 0 starts at the recipe's level; later rounds follow the last round's pass rate."""
+        row = self.store.execute("select difficulty from rounds where run_id = ? and round = ?", [run_id, rnd])
+        if row:
+            return int(row[0][0])
+        if rnd == 0:
+            return rec.task.difficulty
+        prev = self.store.execute(
+            "select difficulty, (stats->>'solve_rate_first')::double from rounds where run_id = ? and round = ?",
+            [run_id, rnd - 1])
+        if not prev:
+            return rec.task.difficulty
+        level, rate = int(prev[0][0]), float(prev[0][1] or 0.0)
+        t = rec.task
+        return next_difficulty(rate, level, t.target_low, t.target_high, t.max_difficulty)
+
+
+__all__ = ["Engine", "EngineError", "RunInfo"]

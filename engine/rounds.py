@@ -1,0 +1,359 @@
+"""One round of the swarm: propose, solve, debate (critique + revise), judge, verify.
+
+Each phase reads what it needs from the store, runs its agents concurrently through the
+batched runtime, and writes all of its rows together with the round's phase marker in one
+transaction. A crash or a stop mid-phase therefore loses only that phase's unsaved work, and
+resuming redoes exactly that phase: nothing is repeated or lost. The verifier's verdict is
+computed as each answer is written and is the only ground truth; the judge's verdict is
+recorded beside it with their agreement.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.agents import JUDGE_GRAMMAR, fill, request, seed_for
+from engine.errors import EngineError
+from engine.events import (
+    AnswerGiven,
+    CritiqueMade,
+    EventBus,
+    PhaseFinished,
+    PhaseStarted,
+    RoundFinished,
+    RoundStarted,
+    TaskProposed,
+    TokenStreamed,
+    VerdictReached,
+)
+from engine.recipes import AgentSpec, Recipe
+from engine.runtime import Completion, Request, Result, Runtime
+from engine.store import Store
+from engine.tasks import Task, get_domain
+
+PHASES = ("propose", "solve", "debate", "judge", "verify")
+
+
+class Stopped(EngineError):
+    """The run was asked to stop; the current phase was abandoned unsaved."""
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    id: int
+    task: Task
+
+
+def task_from_row(row: Sequence[Any]) -> TaskRow:
+    """(id, domain, prompt, reference, difficulty, fingerprint, payload) -> TaskRow."""
+    tid, domain, prompt, reference, difficulty, fp, payload = row
+    data = json.loads(payload) if isinstance(payload, str) else (payload or {})
+    return TaskRow(int(tid), Task(domain, prompt, reference or "", int(difficulty or 0), fp, data))
+
+
+TASK_COLUMNS = "id, domain, prompt, reference, difficulty, fingerprint, payload"
+
+
+class RoundRunner:
+    """Plays rounds of one run. ``stop`` (an Event) is checked while waiting on agents."""
+
+    def __init__(self, store: Store, runtime: Runtime, recipe: Recipe, run_id: int, seed: int,
+                 bus: EventBus, stop: threading.Event) -> None:
+        self.store = store
+        self.rt = runtime
+        self.recipe = recipe
+        self.run_id = run_id
+        self.seed = seed
+        self.bus = bus
+        self.stop = stop
+        self.domain = get_domain(recipe.task.domain)
+        self.tokens = 0
+        self.gen_seconds = 0.0
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _generate(self, reqs: Sequence[Request]) -> list[Result]:
+        """Run requests concurrently; abandon them all if a stop is requested."""
+        run_id = self.run_id
+        for r in reqs:
+            agent = r.tag
+            r.on_text = lambda text, agent=agent: self.bus.emit(TokenStreamed(run_id, agent, text))
+        t0 = time.perf_counter()
+        comps: list[Completion] = [self.rt.submit(r) for r in reqs]
+        results: list[Result] = []
+        try:
+            for c in comps:
+                while True:
+                    if self.stop.is_set():
+                        raise Stopped("stopped")
+                    try:
+                        results.append(c.result(timeout=0.1))
+                        break
+                    except TimeoutError:
+                        continue
+        except BaseException:
+            for c in comps:
+                c.cancel()
+            raise
+        self.gen_seconds += time.perf_counter() - t0
+        self.tokens += sum(r.completion_tokens for r in results)
+        return results
+
+    def _tasks(self, rnd: int) -> list[TaskRow]:
+        rows = self.store.execute(
+            f"select {TASK_COLUMNS} from tasks where run_id = ? and round = ? and rejected_reason is null "
+            "and not held_out order by id",
+            [self.run_id, rnd],
+        )
+        return [task_from_row(r) for r in rows]
+
+    def _mark(self, rnd: int, phase: str) -> None:
+        self.store.execute("update rounds set phase = ? where run_id = ? and round = ?", [phase, self.run_id, rnd])
+
+    def _agents(self, role: str) -> list[AgentSpec]:
+        return self.recipe.agents_with(role)  # type: ignore[arg-type]
+
+    # -- the round ---------------------------------------------------------------------------------
+
+    def play(self, rnd: int, difficulty: int) -> dict[str, float]:
+        row = self.store.execute("select phase, difficulty from rounds where run_id = ? and round = ?", [self.run_id, rnd])
+        if not row:
+            self.store.insert("rounds", [dict(run_id=self.run_id, round=rnd, status="running", phase=None, difficulty=difficulty)])
+            done = None
+        else:
+            done, difficulty = row[0][0], int(row[0][1])
+        self.bus.emit(RoundStarted(self.run_id, rnd, difficulty))
+        start = PHASES.index(done) + 1 if done in PHASES else 0
+        timings: dict[str, float] = {}
+        for phase in PHASES[start:]:
+            if self.stop.is_set():
+                raise Stopped("stopped")
+            self.bus.emit(PhaseStarted(self.run_id, rnd, phase))
+            t0 = time.perf_counter()
+            getattr(self, f"_{phase}")(rnd, difficulty, timings)
+            timings[phase] = time.perf_counter() - t0
+            self.bus.emit(PhaseFinished(self.run_id, rnd, phase, timings[phase]))
+        stats = self.stats(rnd)
+        self.bus.emit(RoundFinished(self.run_id, rnd, stats))
+        return stats
+
+    def _propose(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
+        spec = self.recipe.task
+        rng = random.Random(seed_for(self.seed, rnd, "generate"))
+        generated = self.domain.generate(rng, difficulty, spec.generated)
+        candidates: list[tuple[str, Task | str, str]] = [("generated", t, "") for t in generated]
+        proposers = self._agents("proposer")
+        if proposers and spec.proposed:
+            examples_pool = self.domain.generate(random.Random(seed_for(self.seed, rnd, "examples")), difficulty, 3)
+            examples = "\n".join(t.payload.get("expression", t.payload.get("spec", t.prompt)) for t in examples_pool)
+            reqs = [
+                request(proposers[i % len(proposers)],
+                        fill(self.recipe.prompts.propose, {"examples": examples, "difficulty": difficulty}),
+                        seed_for(self.seed, rnd, "propose", i))
+                for i in range(spec.proposed)
+            ]
+            for res in self._generate(reqs):
+                candidates.append(("proposed", self.domain.parse_proposal(res.text, difficulty), res.text))
+        seen = {r[0]: bool(r[1]) for r in self.store.execute(
+            "select fingerprint, bool_or(held_out) from tasks where (run_id = ? or run_id is null) "
+            "and rejected_reason is null group by fingerprint", [self.run_id])}
+        ids = self.store.allocate_ids("tasks", len(candidates))
+        rows = []
+        for tid, (source, cand, text) in zip(ids, candidates):
+            if isinstance(cand, str):
+                task = None
+                reason: str | None = cand
+                prompt, fp = text.strip()[:2000] or "(empty proposal)", f"rejected:{tid}"
+            else:
+                task, reason, prompt, fp = cand, None, cand.prompt, cand.fingerprint
+                if fp in seen:
+                    reason = "duplicates a held-out task" if seen[fp] else "duplicates an earlier task"
+                else:
+                    seen[fp] = False
+            payload = dict(task.payload) if task else {}
+            if source == "proposed":
+                payload["proposal_text"] = text
+            rows.append(dict(
+                id=tid, run_id=self.run_id, round=rnd, source=source, task_set=None, domain=self.domain.name,
+                difficulty=task.difficulty if task else difficulty, prompt=prompt,
+                reference=task.reference if task else None, payload=payload, fingerprint=fp,
+                held_out=False, rejected_reason=reason,
+            ))
+        with self.store.transaction():
+            self.store.insert("tasks", rows)
+            self._mark(rnd, "propose")
+        for r in rows:
+            self.bus.emit(TaskProposed(self.run_id, rnd, r["id"], r["source"], r["prompt"], r["rejected_reason"]))
+
+    def _attempt_rows(self, rnd: int, items: list[tuple[TaskRow, AgentSpec, int]], results: list[Result], turn: int) -> list[dict[str, Any]]:
+        ids = self.store.allocate_ids("attempts", len(items))
+        rows = []
+        for aid, (tr, agent, sample), res in zip(ids, items, results):
+            verdict = self.domain.verify(tr.task, res.text)
+            rows.append(dict(
+                id=aid, run_id=self.run_id, round=rnd, task_id=tr.id, agent=agent.name, sample=sample, turn=turn,
+                text=res.text, answer=verdict.answer, correct=verdict.correct, status=verdict.status,
+                tokens=res.completion_tokens, seconds=res.seconds, truncated=res.truncated_prompt,
+            ))
+            self.bus.emit(AnswerGiven(self.run_id, rnd, tr.id, agent.name, turn, res.text, verdict.correct))
+        return rows
+
+    def _solve(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
+        items = [(tr, solver, s) for tr in self._tasks(rnd) for solver in self._agents("solver")
+                 for s in range(self.recipe.round.samples)]
+        reqs = [request(a, fill(self.recipe.prompts.solve, {"task": tr.task.prompt}),
+                        seed_for(self.seed, rnd, tr.id, a.name, s, 0)) for tr, a, s in items]
+        results = self._generate(reqs)
+        rows = self._attempt_rows(rnd, items, results, 0)
+        with self.store.transaction():
+            self.store.insert("attempts", rows)
+            self._mark(rnd, "solve")
+
+    def _debate(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
+        critics = self._agents("critic")
+        turns = self.recipe.round.debate_turns if critics else 0
+        done_turns = self.store.execute(
+            "select coalesce(max(turn), 0) from attempts where run_id = ? and round = ?", [self.run_id, rnd])[0][0]
+        tasks = {tr.id: tr for tr in self._tasks(rnd)}
+        solvers = {a.name: a for a in self._agents("solver")}
+        p = self.recipe.prompts
+        for turn in range(int(done_turns) + 1, turns + 1):
+            prev = self.store.execute(
+                "select id, task_id, agent, sample, text from attempts where run_id = ? and round = ? and turn = ? order by id",
+                [self.run_id, rnd, turn - 1])
+            prev = [r for r in prev if r[1] in tasks and r[2] in solvers]
+            crit_reqs = [
+                request(critics[i % len(critics)], fill(p.critique, {"task": tasks[tid].task.prompt, "answer": text}),
+                        seed_for(self.seed, rnd, aid, "critique", turn))
+                for i, (aid, tid, _agent, _s, text) in enumerate(prev)
+            ]
+            crits = self._generate(crit_reqs)
+            items = [(tasks[tid], solvers[agent], s) for _aid, tid, agent, s, _t in prev]
+            rev_reqs = [
+                request(solvers[agent], fill(p.revise, {"task": tasks[tid].task.prompt, "answer": text, "critique": c.text}),
+                        seed_for(self.seed, rnd, tid, agent, s, turn))
+                for (_aid, tid, agent, s, text), c in zip(prev, crits)
+            ]
+            revs = self._generate(rev_reqs)
+            crit_ids = self.store.allocate_ids("critiques", len(prev))
+            crit_rows = [
+                dict(id=cid, run_id=self.run_id, round=rnd, task_id=tid, attempt_id=aid,
+                     agent=critics[i % len(critics)].name, turn=turn, text=c.text,
+                     tokens=c.completion_tokens, seconds=c.seconds)
+                for i, (cid, (aid, tid, _a, _s, _t), c) in enumerate(zip(crit_ids, prev, crits))
+            ]
+            for r in crit_rows:
+                self.bus.emit(CritiqueMade(self.run_id, rnd, r["task_id"], r["agent"], r["text"]))
+            att_rows = self._attempt_rows(rnd, items, revs, turn)
+            with self.store.transaction():
+                self.store.insert("critiques", crit_rows)
+                self.store.insert("attempts", att_rows)
+                if turn == turns:
+                    self._mark(rnd, "debate")
+        if int(done_turns) >= turns:
+            self._mark(rnd, "debate")
+
+    def _judge(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
+        judges = self._agents("judge")
+        if not judges:
+            self._mark(rnd, "judge")
+            return
+        tasks = {tr.id: tr for tr in self._tasks(rnd)}
+        finals = self.store.execute(
+            "select id, task_id, text, correct, status from attempts a where run_id = ? and round = ? and turn = "
+            "(select max(turn) from attempts b where b.run_id = a.run_id and b.round = a.round and b.task_id = a.task_id "
+            "and b.agent = a.agent and b.sample = a.sample) order by id", [self.run_id, rnd])
+        finals = [f for f in finals if f[1] in tasks]
+        reqs = [
+            request(judges[i % len(judges)], fill(self.recipe.prompts.judge, {"task": tasks[tid].task.prompt, "answer": text}),
+                    seed_for(self.seed, rnd, aid, "judge"), grammar=JUDGE_GRAMMAR,
+                    greedy=judges[i % len(judges)].temperature == 0)
+            for i, (aid, tid, text, _c, _s) in enumerate(finals)
+        ]
+        results = self._generate(reqs)
+        ids = self.store.allocate_ids("verdicts", len(finals))
+        rows = []
+        for i, (vid, (aid, tid, _text, correct, status), res) in enumerate(zip(ids, finals, results)):
+            judged = parse_judgement(res.text)
+            rows.append(dict(
+                id=vid, run_id=self.run_id, round=rnd, task_id=tid, attempt_id=aid, judge=judges[i % len(judges)].name,
+                judge_correct=judged, judge_text=res.text, verifier_correct=bool(correct), verifier_status=status or "",
+                agreement=None if judged is None else judged == bool(correct), tokens=res.completion_tokens, seconds=res.seconds,
+            ))
+            self.bus.emit(VerdictReached(self.run_id, rnd, tid, judged, bool(correct)))
+        with self.store.transaction():
+            self.store.insert("verdicts", rows)
+            self._mark(rnd, "judge")
+
+    def _verify(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
+        """Ground truth was computed as answers were written; close the round with its stats."""
+        stats = self.stats(rnd)
+        stats.update({f"seconds_{k}": round(v, 3) for k, v in timings.items()})
+        with self.store.transaction():
+            self.store.execute(
+                "update rounds set status = 'complete', phase = 'verify', stats = ?, finished_at = current_timestamp "
+                "where run_id = ? and round = ?", [json.dumps(stats), self.run_id, rnd])
+
+    def stats(self, rnd: int) -> dict[str, float]:
+        q = self.store.execute
+        r, rid = rnd, self.run_id
+        proposed, accepted, rejected = q(
+            "select count(*), count(*) filter (rejected_reason is null), count(*) filter (rejected_reason is not null) "
+            "from tasks where run_id = ? and round = ? and not held_out", [rid, r])[0]
+        first = q("select avg(correct::int) from attempts where run_id = ? and round = ? and turn = 0", [rid, r])[0][0]
+        final = q(
+            "select avg(correct::int) from attempts a where run_id = ? and round = ? and turn = (select max(turn) "
+            "from attempts b where b.run_id = a.run_id and b.round = a.round)", [rid, r])[0][0]
+        agree = q("select avg(agreement::int), count(*) from verdicts where run_id = ? and round = ?", [rid, r])[0]
+        tokens, secs = q("select coalesce(sum(tokens), 0), coalesce(sum(seconds), 0) from attempts where run_id = ? and round = ?", [rid, r])[0]
+        out = {
+            "tasks": float(proposed), "accepted": float(accepted), "rejected": float(rejected),
+            "solve_rate_first": float(first or 0.0), "solve_rate_final": float(final or 0.0),
+            "judge_agreement": float(agree[0]) if agree[0] is not None else float("nan"),
+            "verdicts": float(agree[1]), "attempt_tokens": float(tokens),
+        }
+        if self.gen_seconds:
+            out["tokens_per_second"] = self.tokens / self.gen_seconds
+        return out
+
+
+def parse_judgement(text: str) -> bool | None:
+    """The judge's boolean, or None if its output is unusable (cut off by max_tokens).
+
+    >>> parse_judgement('{"correct": true, "reason": "fine"}')
+    True
+    >>> parse_judgement('{"correct": fal') is None
+    True
+    """
+    try:
+        value = json.loads(text).get("correct")
+    except (ValueError, AttributeError):
+        head = text.lstrip()[:20]
+        if head.startswith('{"correct": true'):
+            return True
+        if head.startswith('{"correct": false'):
+            return False
+        return None
+    return value if isinstance(value, bool) else None
+
+
+def next_difficulty(pass_rate: float, difficulty: int, low: float, high: float, top: int) -> int:
+    """Keep the solvers where they succeed between ``low`` and ``high`` of the time.
+
+    >>> next_difficulty(0.9, 2, 0.2, 0.8, 6), next_difficulty(0.1, 2, 0.2, 0.8, 6), next_difficulty(0.5, 2, 0.2, 0.8, 6)
+    (3, 1, 2)
+    """
+    if pass_rate > high:
+        return min(top, difficulty + 1)
+    if pass_rate < low:
+        return max(1, difficulty - 1)
+    return difficulty
+
+
+Callback = Callable[[int], None]

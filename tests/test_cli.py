@@ -1,0 +1,86 @@
+"""The `swarm` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from console.cli import main
+from tests.conftest import small_recipe
+
+
+def swarm(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "console.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_doctor_reports_the_default_model() -> None:
+    r = swarm("doctor", "--quick")
+    assert r.returncode == 0, r.stderr
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf" in r.stdout
+    assert "llama-cpp-python" in r.stdout and "schema version" in r.stdout
+    assert "the loop can run" in r.stdout
+
+
+def test_doctor_fails_on_a_bad_model(tmp_path: Path) -> None:
+    bad = tmp_path / "m.gguf"
+    bad.write_bytes(b"nope")
+    r = swarm("doctor", "--quick", "--model", str(bad))
+    assert r.returncode == 1 and "not a GGUF file" in r.stdout
+
+
+def test_sql(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sql", "select 1 as one"]) == 0
+    assert "| one |" in capsys.readouterr().out
+    assert main(["sql", "select 1 as a, 'x' as b", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.strip() == "a,b\n1,x"
+    assert main(["sql", "select 2 as n", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 2}]
+
+
+def test_sql_refuses_writes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sql", "delete from runs"]) == 1
+    assert "refused" in capsys.readouterr().err
+
+
+def test_recipes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["recipes"]) == 0
+    assert "default.toml" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = 1\n")
+    assert main(["recipes", str(bad)]) == 1
+    assert f"{bad}: name:" in capsys.readouterr().out
+
+
+def test_sandbox_run_prints_json(tmp_path: Path) -> None:
+    f = tmp_path / "loop.py"
+    f.write_text("while True: pass\n")
+    r = swarm("sandbox", "run", str(f), "--timeout", "1")
+    assert r.returncode == 0
+    assert json.loads(r.stdout)["status"] == "timeout"
+
+
+def test_run_and_resume_on_tiny_model(tmp_path: Path, tiny_recipe: Path) -> None:
+    r = swarm("run", str(tiny_recipe), "--rounds", "1", "--no-train")
+    assert r.returncode == 0, r.stderr
+    assert "round 0 summary" in r.stderr and "run 1: finished" in r.stderr
+    r = swarm("sql", "select count(*) as n from attempts", "--format", "json")
+    assert json.loads(r.stdout)[0]["n"] > 0
+    r = swarm("run", "--resume")
+    assert r.returncode == 1 and "no unfinished run" in r.stderr
+
+
+@pytest.mark.slow
+def test_end_to_end_round_on_the_real_default_model(tmp_path: Path) -> None:
+    recipe = small_recipe(tmp_path, "builtin:smollm2-135m")
+    r = swarm("run", str(recipe), "--rounds", "1", "--no-train", timeout=900)
+    assert r.returncode == 0, r.stderr
+    q = "select (select count(*) from tasks where round = 0) t, (select count(*) from attempts) a, " \
+        "(select count(*) from critiques) c, (select count(*) from verdicts) v, " \
+        "(select count(*) from attempts where status is null or correct is null) unverified"
+    row = json.loads(swarm("sql", q, "--format", "json").stdout)[0]
+    assert row["t"] == 6 and row["a"] > 0 and row["c"] > 0 and row["v"] > 0
+    assert row["unverified"] == 0  # the verifier judged every answer
