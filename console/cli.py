@@ -137,6 +137,33 @@ def _cmd_tasks_check(args: argparse.Namespace) -> int:
     return 0 if passed == len(results) else 1
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from engine.api import Engine
+    from engine.train.dataset import export_rows
+
+    eng = Engine.open(args.home)
+    try:
+        cols, rows = export_rows(eng.store, args.run)
+        out = args.output or f"examples.{args.format}"
+        if args.format == "jsonl":
+            import json
+
+            with open(out, "w") as fh:
+                for r in rows:
+                    rec = dict(zip(cols, r))
+                    rec["messages"] = json.loads(rec["messages"])
+                    fh.write(json.dumps(rec, default=str) + "\n")
+        else:
+            where = "" if args.run is None else f" where run_id = {int(args.run)}"
+            target = out.replace("'", "''")
+            eng.store.cursor().execute(
+                f"copy (select {', '.join(cols)} from examples{where} order by id) to '{target}' (format parquet)")
+    finally:
+        eng.close()
+    print(f"wrote {len(rows)} example(s) to {out}")
+    return 0
+
+
 def _cmd_console(args: argparse.Namespace) -> int:
     from console.app import run_console
 
@@ -188,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
     tc = tksub.add_parser("check", help="run every canonical solution through the verifier")
     tc.add_argument("set", nargs="?")
     tc.set_defaults(func=_cmd_tasks_check)
+
+    ex = sub.add_parser("export", help="export data from the store")
+    exsub = ex.add_subparsers(title="what", metavar="WHAT", required=True)
+    exe = exsub.add_parser("examples", help="the training set (verified answers and replay)")
+    exe.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
+    exe.add_argument("--run", type=int, help="only this run")
+    exe.add_argument("-o", "--output", help="file to write (default: examples.FORMAT)")
+    exe.set_defaults(func=_cmd_export)
 
     c = sub.add_parser("console", help="open the console on a recipe")
     c.add_argument("recipe", nargs="?")

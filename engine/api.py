@@ -16,13 +16,12 @@ re-raises.
 from __future__ import annotations
 
 import os
-import random
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.agents import seed_for
 from engine.errors import EngineError, StoreError
+from engine.heldout import ensure_held_out
 from engine.events import Event, EventBus, RunFailed, RunFinished, RunStarted, Subscriber
 from engine.models import check_gguf, resolve_model
 from engine.paths import home_dir, store_path
@@ -30,7 +29,6 @@ from engine.recipes import Recipe, load_recipe, parse_recipe
 from engine.rounds import RoundRunner, Stopped, next_difficulty
 from engine.runtime import Runtime
 from engine.store import Store
-from engine.tasks import get_domain
 
 
 @dataclass(frozen=True)
@@ -97,27 +95,9 @@ class Engine:
                 run_id=run_id, name=a.name, role=a.role, system_prompt=a.system,
                 sampling=dict(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, min_p=a.min_p, max_tokens=a.max_tokens),
             ) for a in rec.agents])
-        self.ensure_held_out(run_id, rec, seed, rec.task.difficulty)
-        self.ensure_held_out(run_id, rec, seed, min(rec.task.difficulty + 1, 10))
+        ensure_held_out(self.store, run_id, rec, seed, rec.task.difficulty)
+        ensure_held_out(self.store, run_id, rec, seed, min(rec.task.difficulty + 1, 10))
         return run_id
-
-    def ensure_held_out(self, run_id: int, rec: Recipe, seed: int, level: int) -> int:
-        """Create the run's fixed held-out set for a difficulty level once; returns its size."""
-        have = self.store.execute(
-            "select count(*) from tasks where run_id = ? and held_out and difficulty = ?", [run_id, level])[0][0]
-        if have:
-            return int(have)
-        domain = get_domain(rec.task.domain)
-        tasks = domain.generate(random.Random(seed_for(seed, "held-out", level)), level, rec.eval.held_out)
-        seen: set[str] = set()
-        unique = [t for t in tasks if not (t.fingerprint in seen or seen.add(t.fingerprint))]  # type: ignore[func-returns-value]
-        ids = self.store.allocate_ids("tasks", len(unique))
-        self.store.insert("tasks", [dict(
-            id=i, run_id=run_id, round=None, source="generated", task_set=f"held-out-{level}", domain=t.domain,
-            difficulty=level, prompt=t.prompt, reference=t.reference, payload=t.payload, fingerprint=t.fingerprint,
-            held_out=True, rejected_reason=None,
-        ) for i, t in zip(ids, unique)])
-        return len(unique)
 
     def run_info(self, run_id: int) -> RunInfo:
         import json
@@ -166,7 +146,11 @@ class Engine:
         self.emit(RunStarted(run_id, info.recipe.name, info.rounds_planned, resumed))
         try:
             rt = self.runtime_for(info.recipe)
-            runner = RoundRunner(self.store, rt, info.recipe, run_id, info.seed, self.bus, self._stop)
+            runner = RoundRunner(self.store, rt, info.recipe, run_id, info.seed, self.bus, self._stop,
+                                 train=info.train, workdir=self.home / "runs" / str(run_id), home=self.home)
+            _, adapter = runner.current_adapter()
+            if rt.adapter != (None if adapter is None else str(Path(adapter).resolve())):
+                rt.set_adapter(adapter).result()  # resume on the adapter the run had promoted
             while True:
                 done = self.store.execute(
                     "select count(*) from rounds where run_id = ? and status = 'complete'", [run_id])[0][0]

@@ -16,13 +16,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from engine.agents import JUDGE_GRAMMAR, fill, request, seed_for
-from engine.errors import EngineError
+from engine.errors import EngineError, TrainingError
 from engine.events import (
+    AdapterExported,
+    AdapterPromoted,
     AnswerGiven,
     CritiqueMade,
+    EvalScored,
     EventBus,
     PhaseFinished,
     PhaseStarted,
@@ -30,6 +34,7 @@ from engine.events import (
     RoundStarted,
     TaskProposed,
     TokenStreamed,
+    TrainingProgress,
     VerdictReached,
 )
 from engine.recipes import AgentSpec, Recipe
@@ -37,7 +42,7 @@ from engine.runtime import Completion, Request, Result, Runtime
 from engine.store import Store
 from engine.tasks import Task, get_domain
 
-PHASES = ("propose", "solve", "debate", "judge", "verify")
+PHASES = ("propose", "solve", "debate", "judge", "verify", "collect", "train", "evaluate")
 
 
 class Stopped(EngineError):
@@ -64,7 +69,8 @@ class RoundRunner:
     """Plays rounds of one run. ``stop`` (an Event) is checked while waiting on agents."""
 
     def __init__(self, store: Store, runtime: Runtime, recipe: Recipe, run_id: int, seed: int,
-                 bus: EventBus, stop: threading.Event) -> None:
+                 bus: EventBus, stop: threading.Event, *, train: bool = False, workdir: Path | None = None,
+                 home: Path | None = None) -> None:
         self.store = store
         self.rt = runtime
         self.recipe = recipe
@@ -75,6 +81,9 @@ class RoundRunner:
         self.domain = get_domain(recipe.task.domain)
         self.tokens = 0
         self.gen_seconds = 0.0
+        self.train = train
+        self.workdir = workdir
+        self.home = home
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -124,7 +133,8 @@ class RoundRunner:
     def play(self, rnd: int, difficulty: int) -> dict[str, float]:
         row = self.store.execute("select phase, difficulty from rounds where run_id = ? and round = ?", [self.run_id, rnd])
         if not row:
-            self.store.insert("rounds", [dict(run_id=self.run_id, round=rnd, status="running", phase=None, difficulty=difficulty)])
+            self.store.insert("rounds", [dict(run_id=self.run_id, round=rnd, status="running", phase=None,
+                                              difficulty=difficulty, adapter_id=self.current_adapter()[0])])
             done = None
         else:
             done, difficulty = row[0][0], int(row[0][1])
@@ -139,9 +149,17 @@ class RoundRunner:
             getattr(self, f"_{phase}")(rnd, difficulty, timings)
             timings[phase] = time.perf_counter() - t0
             self.bus.emit(PhaseFinished(self.run_id, rnd, phase, timings[phase]))
+        self.store.execute("update rounds set status = 'complete', finished_at = coalesce(finished_at, current_timestamp) "
+                           "where run_id = ? and round = ?", [self.run_id, rnd])
         stats = self.stats(rnd)
         self.bus.emit(RoundFinished(self.run_id, rnd, stats))
         return stats
+
+    def current_adapter(self) -> tuple[int | None, str | None]:
+        """The run's adapter in use: the latest promoted one (None: the base model)."""
+        row = self.store.execute(
+            "select id, path from adapters where run_id = ? and promoted order by id desc limit 1", [self.run_id])
+        return (int(row[0][0]), str(row[0][1])) if row else (None, None)
 
     def _propose(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
         spec = self.recipe.task
@@ -297,8 +315,116 @@ class RoundRunner:
         stats.update({f"seconds_{k}": round(v, 3) for k, v in timings.items()})
         with self.store.transaction():
             self.store.execute(
-                "update rounds set status = 'complete', phase = 'verify', stats = ?, finished_at = current_timestamp "
+                "update rounds set phase = 'verify', stats = ?, finished_at = current_timestamp "
                 "where run_id = ? and round = ?", [json.dumps(stats), self.run_id, rnd])
+
+    def _collect(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
+        """Verified answers join the training set; at round 0 the base model's replay answers too."""
+        from engine.train.dataset import collect, collect_replay
+
+        with self.store.transaction():
+            if self.train and self.recipe.train.replay_fraction > 0:
+                collect_replay(self.store, self.rt, self.run_id, rnd)
+            collect(self.store, self.recipe, self.run_id, rnd)
+            self._mark(rnd, "collect")
+
+    def _train(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
+        if not self.train:
+            self._mark(rnd, "train")
+            return
+        from engine.train.dataset import training_set
+        from engine.train.runner import TrainConfig, train_lora
+
+        q = self.store.execute
+        # A training run left 'running' by a crash is over: say so, then train afresh.
+        q("update training_runs set status = 'failed', error = 'interrupted' "
+          "where run_id = ? and round = ? and status = 'running'", [self.run_id, rnd])
+        spec = self.recipe.train
+        examples = training_set(self.store, self.recipe, self.run_id, seed_for(self.seed, rnd, "train"))
+        tr_id = self.store.allocate_ids("training_runs", 1)[0]
+        self.store.insert("training_runs", [dict(
+            id=tr_id, run_id=self.run_id, round=rnd, backend=spec.backend, backend_reason=None,
+            settings=spec.model_dump(), n_examples=len(examples), steps=spec.steps, loss_curve=None,
+            tokens_per_second=None, seconds=None, status="running", error=None)])
+        assert self.workdir is not None and self.home is not None
+        held = q(f"select {TASK_COLUMNS} from tasks where run_id = ? and held_out order by id limit 3", [self.run_id])
+        from engine.train.dataset import solve_messages
+
+        check_prompts = [self.rt.chat.render(solve_messages(self.recipe, task_from_row(r).task.prompt)) for r in held]
+        check_prompts.append(self.rt.chat.render([{"role": "user", "content": "Explain what a linked list is."}]))
+        cfg = TrainConfig(home=self.home, gguf=self.rt.path, workdir=self.workdir / f"round-{rnd}",
+                          spec=spec, seed=seed_for(self.seed, rnd, "lora"), check_prompts=check_prompts)
+
+        def progress(step: int, steps: int, loss: float, tps: float) -> None:
+            self.bus.emit(TrainingProgress(self.run_id, rnd, step, steps, loss, tps))
+
+        try:
+            out = train_lora(cfg, examples, cancel=self.stop, on_progress=progress)
+        except TrainingError as e:
+            q("update training_runs set status = ?, error = ? where id = ?",
+              ["cancelled" if self.stop.is_set() else "failed", str(e), tr_id])
+            if self.stop.is_set():
+                raise Stopped("stopped") from e
+            self.bus.emit(AdapterPromoted(self.run_id, rnd, None, False, f"training failed: {e}"))
+            self._mark(rnd, "train")
+            return
+        parent, _ = self.current_adapter()
+        ad_id = self.store.allocate_ids("adapters", 1)[0]
+        with self.store.transaction():
+            q("update training_runs set status = 'done', backend = ?, backend_reason = ?, loss_curve = ?, "
+              "tokens_per_second = ?, seconds = ?, n_examples = ? where id = ?",
+              [out.backend, out.backend_reason, json.dumps(out.loss_curve), out.tokens_per_second, out.seconds,
+               out.n_examples, tr_id])
+            self.store.insert("adapters", [dict(
+                id=ad_id, run_id=self.run_id, round=rnd, training_run_id=tr_id, parent_id=parent,
+                path=str(out.adapter_path), sha256=out.sha256, export_cosine=out.cosine, promoted=False, decision=None)])
+            self._mark(rnd, "train")
+        self.bus.emit(AdapterExported(self.run_id, rnd, ad_id, str(out.adapter_path), out.cosine))
+
+    def _evaluate(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
+        """Score the new adapter and the one in use on the held-out sets; keep the better."""
+        new = self.store.execute(
+            "select id, path from adapters where run_id = ? and round = ? and decision is null order by id desc limit 1",
+            [self.run_id, rnd])
+        if not self.train or not new:
+            self._mark(rnd, "evaluate")
+            return
+        from engine.evaluate import gate, score
+        from engine.heldout import ensure_held_out, set_name
+
+        new_id, new_path = int(new[0][0]), str(new[0][1])
+        cur_id, cur_path = self.current_adapter()
+        levels = sorted({difficulty, min(difficulty + 1, 10)})
+        sets = {lvl: ensure_held_out(self.store, self.run_id, self.recipe, self.seed, lvl) for lvl in levels}
+        rows = []
+        means = {}
+        for adapter_id, path in ((cur_id, cur_path), (new_id, new_path)):
+            accs = []
+            for lvl, tasks in sets.items():
+                cached = self.store.execute(
+                    "select accuracy from evals where run_id = ? and adapter_id is not distinct from ? and eval_set = ?",
+                    [self.run_id, adapter_id, set_name(lvl)])
+                if cached:
+                    accs.append(float(cached[0][0]))
+                    continue
+                if self.rt.adapter != (None if path is None else str(Path(path).resolve())):
+                    self.rt.set_adapter(path).result()
+                sc, _ = score(self.rt, self.recipe, tasks, seed=self.seed)
+                accs.append(sc.accuracy)
+                rows.append(dict(run_id=self.run_id, round=rnd, adapter_id=adapter_id, eval_set=set_name(lvl), n=sc.n,
+                                 correct=sc.correct, accuracy=sc.accuracy, ci_low=sc.ci_low, ci_high=sc.ci_high))
+                self.bus.emit(EvalScored(self.run_id, rnd, set_name(lvl), adapter_id, sc.accuracy, sc.ci_low, sc.ci_high))
+            means[adapter_id] = sum(accs) / len(accs)
+        promote, reason = gate(means[new_id], means[cur_id], self.recipe.eval.margin)
+        keep = new_path if promote else cur_path
+        if self.rt.adapter != (None if keep is None else str(Path(keep).resolve())):
+            self.rt.set_adapter(keep).result()
+        ids = self.store.allocate_ids("evals", len(rows))
+        with self.store.transaction():
+            self.store.insert("evals", [dict(id=i, **r) for i, r in zip(ids, rows)])
+            self.store.execute("update adapters set promoted = ?, decision = ? where id = ?", [promote, reason, new_id])
+            self._mark(rnd, "evaluate")
+        self.bus.emit(AdapterPromoted(self.run_id, rnd, new_id if promote else cur_id, promote, reason))
 
     def stats(self, rnd: int) -> dict[str, float]:
         q = self.store.execute

@@ -37,7 +37,7 @@ def test_round_records_every_step(tiny_recipe: Path) -> None:
         assert text in ('{"correct": true}', '{"correct": false}')  # grammar-constrained
         assert agree == (judged == truth)
     status, phase, stats = q("select status, phase, stats from rounds where run_id = ? and round = 0", [run_id])[0]
-    assert (status, phase) == ("complete", "verify")
+    assert (status, phase) == ("complete", "evaluate")
     assert '"solve_rate_first"' in stats and '"judge_agreement"' in stats
     assert q("select status from runs where id = ?", [run_id])[0][0] == "finished"
     # no attempt is recorded twice
@@ -81,7 +81,7 @@ def test_stop_mid_round_then_resume_loses_and_repeats_nothing(tiny_recipe: Path)
     q = eng.store.execute
     assert q("select status from runs where id = ?", [run_id])[0][0] == "stopped"
     assert q("select round, status, phase from rounds where run_id = ? order by round", [run_id]) == [
-        (0, "complete", "verify"), (1, "running", "solve")]
+        (0, "complete", "evaluate"), (1, "running", "solve")]
     assert q("select count(*) from attempts where run_id = ? and round = 1 and turn = 1", [run_id])[0][0] == 0
     before = counts(eng, run_id)
     eng.close()

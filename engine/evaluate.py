@@ -1,0 +1,72 @@
+"""Held-out scoring, its bootstrap interval, and the gate that keeps or drops a new adapter.
+
+Scoring is greedy pass@1 through the batched runtime with the prompt the solvers use, checked
+by the domain's verifier. The gate promotes a new adapter unless it is worse than the one in
+use by more than the recipe's noise margin.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from engine.agents import request
+from engine.recipes import AgentSpec, Recipe
+from engine.rounds import TaskRow
+from engine.runtime import Runtime
+from engine.tasks import get_domain
+from engine.train.dataset import solve_messages
+
+
+@dataclass(frozen=True)
+class Score:
+    n: int
+    correct: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+
+
+def bootstrap_ci(outcomes: Sequence[bool], resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean.
+
+    >>> bootstrap_ci([True] * 10)
+    (1.0, 1.0)
+    >>> lo, hi = bootstrap_ci([True, False] * 50, seed=1); lo < 0.5 < hi
+    True
+    """
+    n = len(outcomes)
+    if n == 0:
+        return 0.0, 0.0
+    rng = random.Random(seed)
+    vals = [int(x) for x in outcomes]
+    means = sorted(sum(rng.choice(vals) for _ in range(n)) / n for _ in range(resamples))
+    return means[int(0.025 * (resamples - 1))], means[int(0.975 * (resamples - 1))]
+
+
+def score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow], seed: int = 0) -> tuple[Score, list[bool]]:
+    """Greedy pass@1 of whatever adapter the runtime serves now."""
+    domain = get_domain(recipe.task.domain)
+    solver = recipe.agents_with("solver")[0]
+    agent = AgentSpec(name="eval", role="solver", system=solver.system, temperature=0.0, max_tokens=solver.max_tokens)
+    comps = []
+    for tr in tasks:
+        msgs = solve_messages(recipe, tr.task.prompt)
+        req = request(agent, msgs[-1]["content"], 0, greedy=True)
+        comps.append(runtime.submit(req))
+    outcomes = [domain.verify(tr.task, c.result().text).correct for tr, c in zip(tasks, comps)]
+    lo, hi = bootstrap_ci(outcomes, recipe.eval.bootstrap, seed)
+    k = sum(outcomes)
+    return Score(len(outcomes), k, k / len(outcomes) if outcomes else 0.0, lo, hi), outcomes
+
+
+def gate(new: float, current: float, margin: float) -> tuple[bool, str]:
+    """Promote unless the new adapter is worse beyond the noise margin.
+
+    >>> gate(0.60, 0.62, 0.05)[0], gate(0.50, 0.62, 0.05)[0]
+    (True, False)
+    """
+    if new >= current - margin:
+        return True, f"held-out {new:.1%} vs {current:.1%} in use (margin {margin:.1%}): not worse"
+    return False, f"held-out {new:.1%} vs {current:.1%} in use: worse by more than {margin:.1%}"

@@ -1,0 +1,33 @@
+"""General prompts whose base-model answers are mixed into training against forgetting.
+
+An adapter trained only on arithmetic answered "101 567" to "Explain what a linked list is"
+(FACTS.md). At round 0 the base model answers these prompts and its answers are stored as
+``replay`` examples; each training set mixes a share of them back in (``train.replay_fraction``).
+"""
+
+REPLAY_PROMPTS = [
+    "Explain what a linked list is.",
+    "Write a short poem about the sea.",
+    "What is the capital of France?",
+    "Give three tips for staying focused while studying.",
+    "What does a compiler do?",
+    "Describe the water cycle in two sentences.",
+    "Who wrote Romeo and Juliet?",
+    "Suggest a name for a friendly robot.",
+    "What is photosynthesis?",
+    "How do I boil an egg?",
+    "Summarize the plot of Cinderella in one sentence.",
+    "What is the difference between weather and climate?",
+    "Write a haiku about autumn.",
+    "Why is the sky blue?",
+    "What is a prime number?",
+    "List three uses of a paperclip.",
+    "Explain recursion to a child.",
+    "What language is spoken in Brazil?",
+    "Give an example of a renewable energy source.",
+    "What is the purpose of a README file?",
+    "Translate 'good morning' into Spanish.",
+    "What is the largest planet in the solar system?",
+    "Describe a cat in three words.",
+    "How many days are in a leap year?",
+]

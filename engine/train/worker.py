@@ -1,0 +1,251 @@
+"""The training worker: a separate process that imports torch and does the heavy lifting.
+
+    python -m engine.train.worker prepare|train|export CONFIG_JSON
+
+It speaks JSON lines on its original stdout (``log``, ``progress``, ``result``, ``error``);
+everything libraries print goes to stderr (the parent keeps it in a log file). Commands:
+
+- ``prepare``: dequantize the GGUF into the cached base checkpoint (no unsloth in this process).
+- ``train``: LoRA on the examples with one backend (``unsloth`` or ``peft``), saving the LoRA
+  tensors as fp32 ``.npz``.
+- ``export``: write the GGUF adapter, then compare llama.cpp + adapter logits with the fp32
+  PyTorch model + the same LoRA on a few prompts; below the threshold the adapter is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+_proto = None
+
+
+def emit(kind: str, **data: Any) -> None:
+    assert _proto is not None
+    _proto.write(json.dumps({"event": kind, **data}) + "\n")
+    _proto.flush()
+
+
+def log(message: str) -> None:
+    emit("log", message=message)
+
+
+# -- backends --------------------------------------------------------------------------------------
+
+
+def load_unsloth(cfg: dict[str, Any]) -> tuple[Any, Any, str]:
+    os.environ.setdefault("UNSLOTH_DISABLE_STATISTICS", "1")
+    import unsloth  # noqa: F401  (patches transformers; must come first)
+    import torch
+    from unsloth import FastLanguageModel
+
+    model, tok = FastLanguageModel.from_pretrained(
+        model_name=cfg["base_dir"], max_seq_length=cfg["max_seq_len"], dtype=None,
+        load_in_4bit=False, local_files_only=True,
+    )
+    model = FastLanguageModel.get_peft_model(
+        model, r=cfg["rank"], lora_alpha=cfg["alpha"], lora_dropout=cfg["dropout"],
+        target_modules=cfg["targets"], bias="none", use_gradient_checkpointing=False,
+        random_state=cfg["seed"],
+    )
+    where = f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU"
+    return model, tok, f"unsloth on {where}, {str(model.dtype).removeprefix('torch.')}"
+
+
+def load_peft(cfg: dict[str, Any]) -> tuple[Any, Any, str]:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = torch.bfloat16 if cfg.get("dtype") == "bfloat16" else torch.float32
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForCausalLM.from_pretrained(cfg["base_dir"], dtype=dtype).to(device)
+    tok = AutoTokenizer.from_pretrained(cfg["base_dir"])
+    lcfg = LoraConfig(r=cfg["rank"], lora_alpha=cfg["alpha"], lora_dropout=cfg["dropout"],
+                      target_modules=cfg["targets"], bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, lcfg), tok, f"peft on {device}, {str(dtype).removeprefix('torch.')}"
+
+
+BACKENDS: dict[str, Callable[[dict[str, Any]], tuple[Any, Any, str]]] = {"unsloth": load_unsloth, "peft": load_peft}
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+def cmd_prepare(cfg: dict[str, Any]) -> dict[str, Any]:
+    from engine.train.base import ensure_base_checkpoint
+
+    out = ensure_base_checkpoint(Path(cfg["home"]), Path(cfg["gguf"]), log=log)
+    return {"base_dir": str(out)}
+
+
+def encode(tok: Any, template: Any, messages: list[dict[str, str]], max_len: int) -> tuple[list[int], list[int]] | None:
+    """Token ids and labels (-100 on the prompt) for one conversation."""
+    prompt = template.render(messages[:-1], add_generation_prompt=True)
+    full = template.render(messages, add_generation_prompt=False)
+    if not full.startswith(prompt):
+        return None
+    ids_p = tok(prompt, add_special_tokens=False)["input_ids"]
+    ids_f = tok(full, add_special_tokens=False)["input_ids"]
+    if ids_f[: len(ids_p)] != ids_p:
+        ids_f = ids_p + tok(full[len(prompt):], add_special_tokens=False)["input_ids"]
+    if len(ids_p) >= max_len - 2:
+        return None
+    ids_f = ids_f[:max_len]
+    return ids_f, [-100] * len(ids_p) + ids_f[len(ids_p):]
+
+
+def cmd_train(cfg: dict[str, Any]) -> dict[str, Any]:
+    import random
+
+    import numpy as np
+
+    from engine.models import check_gguf
+    from engine.runtime.chat import ChatTemplate
+
+    t_start = time.perf_counter()
+    model, tok, desc = BACKENDS[cfg["backend"]](cfg)
+    import torch
+
+    log(f"training with {desc}")
+    torch.manual_seed(cfg["seed"])
+    info = check_gguf(cfg["gguf"])
+    template = ChatTemplate(info.chat_template)
+    examples = [json.loads(line) for line in Path(cfg["examples"]).read_text().splitlines() if line.strip()]
+    encoded = [e for e in (encode(tok, template, m, cfg["max_seq_len"]) for m in examples) if e is not None]
+    if not encoded:
+        raise RuntimeError("no usable training examples")
+    device = next(model.parameters()).device
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg["learning_rate"], weight_decay=0.0)
+    rng = random.Random(cfg["seed"])
+    order: list[int] = []
+    curve = []
+    tokens_total = 0
+    train_seconds = 0.0
+    model.train()
+    for step in range(1, cfg["steps"] + 1):
+        batch = []
+        for _ in range(min(cfg["batch_size"], len(encoded))):
+            if not order:
+                order = list(range(len(encoded)))
+                rng.shuffle(order)
+            batch.append(encoded[order.pop()])
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, (x, y) in enumerate(batch):
+            ids[i, : len(x)] = torch.tensor(x)
+            labels[i, : len(y)] = torch.tensor(y)
+            mask[i, : len(x)] = 1
+        t0 = time.perf_counter()
+        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        dt = time.perf_counter() - t0
+        train_seconds += dt
+        n_tok = int(mask.sum())
+        tokens_total += n_tok
+        loss = float(out.loss.detach().float())
+        if not np.isfinite(loss):
+            raise RuntimeError(f"loss is {loss} at step {step}")
+        curve.append(round(loss, 5))
+        emit("progress", step=step, steps=cfg["steps"], loss=loss, tokens_per_second=n_tok / dt, seconds_per_step=dt)
+    state = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items() if "lora_" in k}
+    tmp = Path(cfg["out"] + ".part.npz")
+    np.savez(tmp, **state)
+    os.replace(tmp, cfg["out"])
+    return {
+        "backend": cfg["backend"], "description": desc, "steps": cfg["steps"], "loss_curve": curve,
+        "tokens_per_second": tokens_total / train_seconds if train_seconds else 0.0,
+        "seconds_per_step": train_seconds / cfg["steps"], "seconds": time.perf_counter() - t_start,
+        "n_examples": len(encoded),
+    }
+
+
+def cmd_export(cfg: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from engine.train.export import cosine, gguf_tensors, write_adapter
+
+    state = dict(np.load(cfg["lora"]))
+    hf = AutoConfig.from_pretrained(cfg["base_dir"])
+    tensors = gguf_tensors(state, hf.num_attention_heads, hf.num_key_value_heads)
+    out = Path(cfg["out"])
+    sha = write_adapter(out, tensors, cfg["alpha"])
+    log(f"wrote {out.name} ({len(tensors)} tensors)")
+
+    # PyTorch fp32 reference: the cached base plus the same LoRA weights.
+    base = AutoModelForCausalLM.from_pretrained(cfg["base_dir"], dtype=torch.float32)
+    model = get_peft_model(base, LoraConfig(r=cfg["rank"], lora_alpha=cfg["alpha"], target_modules=cfg["targets"],
+                                            lora_dropout=0.0, bias="none", task_type="CAUSAL_LM"))
+    own = {k for k in model.state_dict() if "lora_" in k}
+    missing = own - set(state)
+    if missing:
+        raise RuntimeError(f"LoRA state lacks {len(missing)} tensors, e.g. {sorted(missing)[0]}")
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=False)
+    model.eval()
+
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=cfg["gguf"], lora_path=str(out), n_ctx=512, n_threads=os.cpu_count() or 1,
+                logits_all=True, verbose=False)
+    sims = []
+    for text in cfg["prompts"]:
+        toks = llm.tokenize(text.encode(), add_bos=False, special=True)[:400]
+        llm.reset()
+        llm.eval(toks)
+        ll = np.array(llm.scores[len(toks) - 1])
+        with torch.no_grad():
+            pt = model(input_ids=torch.tensor([toks])).logits[0, -1].numpy()
+        sims.append(cosine(ll, pt))
+    worst = min(sims)
+    result = {"sha256": sha, "path": str(out), "cosine": worst, "cosines": sims}
+    if worst < cfg["threshold"]:
+        rejected = out.with_name(out.stem + ".rejected.gguf")
+        os.replace(out, rejected)
+        raise ExportMismatch(
+            f"exported adapter disagrees with PyTorch: logits cosine {worst:.4f} < {cfg['threshold']} "
+            f"(kept for inspection as {rejected})"
+        )
+    return result
+
+
+class ExportMismatch(RuntimeError):
+    pass
+
+
+COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "export": cmd_export}
+
+
+def main() -> int:
+    global _proto
+    _proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # library prints (unsloth's banner, progress bars) go to the log
+    sys.stdout = sys.stderr
+    cmd, cfg = sys.argv[1], json.loads(sys.argv[2])
+    try:
+        emit("result", **COMMANDS[cmd](cfg))
+        return 0
+    except Exception as e:  # reported to the parent, which raises TrainingError
+        import traceback
+
+        traceback.print_exc()
+        emit("error", message=f"{type(e).__name__}: {e}", kind=type(e).__name__)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

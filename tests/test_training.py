@@ -1,0 +1,136 @@
+"""Training data, GGUF adapter export, evaluation and the gate; end to end on the real model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.api import Engine
+from engine.evaluate import bootstrap_ci, gate, score
+from engine.models import check_gguf, sha256_file
+from engine.recipes import load_recipe
+from engine.rounds import TaskRow
+from engine.runtime import Request, Runtime, Sampling
+from engine.tasks.arith import ARITH
+from engine.train.dataset import collect, solve_messages, training_set
+from engine.train.export import gguf_tensors, permute, write_adapter
+from tests.conftest import small_recipe
+
+
+def _attempt(eng: Engine, run_id: int, rnd: int, task_id: int, text: str, correct: bool) -> None:
+    aid = eng.store.allocate_ids("attempts", 1)[0]
+    eng.store.insert("attempts", [dict(id=aid, run_id=run_id, round=rnd, task_id=task_id, agent="solver-a", sample=0,
+                                       turn=0, text=text, answer=None, correct=correct, status="ok", tokens=1, seconds=0.0)])
+
+
+def _task(eng: Engine, run_id: int, rnd: int | None, prompt: str, held_out: bool = False) -> int:
+    tid = eng.store.allocate_ids("tasks", 1)[0]
+    eng.store.insert("tasks", [dict(id=tid, run_id=run_id, round=rnd, source="generated", task_set=None, domain="arith",
+                                    difficulty=2, prompt=prompt, reference="1", payload={}, fingerprint=f"f{tid}",
+                                    held_out=held_out, rejected_reason=None)])
+    return tid
+
+
+def test_dataset_dedupes_caps_accumulates_and_never_takes_held_out(tiny_recipe: Path) -> None:
+    eng = Engine.open()
+    run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
+    recipe = load_recipe(str(tiny_recipe))[0]
+    t1 = _task(eng, run_id, 0, "What is 1 + 0?")
+    held = _task(eng, run_id, None, "What is 0 + 1?", held_out=True)
+    for text in ["1", "1", " 1 ", "It is 1", "One: 1", "1."]:
+        _attempt(eng, run_id, 0, t1, text, True)
+    _attempt(eng, run_id, 0, t1, "2", False)
+    _attempt(eng, run_id, 0, held, "1", True)  # even a correct answer on a held-out task
+    assert collect(eng.store, recipe, run_id, 0) == recipe.train.max_per_task == 2
+    assert collect(eng.store, recipe, run_id, 0) == 0  # idempotent
+    t2 = _task(eng, run_id, 1, "What is 2 + 0?")
+    _attempt(eng, run_id, 1, t2, "2", True)
+    assert collect(eng.store, recipe, run_id, 1) == 1
+    data = training_set(eng.store, recipe, run_id, seed=0)
+    assert len(data) == 3  # accumulated across rounds, no replay recorded yet
+    prompts = [m[-2]["content"] for m in data]
+    assert all("0 + 1" not in p for p in prompts)
+    assert data[0][:-1] == solve_messages(recipe, data[0][-2]["content"])[:-1] or data[0][0]["role"] == "system"
+    assert {m[-1]["role"] for m in data} == {"assistant"}
+    eng.close()
+
+
+def test_permute_matches_llama_cpp_layout() -> None:
+    w = np.arange(12 * 2).reshape(12, 2)
+    p = permute(w, 3)  # 3 heads of 4 rows: rows (0,2,1,3) within each head
+    assert p[:4, 0].tolist() == [0, 4, 2, 6]
+    assert sorted(p.ravel().tolist()) == sorted(w.ravel().tolist())
+    assert (permute(w, 6, 3) == permute(w, 3)).all()  # k uses the KV head count
+
+
+def test_export_names_shapes_and_loads_in_llama_cpp(tmp_path: Path, tiny_model: Path) -> None:
+    rng = np.random.default_rng(0)
+    n_embd, n_kv, n_ff, r = 64, 32, 128, 4
+    outs = {"self_attn.q_proj": n_embd, "self_attn.k_proj": n_kv, "self_attn.v_proj": n_kv, "self_attn.o_proj": n_embd,
+            "mlp.gate_proj": n_ff, "mlp.up_proj": n_ff, "mlp.down_proj": n_embd}
+    ins = {"mlp.down_proj": n_ff}
+    state = {}
+    for layer in range(2):
+        for mod, out in outs.items():
+            base = f"base_model.model.model.layers.{layer}.{mod}"
+            state[f"{base}.lora_A.default.weight"] = rng.standard_normal((r, ins.get(mod, n_embd))).astype(np.float32) * 0.3
+            state[f"{base}.lora_B.default.weight"] = rng.standard_normal((out, r)).astype(np.float32) * 0.3
+    tensors = gguf_tensors(state, n_head=4, n_head_kv=2)
+    assert set(tensors) == {f"blk.{i}.{n}.weight.lora_{ab}" for i in range(2)
+                            for n in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+                            for ab in "ab"}
+    q_b = state["base_model.model.model.layers.0.self_attn.q_proj.lora_B.default.weight"]
+    assert (tensors["blk.0.attn_q.weight.lora_b"] == permute(q_b, 4)).all()
+    v_b = state["base_model.model.model.layers.0.self_attn.v_proj.lora_B.default.weight"]
+    assert (tensors["blk.0.attn_v.weight.lora_b"] == v_b).all()
+    path = tmp_path / "a.gguf"
+    sha = write_adapter(path, tensors, alpha=8.0)
+    assert sha == sha256_file(path) and not list(tmp_path.glob("*.part"))
+    assert check_gguf(path).architecture == "llama"
+    with Runtime(tiny_model, n_ctx=256, n_parallel=1) as rt:
+        req = Request(prompt="hello", sampling=Sampling(temperature=0.0, max_tokens=8))
+        base = rt.generate(req).text
+        rt.set_adapter(path).result(timeout=30)
+        assert rt.generate(req).text != base
+
+
+def test_score_and_gate(tiny_runtime: Runtime, tiny_recipe: Path) -> None:
+    import random
+
+    recipe = load_recipe(str(tiny_recipe))[0]
+    tasks = [TaskRow(i, t) for i, t in enumerate(ARITH.generate(random.Random(0), 2, 5))]
+    sc, outcomes = score(tiny_runtime, recipe, tasks)
+    assert sc.n == 5 and len(outcomes) == 5 and sc.ci_low <= sc.accuracy <= sc.ci_high
+    assert bootstrap_ci([True, True, False, False], 200, seed=3) == bootstrap_ci([True, True, False, False], 200, seed=3)
+    assert gate(0.5, 0.5, 0.0)[0] and not gate(0.3, 0.5, 0.1)[0]
+
+
+@pytest.mark.slow
+def test_two_rounds_train_export_swap_evaluate_on_the_real_model(tmp_path: Path) -> None:
+    recipe = small_recipe(tmp_path, "builtin:smollm2-135m", **{
+        "steps = 30": "steps = 3", "difficulty = 2": "difficulty = 1", "generated = 24": "generated = 8",
+    })
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=2, train=True)
+    assert eng.play(run_id) == "finished"
+    q = eng.store.execute
+    done = q("select round, backend, backend_reason, status, loss_curve from training_runs where run_id = ? and status = 'done'", [run_id])
+    assert done, q("select round, status, error from training_runs")
+    for _rnd, backend, reason, _status, curve in done:
+        assert backend in {"unsloth", "peft"} and reason and len(json.loads(curve)) == 3
+    adapters = q("select id, round, path, sha256, export_cosine, promoted, decision from adapters where run_id = ?", [run_id])
+    assert adapters
+    for aid, rnd, path, sha, cos, promoted, decision in adapters:
+        assert Path(path).exists() and sha256_file(path) == sha
+        assert cos >= 0.995 and decision
+        evals = q("select adapter_id, n, accuracy, ci_low, ci_high from evals where run_id = ? and round = ?", [run_id, rnd])
+        assert any(e[0] == aid for e in evals) and all(e[3] <= e[2] <= e[4] for e in evals)
+    promoted = [a for a in adapters if a[5]]
+    serving = eng._runtime.adapter if eng._runtime is not None else None
+    assert serving == (str(Path(promoted[-1][2]).resolve()) if promoted else None)  # hot-swapped in place
+    assert q("select count(*) from rounds where run_id = ? and status = 'complete'", [run_id])[0][0] == 2
+    assert q("select count(*) from examples where run_id = ? and source = 'replay'", [run_id])[0][0] > 0
+    eng.close()
