@@ -167,7 +167,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_console(args: argparse.Namespace) -> int:
     from console.app import run_console
 
-    return run_console(recipe=getattr(args, "recipe", None), home=args.home)
+    return run_console(recipe=getattr(args, "recipe", None), home=args.home, rounds=getattr(args, "rounds", 3))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("console", help="open the console on a recipe")
     c.add_argument("recipe", nargs="?")
+    c.add_argument("--rounds", type=int, default=3, help="rounds for a new run (default 3)")
     c.set_defaults(func=_cmd_console)
     return p
 

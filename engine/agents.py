@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from engine.recipes import AgentSpec
 from engine.runtime import Request, Sampling
 
-#: The judge must answer in this shape; the grammar makes anything else impossible. It is kept
-#: to a few tokens: a grammar is checked against the whole vocabulary at every step.
-JUDGE_GRAMMAR = r'''root ::= "{\"correct\": " ("true" | "false") "}"'''
+#: The judge answers ``{"correct": true}`` or ``{"correct": false}``. The reply is started for it
+#: (JUDGE_PREFIX) and the grammar allows only the rest, so a verdict costs two grammar-checked
+#: steps: a grammar is checked against the whole vocabulary at every step it is active.
+JUDGE_PREFIX = '{"correct": '
+JUDGE_GRAMMAR = r'''root ::= ("true" | "false") "}"'''
 
 
 def fill(template: str, values: Mapping[str, object]) -> str:
@@ -35,7 +37,8 @@ def seed_for(*parts: object) -> int:
     return zlib.crc32("|".join(str(p) for p in parts).encode())
 
 
-def request(agent: AgentSpec, user: str, seed: int, *, grammar: str | None = None, greedy: bool = False) -> Request:
+def request(agent: AgentSpec, user: str, seed: int, *, grammar: str | None = None, greedy: bool = False,
+            prefix: str = "") -> Request:
     messages = []
     if agent.system:
         messages.append({"role": "system", "content": agent.system})
@@ -49,4 +52,4 @@ def request(agent: AgentSpec, user: str, seed: int, *, grammar: str | None = Non
         max_tokens=agent.max_tokens,
         grammar=grammar,
     )
-    return Request(messages=messages, sampling=sampling, tag=agent.name)  # type: ignore[arg-type]
+    return Request(messages=messages, sampling=sampling, tag=agent.name, assistant_prefix=prefix)  # type: ignore[arg-type]

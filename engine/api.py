@@ -28,7 +28,7 @@ from engine.paths import home_dir, store_path
 from engine.recipes import Recipe, load_recipe, parse_recipe
 from engine.rounds import RoundRunner, Stopped, next_difficulty
 from engine.runtime import Runtime
-from engine.store import Store
+from engine.store import QueryResult, Store
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,33 @@ class Engine:
 
     def emit(self, event: Event) -> None:
         self.bus.emit(event)
+
+    def query(self, sql: str, params: list[object] | None = None, limit: int | None = None) -> QueryResult:
+        """Read-only SQL on the store (writes raise StoreError). Safe from any thread."""
+        return self.store.query(sql, params, limit)
+
+    def use_adapter(self, adapter_id: int | None, run_id: int | None = None) -> None:
+        """Promote an adapter by hand (later ones of its run step back), or with None roll the
+        run (default: the latest with adapters) back to the base model; swaps it in if loaded."""
+        q = self.store.execute
+        if adapter_id is not None:
+            row = q("select run_id, path from adapters where id = ?", [adapter_id])
+            if not row:
+                raise StoreError(f"no adapter {adapter_id}")
+            run_id, path = int(row[0][0]), str(row[0][1])
+            with self.store.transaction():
+                q("update adapters set promoted = false where run_id = ? and id > ?", [run_id, adapter_id])
+                q("update adapters set promoted = true, decision = coalesce(decision, '') || ' (promoted by hand)' "
+                  "where id = ? and not promoted", [adapter_id])
+        else:
+            if run_id is None:
+                latest = q("select max(run_id) from adapters")
+                run_id = int(latest[0][0]) if latest and latest[0][0] is not None else None
+            if run_id is not None:
+                q("update adapters set promoted = false where run_id = ?", [run_id])
+            path = None
+        if self._runtime is not None:
+            self._runtime.set_adapter(path).result()
 
     def stop(self) -> None:
         """Ask the playing run to stop at the next safe point (any thread)."""
@@ -111,8 +138,12 @@ class Engine:
         return RunInfo(run_id, parse_recipe(toml, f"{path} (saved with run {run_id})"), int(planned), status, int(seed),
                        bool(flags.get("train", True)))
 
-    def latest_unfinished(self) -> int | None:
-        row = self.store.execute("select max(id) from runs where status <> 'finished'")
+    def latest_unfinished(self, recipe_name: str | None = None) -> int | None:
+        sql, params = "select max(id) from runs where status <> 'finished'", []
+        if recipe_name is not None:
+            sql += " and recipe_name = ?"
+            params.append(recipe_name)
+        row = self.store.execute(sql, params)
         return int(row[0][0]) if row and row[0][0] is not None else None
 
     def runtime_for(self, rec: Recipe) -> Runtime:
@@ -130,10 +161,10 @@ class Engine:
         self.store.execute("update runs set status = ?, error = ?, updated_at = current_timestamp where id = ?",
                            [status, error, run_id])
 
-    def play(self, run_id: int, *, rounds: int | None = None) -> str:
+    def play(self, run_id: int, *, rounds: int | None = None, step: bool = False) -> str:
         """Play the run's remaining rounds; returns the final status (finished or stopped).
 
-        ``rounds`` raises the planned count. Raises EngineError subclasses on failure (the
+        ``rounds`` changes the planned count; ``step`` plays one phase and stops. Raises EngineError subclasses on failure (the
         run is marked failed first).
         """
         self._stop.clear()
@@ -148,6 +179,7 @@ class Engine:
             rt = self.runtime_for(info.recipe)
             runner = RoundRunner(self.store, rt, info.recipe, run_id, info.seed, self.bus, self._stop,
                                  train=info.train, workdir=self.home / "runs" / str(run_id), home=self.home)
+            runner.single_phase = step
             _, adapter = runner.current_adapter()
             if rt.adapter != (None if adapter is None else str(Path(adapter).resolve())):
                 rt.set_adapter(adapter).result()  # resume on the adapter the run had promoted

@@ -10,6 +10,7 @@ recorded beside it with their agreement.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import threading
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.agents import JUDGE_GRAMMAR, fill, request, seed_for
+from engine.agents import JUDGE_GRAMMAR, JUDGE_PREFIX, fill, request, seed_for
 from engine.errors import EngineError, TrainingError
 from engine.events import (
     AdapterExported,
@@ -84,6 +85,8 @@ class RoundRunner:
         self.train = train
         self.workdir = workdir
         self.home = home
+        self.single_phase = False  # stop after the next phase (the console's "step")
+        self._requests = itertools.count()
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -91,8 +94,8 @@ class RoundRunner:
         """Run requests concurrently; abandon them all if a stop is requested."""
         run_id = self.run_id
         for r in reqs:
-            agent = r.tag
-            r.on_text = lambda text, agent=agent: self.bus.emit(TokenStreamed(run_id, agent, text))
+            agent, rid = r.tag, f"{r.tag}#{next(self._requests)}"
+            r.on_text = lambda text, agent=agent, rid=rid: self.bus.emit(TokenStreamed(run_id, agent, text, rid))
         t0 = time.perf_counter()
         comps: list[Completion] = [self.rt.submit(r) for r in reqs]
         results: list[Result] = []
@@ -149,6 +152,8 @@ class RoundRunner:
             getattr(self, f"_{phase}")(rnd, difficulty, timings)
             timings[phase] = time.perf_counter() - t0
             self.bus.emit(PhaseFinished(self.run_id, rnd, phase, timings[phase]))
+            if self.single_phase and phase != PHASES[-1]:
+                raise Stopped("paused after one phase")
         self.store.execute("update rounds set status = 'complete', finished_at = coalesce(finished_at, current_timestamp) "
                            "where run_id = ? and round = ?", [self.run_id, rnd])
         stats = self.stats(rnd)
@@ -290,7 +295,7 @@ class RoundRunner:
         finals = [f for f in finals if f[1] in tasks]
         reqs = [
             request(judges[i % len(judges)], fill(self.recipe.prompts.judge, {"task": tasks[tid].task.prompt, "answer": text}),
-                    seed_for(self.seed, rnd, aid, "judge"), grammar=JUDGE_GRAMMAR,
+                    seed_for(self.seed, rnd, aid, "judge"), grammar=JUDGE_GRAMMAR, prefix=JUDGE_PREFIX,
                     greedy=judges[i % len(judges)].temperature == 0)
             for i, (aid, tid, text, _c, _s) in enumerate(finals)
         ]
@@ -298,10 +303,11 @@ class RoundRunner:
         ids = self.store.allocate_ids("verdicts", len(finals))
         rows = []
         for i, (vid, (aid, tid, _text, correct, status), res) in enumerate(zip(ids, finals, results)):
-            judged = parse_judgement(res.text)
+            verdict_text = JUDGE_PREFIX + res.text
+            judged = parse_judgement(verdict_text)
             rows.append(dict(
                 id=vid, run_id=self.run_id, round=rnd, task_id=tid, attempt_id=aid, judge=judges[i % len(judges)].name,
-                judge_correct=judged, judge_text=res.text, verifier_correct=bool(correct), verifier_status=status or "",
+                judge_correct=judged, judge_text=verdict_text, verifier_correct=bool(correct), verifier_status=status or "",
                 agreement=None if judged is None else judged == bool(correct), tokens=res.completion_tokens, seconds=res.seconds,
             ))
             self.bus.emit(VerdictReached(self.run_id, rnd, tid, judged, bool(correct)))

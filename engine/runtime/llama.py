@@ -84,6 +84,8 @@ class Request:
     sampling: Sampling = field(default_factory=Sampling)
     tag: str = ""
     on_text: Callable[[str], None] | None = None
+    #: Text the assistant's reply starts with (written into the prompt, not returned).
+    assistant_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -268,9 +270,9 @@ class Runtime:
 
     def render(self, request: Request) -> str:
         if request.prompt is not None:
-            return request.prompt
+            return request.prompt + request.assistant_prefix
         assert request.messages is not None
-        return self.chat.render(request.messages)
+        return self.chat.render(request.messages) + request.assistant_prefix
 
     def close(self) -> None:
         """Finish in-flight requests as cancelled, stop the owner thread, free the model."""

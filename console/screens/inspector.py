@@ -1,0 +1,142 @@
+"""The task inspector: every task of the store, filterable, and the whole debate of one."""
+
+from __future__ import annotations
+
+import json
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Select, Static
+
+from engine.api import Engine
+
+TASKS_SQL = """
+select t.id, t.run_id, t.round, t.source, t.domain, t.difficulty,
+       coalesce(t.rejected_reason, '') as rejected,
+       round(avg(a.correct::int) filter (where a.turn = 0), 2) as solved_first,
+       count(v.id) filter (where v.agreement = false) as disagreements,
+       t.prompt
+from tasks t
+left join attempts a on a.task_id = t.id
+left join verdicts v on v.attempt_id = a.id
+where not t.held_out {where}
+group by all {having}
+order by t.id desc
+limit 500
+"""
+
+
+class InspectorScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("enter", "show", "Show", show=False),
+    ]
+    DEFAULT_CSS = """
+    #filters { height: 3; }
+    #filters Input { width: 1fr; }
+    #filters Select { width: 28; }
+    #tasks { height: 1fr; }
+    #detail { height: 1fr; border-top: solid $primary-darken-2; padding: 0 1; }
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(id="inspector")
+        self.engine = engine
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="filters"):
+            yield Input(placeholder="search task text, or round=N  (/ to focus)", id="search")
+            yield Select([("all verdicts", "all"), ("verified correct", "correct"), ("verified wrong", "wrong"),
+                          ("judge disagrees", "disagree"), ("rejected", "rejected")], value="all", id="verdict",
+                         allow_blank=False)
+        yield DataTable(id="tasks", cursor_type="row", zebra_stripes=True)
+        with VerticalScroll(id="detail"):
+            yield Static("select a task and press enter", id="debate", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#tasks", DataTable)
+        table.add_columns("id", "run", "round", "source", "domain", "level", "rejected", "solved@1", "disagree", "task")
+        self.reload()
+        table.focus()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def on_input_changed(self) -> None:
+        self.reload()
+
+    def on_select_changed(self) -> None:
+        self.reload()
+
+    def _where(self) -> tuple[str, str, list[object]]:
+        text = self.query_one("#search", Input).value.strip()
+        verdict = self.query_one("#verdict", Select).value
+        clauses, params = [], []
+        if text.startswith("round=") and text[6:].isdigit():
+            clauses.append("t.round = ?")
+            params.append(int(text[6:]))
+        elif text:
+            clauses.append("t.prompt ilike ?")
+            params.append(f"%{text}%")
+        if verdict == "rejected":
+            clauses.append("t.rejected_reason is not null")
+        having = {"correct": "having bool_or(a.correct)", "wrong": "having not coalesce(bool_or(a.correct), false)",
+                  "disagree": "having count(v.id) filter (where v.agreement = false) > 0"}.get(str(verdict), "")
+        return "".join(f" and {c}" for c in clauses), having, params
+
+    @work(thread=True, exclusive=True, group="inspector", exit_on_error=False)
+    def reload(self) -> None:
+        where, having, params = self._where()
+        res = self.engine.query(TASKS_SQL.format(where=where, having=having), params)
+        self.app.call_from_thread(self._fill, res.rows)
+
+    def _fill(self, rows: list[tuple[object, ...]]) -> None:
+        table = self.query_one("#tasks", DataTable)
+        table.clear()
+        for r in rows:
+            cells = ["" if v is None else str(v) for v in r]
+            cells[-1] = cells[-1].replace("\n", " ")[:80]
+            table.add_row(*cells, key=cells[0])
+
+    def action_show(self) -> None:
+        table = self.query_one("#tasks", DataTable)
+        if table.row_count:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            self.load_debate(int(str(key)))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.load_debate(int(str(event.row_key.value)))
+
+    @work(thread=True, exclusive=True, group="debate", exit_on_error=False)
+    def load_debate(self, task_id: int) -> None:
+        q = self.engine.query
+        task = q("select prompt, reference, source, rejected_reason, payload from tasks where id = ?", [task_id]).rows[0]
+        attempts = q("select id, agent, sample, turn, text, answer, correct, status from attempts where task_id = ? "
+                     "order by agent, sample, turn", [task_id]).rows
+        crits = {r[0]: r[1:] for r in q("select attempt_id, agent, text from critiques where task_id = ?", [task_id]).rows}
+        verdicts = {r[0]: r[1:] for r in q("select attempt_id, judge, judge_correct, verifier_correct, agreement "
+                                            "from verdicts where task_id = ?", [task_id]).rows}
+        examples = {r[0] for r in q("select attempt_id from examples where task_id = ?", [task_id]).rows}
+        prompt, reference, source, rejected, payload = task
+        out = [f"TASK {task_id} ({source})", prompt, f"reference: {reference}"]
+        if rejected:
+            data = json.loads(payload) if isinstance(payload, str) else {}
+            out += [f"REJECTED: {rejected}", data.get("proposal_text", "")]
+        for aid, agent, sample, turn, text, answer, correct, status in attempts:
+            mark = "✓" if correct else "✗"
+            out += ["", f"── {agent} sample {sample} turn {turn}: {mark} verifier {status} (answer {answer})", text.strip()]
+            if aid in crits:
+                out += [f"   critique by {crits[aid][0]}: {crits[aid][1].strip()}"]
+            if aid in verdicts:
+                judge, jc, vc, agree = verdicts[aid]
+                out += [f"   judge {judge}: {'correct' if jc else 'wrong' if jc is not None else 'no verdict'}"
+                        f" · verifier: {'correct' if vc else 'wrong'} · {'agree' if agree else 'DISAGREE'}"]
+            if aid in examples:
+                out += ["   → became a training example"]
+        self.app.call_from_thread(self.query_one("#debate", Static).update, "\n".join(out))

@@ -1,0 +1,92 @@
+"""The training screen: live loss, held-out accuracy per adapter, promote and roll back."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Sparkline, Static
+
+from engine import events as ev
+from engine.api import Engine
+
+
+class TrainingScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("p", "promote", "Promote selected"),
+        Binding("b", "rollback", "Roll back to base"),
+        Binding("r", "refresh", "Refresh"),
+    ]
+    DEFAULT_CSS = """
+    #loss { height: 4; }
+    #train-status { height: 2; padding: 0 1; }
+    #adapters { height: 1fr; }
+    #evals { height: 1fr; }
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(id="training")
+        self.engine = engine
+        self.losses: list[float] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("no training yet in this session", id="train-status")
+        yield Sparkline([0.0], id="loss")
+        yield DataTable(id="adapters", cursor_type="row")
+        yield DataTable(id="evals")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#adapters", DataTable).add_columns(
+            "adapter", "run", "round", "backend", "examples", "steps", "tok/s", "cosine", "promoted", "decision")
+        self.query_one("#evals", DataTable).add_columns("run", "round", "adapter", "set", "n", "accuracy", "95% interval")
+        self.action_refresh()
+
+    def handle_engine_event(self, e: ev.Event) -> None:
+        if isinstance(e, ev.TrainingProgress):
+            self.losses.append(e.loss)
+            self.query_one("#loss", Sparkline).data = list(self.losses[-200:])
+            self.query_one("#train-status", Static).update(
+                f"round {e.round}: step {e.step}/{e.steps}  loss {e.loss:.4f}  {e.tokens_per_second:.0f} tok/s")
+        elif isinstance(e, (ev.AdapterExported, ev.EvalScored, ev.AdapterPromoted)):
+            self.action_refresh()
+
+    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
+    def action_refresh(self) -> None:
+        ad = self.engine.query(
+            "select a.id, a.run_id, a.round, t.backend, t.n_examples, t.steps, round(t.tokens_per_second), "
+            "round(a.export_cosine, 4), a.promoted, a.decision from adapters a "
+            "join training_runs t on t.id = a.training_run_id order by a.id desc").rows
+        evs = self.engine.query(
+            "select run_id, round, coalesce(adapter_id::text, 'base'), eval_set, n, round(accuracy, 3), "
+            "printf('[%.2f, %.2f]', ci_low, ci_high) from evals order by id desc").rows
+        self.app.call_from_thread(self._fill, ad, evs)
+
+    def _fill(self, ad: list[tuple[object, ...]], evs: list[tuple[object, ...]]) -> None:
+        for table_id, rows in (("#adapters", ad), ("#evals", evs)):
+            table = self.query_one(table_id, DataTable)
+            table.clear()
+            for r in rows:
+                table.add_row(*["" if v is None else str(v)[:70] for v in r], key=str(r[0]) if table_id == "#adapters" else None)
+
+    def _selected(self) -> int | None:
+        table = self.query_one("#adapters", DataTable)
+        if not table.row_count:
+            return None
+        return int(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
+
+    def action_promote(self) -> None:
+        adapter = self._selected()
+        if adapter is not None:
+            self.app.run_worker(lambda: self.engine.use_adapter(adapter), thread=True, group="adapter",
+                                exit_on_error=False)
+            self.query_one("#train-status", Static).update(f"adapter {adapter} promoted and loaded")
+            self.action_refresh()
+
+    def action_rollback(self) -> None:
+        self.app.run_worker(lambda: self.engine.use_adapter(None), thread=True, group="adapter", exit_on_error=False)
+        self.query_one("#train-status", Static).update("rolled back to the base model")
+        self.action_refresh()

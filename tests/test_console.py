@@ -1,0 +1,134 @@
+"""Pilot tests of the console on the tiny model: screens, bindings, a run, quitting mid-run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from console.app import SwarmApp
+from console.screens.dialogs import Confirm, HelpScreen
+from console.screens.inspector import InspectorScreen
+from console.screens.picker import RecipePicker
+from console.screens.sql import SqlScreen
+from console.screens.swarm import SwarmScreen
+from console.screens.training import TrainingScreen
+from console.widgets.agent_pane import AgentPane
+from textual.widgets import DataTable, Input, Static
+
+
+async def wait_run(app: SwarmApp, pilot) -> None:  # type: ignore[no-untyped-def]
+    for w in list(app.workers):
+        if w.group == "run":
+            await w.wait()
+    await pilot.pause()
+
+
+async def test_swarm_screen_runs_a_round_and_streams(tiny_recipe: Path) -> None:
+    app = SwarmApp(recipe=str(tiny_recipe), rounds=1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert isinstance(app.screen, SwarmScreen)
+        panes = app.screen.query(AgentPane)
+        assert [p.agent for p in panes] == ["proposer", "solver-a", "solver-b", "critic", "judge"]
+        await pilot.press("s")
+        await wait_run(app, pilot)
+        await pilot.pause(0.1)
+        app._drain_tokens()
+        progress = str(app.screen.query_one("#progress", Static).render())
+        assert "finished" in progress
+        solver = app.screen.query_one("#pane-solver-a", AgentPane)
+        assert solver.streams  # tokens reached the pane
+        assert "solver-a" in str(solver.border_title)
+        assert app.engine is not None
+        assert app.engine.store.execute("select status from runs")[0][0] == "finished"
+
+
+async def test_grid_adapts_to_size(tiny_recipe: Path) -> None:
+    for width, cols in [(80, 2), (200, 5)]:
+        app = SwarmApp(recipe=str(tiny_recipe))
+        async with app.run_test(size=(width, 24)) as pilot:
+            await pilot.pause()
+            assert app.screen.query_one("#panes").styles.grid_size_columns == cols
+
+
+async def test_zoom_and_focus(tiny_recipe: Path) -> None:
+    app = SwarmApp(recipe=str(tiny_recipe))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("tab")
+        await pilot.press("tab")
+        focused = app.focused
+        assert isinstance(focused, AgentPane)
+        await pilot.press("z")
+        visible = [p for p in app.screen.query(AgentPane) if not p.has_class("hidden")]
+        assert visible == [focused]
+        await pilot.press("z")
+        assert all(not p.has_class("hidden") for p in app.screen.query(AgentPane))
+
+
+async def test_help_inspector_sql_training_screens(tiny_recipe: Path) -> None:
+    app = SwarmApp(recipe=str(tiny_recipe), rounds=1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s")
+        await wait_run(app, pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+
+        await pilot.press("i")
+        assert isinstance(app.screen, InspectorScreen)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.screen.query_one("#tasks", DataTable)
+        assert table.row_count == 6
+        while table.get_row_at(table.cursor_row)[6]:  # skip rejected proposals: they have no debate
+            await pilot.press("down")
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        debate = str(app.screen.query_one("#debate", Static).render())
+        assert "TASK" in debate and "turn 0" in debate and "judge" in debate
+        await pilot.press("slash")
+        await pilot.press(*"zzz-no-match")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert table.row_count == 0
+        await pilot.press("escape")
+
+        await pilot.press("e")
+        assert isinstance(app.screen, SqlScreen)
+        app.screen.query_one("#sql-input", Input).value = "select count(*) as n from attempts"
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.screen.query_one("#sql-results", DataTable).row_count == 1
+        app.screen.query_one("#sql-input", Input).value = "delete from attempts"
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "refused" in str(app.screen.query_one("#sql-status", Static).render())
+        await pilot.press("escape")
+
+        await pilot.press("t")
+        assert isinstance(app.screen, TrainingScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, SwarmScreen)
+
+
+async def test_quit_mid_run_asks_then_stops_resumably(tiny_recipe: Path) -> None:
+    app = SwarmApp(recipe=str(tiny_recipe), rounds=3)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s")
+        await pilot.pause(0.2)
+        await pilot.press("q")
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("y")
+        await wait_run(app, pilot)
+    assert app.engine is not None
+
+
+async def test_picker_lists_bundled_recipes() -> None:
+    app = SwarmApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, RecipePicker)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, SwarmScreen)
