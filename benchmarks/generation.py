@@ -1,9 +1,11 @@
-"""Generation throughput: swarm's batched runtime vs. the same model one request at a time.
+"""Generation throughput: swarm's batched runtime vs. one request at a time vs. transformers.
 
 N agents (1, 2, 4, 8) each answer a different solver-style prompt with the same sampling
 settings; we count generated tokens over wall time. "batched" submits all N at once to one
 Runtime (one llama_decode per step for all sequences); "sequential" sends the same requests
-one after another to the same Runtime, which is what a one-request-at-a-time server gives.
+one after another to the same Runtime, which is what a one-request-at-a-time server gives;
+"transformers" runs the same prompts through ``generate`` on the same (dequantized) weights.
+Shared-prefix reuse (KV copy between solvers reading the same task) is not implemented yet.
 """
 
 from __future__ import annotations
@@ -44,6 +46,32 @@ def _measure(rt: Runtime, n: int, max_tokens: int, batched: bool) -> dict[str, f
     return {"agents": n, "tokens": toks, "seconds": secs, "tokens_per_second": toks / secs}
 
 
+def _transformers(model: str, n: int, max_tokens: int) -> dict[str, float]:
+    """The same requests through transformers ``generate`` on the same weights (fp32, CPU)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.models import resolve_model
+    from engine.paths import home_dir
+    from engine.train.base import ensure_base_checkpoint
+
+    base = ensure_base_checkpoint(home_dir(), resolve_model(model))
+    tok = AutoTokenizer.from_pretrained(base)
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    lm = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
+    texts = [tok.apply_chat_template(r.messages, tokenize=False, add_generation_prompt=True) for r in _requests(n, max_tokens)]
+    batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        out = lm.generate(**batch, max_new_tokens=max_tokens, do_sample=True, temperature=0.7, top_k=40, top_p=0.95)
+    secs = time.perf_counter() - t0
+    new = out[:, batch["input_ids"].shape[1]:]
+    toks = int((new != tok.pad_token_id).sum())
+    return {"agents": n, "tokens": toks, "seconds": secs, "tokens_per_second": toks / secs}
+
+
 def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
     counts = [1, 2, 4, 8]
     max_tokens = 64 if quick else 128
@@ -54,11 +82,18 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
             seq = _measure(rt, n, max_tokens, batched=False)
             bat = _measure(rt, n, max_tokens, batched=True)
             rows.append({"agents": n, "sequential": seq, "batched": bat, "speedup": bat["tokens_per_second"] / seq["tokens_per_second"]})
+    for r in rows:
+        if r["agents"] in (1, 4):
+            r["transformers"] = _transformers(model, r["agents"], max_tokens)
     by_n = {r["agents"]: r for r in rows}
-    ratios = {"batched_vs_sequential_4": by_n[4]["speedup"]}
+    ratios = {
+        "batched_vs_sequential_4": by_n[4]["speedup"],
+        "batched_vs_transformers_4": by_n[4]["batched"]["tokens_per_second"] / by_n[4]["transformers"]["tokens_per_second"],
+    }
     print(table(
-        ["agents", "sequential tok/s", "batched tok/s", "batched/sequential"],
-        [[r["agents"], r["sequential"]["tokens_per_second"], r["batched"]["tokens_per_second"], r["speedup"]] for r in rows],
+        ["agents", "sequential tok/s", "batched tok/s", "batched/sequential", "transformers tok/s"],
+        [[r["agents"], r["sequential"]["tokens_per_second"], r["batched"]["tokens_per_second"], r["speedup"],
+          r["transformers"]["tokens_per_second"] if "transformers" in r else "-"] for r in rows],
     ))
     path = write_results("generation", {
         "quick": quick, "model": model, "max_tokens": max_tokens, "rows": rows, "ratios": ratios,

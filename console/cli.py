@@ -164,6 +164,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+BENCHMARKS = ("generation", "swap", "store")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    names = BENCHMARKS if args.name == "all" else (args.name,)
+    for name in names:
+        print(f"== {name}{' (quick)' if args.quick else ''}")
+        importlib.import_module(f"benchmarks.{name}").run(quick=args.quick)
+    return 0
+
+
 def _cmd_console(args: argparse.Namespace) -> int:
     from console.app import run_console
 
@@ -223,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     exe.add_argument("--run", type=int, help="only this run")
     exe.add_argument("-o", "--output", help="file to write (default: examples.FORMAT)")
     exe.set_defaults(func=_cmd_export)
+
+    b = sub.add_parser("bench", help="run a benchmark; results go to benchmarks/results/NAME.json")
+    b.add_argument("name", choices=[*BENCHMARKS, "all"])
+    b.add_argument("--quick", action="store_true", help="a smaller run with the same structure")
+    b.set_defaults(func=_cmd_bench)
 
     c = sub.add_parser("console", help="open the console on a recipe")
     c.add_argument("recipe", nargs="?")

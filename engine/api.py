@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import EngineError, StoreError
-from engine.heldout import ensure_held_out
+from engine.heldout import ensure_held_out, set_name
 from engine.events import Event, EventBus, RunFailed, RunFinished, RunStarted, Subscriber
 from engine.models import check_gguf, resolve_model
 from engine.paths import home_dir, store_path
@@ -208,7 +208,12 @@ class Engine:
             raise
 
     def _difficulty(self, run_id: int, rnd: int, rec: Recipe) -> int:
-        """Round 0 starts at the recipe's level; later rounds follow the last round's pass rate."""
+        """Round 0 starts at the recipe's level; later rounds follow the latest measured pass rate.
+
+        The pass rate is the held-out accuracy, at the last round's level, of the adapter now in
+        use when the gate measured one (it reflects training that happened after that round's
+        answers); otherwise the last round's first-answer solve rate.
+        """
         row = self.store.execute("select difficulty from rounds where run_id = ? and round = ?", [run_id, rnd])
         if row:
             return int(row[0][0])
@@ -220,6 +225,15 @@ class Engine:
         if not prev:
             return rec.task.difficulty
         level, rate = int(prev[0][0]), float(prev[0][1] or 0.0)
+        held = self.store.execute(
+            """
+            select e.accuracy from evals e
+            where e.run_id = ? and e.eval_set = ? and e.adapter_id is not distinct from
+                  (select max(id) from adapters where run_id = ? and promoted)
+            order by e.id desc limit 1
+            """, [run_id, set_name(level), run_id])
+        if held:
+            rate = float(held[0][0])
         t = rec.task
         return next_difficulty(rate, level, t.target_low, t.target_high, t.max_difficulty)
 

@@ -134,3 +134,20 @@ def test_two_rounds_train_export_swap_evaluate_on_the_real_model(tmp_path: Path)
     assert q("select count(*) from rounds where run_id = ? and status = 'complete'", [run_id])[0][0] == 2
     assert q("select count(*) from examples where run_id = ? and source = 'replay'", [run_id])[0][0] > 0
     eng.close()
+
+
+def test_difficulty_follows_the_latest_measured_pass_rate(tiny_recipe: Path) -> None:
+    eng = Engine.open()
+    recipe = load_recipe(str(tiny_recipe))[0]
+    run_id = eng.create_run(str(tiny_recipe), rounds=3, train=True)
+    s = eng.store
+    assert eng._difficulty(run_id, 0, recipe) == recipe.task.difficulty == 2
+    s.insert("rounds", [dict(run_id=run_id, round=0, status="complete", phase="evaluate", difficulty=2,
+                             stats=json.dumps({"solve_rate_first": 0.05}))])
+    assert eng._difficulty(run_id, 1, recipe) == 1  # solvers failed: easier
+    s.insert("adapters", [dict(id=1, run_id=run_id, round=0, training_run_id=1, parent_id=None, path="a.gguf",
+                               sha256="x", export_cosine=1.0, promoted=True, decision="ok")])
+    s.insert("evals", [dict(id=1, run_id=run_id, round=0, adapter_id=1, eval_set="held-out-2", n=10, correct=9,
+                            accuracy=0.9, ci_low=0.7, ci_high=1.0)])
+    assert eng._difficulty(run_id, 1, recipe) == 3  # the promoted adapter passes 90% there: harder
+    eng.close()

@@ -37,7 +37,7 @@ class SwarmScreen(Screen[None]):
             for a in self.recipe.agents:
                 yield AgentPane(a.name, a.role)
         with Horizontal(id="metrics"):
-            yield Sparkline([0.0], id="acc-spark")
+            yield Sparkline([], id="acc-spark")
             yield Static("held-out: -", id="m-acc")
             yield Static("accepted: -", id="m-accept")
             yield Static("judge agrees: -", id="m-judge")

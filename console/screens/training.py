@@ -34,7 +34,7 @@ class TrainingScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("no training yet in this session", id="train-status")
-        yield Sparkline([0.0], id="loss")
+        yield Sparkline([], id="loss")
         yield DataTable(id="adapters", cursor_type="row")
         yield DataTable(id="evals")
         yield Footer()
