@@ -50,8 +50,8 @@ class TaskSpec(_Strict):
     max_difficulty: int = Field(6, ge=1, le=10, description="Difficulty never rises above this.")
     generated: int = Field(16, ge=0, le=10000, description="Generator tasks per round.")
     proposed: int = Field(4, ge=0, le=1000, description="Proposer-written tasks per round.")
-    target_low: float = Field(0.2, ge=0.0, le=1.0, description="Raise difficulty above this pass rate... (lower edge).")
-    target_high: float = Field(0.8, ge=0.0, le=1.0, description="... and lower it below the upper edge.")
+    target_low: float = Field(0.2, ge=0.0, le=1.0, description="Below this pass rate the next round is easier.")
+    target_high: float = Field(0.8, ge=0.0, le=1.0, description="Above this pass rate the next round is harder.")
 
     @model_validator(mode="after")
     def _edges(self) -> TaskSpec:
@@ -65,7 +65,8 @@ class TaskSpec(_Strict):
 class RoundSpec(_Strict):
     samples: int = Field(2, ge=1, le=64, description="Answers per solver per task (k).")
     debate_turns: int = Field(1, ge=0, le=8, description="Critique-and-revise turns after the first answer.")
-    max_tokens_per_round: int = Field(400_000, ge=1000, description="Generation budget for one round.")
+    max_tokens_per_round: int = Field(
+        400_000, ge=100, description="Most tokens all agents generate in one round; requests are capped to fit.")
 
 
 class PromptSpec(_Strict):

@@ -10,6 +10,7 @@ recorded beside it with their agreement.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import random
@@ -22,6 +23,7 @@ from typing import Any
 
 from engine.agents import JUDGE_GRAMMAR, JUDGE_PREFIX, fill, request, seed_for
 from engine.errors import EngineError, TrainingError
+from engine.faults import checkpoint
 from engine.events import (
     AdapterExported,
     AdapterPromoted,
@@ -86,6 +88,9 @@ class RoundRunner:
         self.workdir = workdir
         self.home = home
         self.single_phase = False  # stop after the next phase (the console's "step")
+        self.phase = ""
+        self.round_tokens = 0
+        self.budget_capped = False
         self._requests = itertools.count()
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -96,6 +101,7 @@ class RoundRunner:
         for r in reqs:
             agent, rid = r.tag, f"{r.tag}#{next(self._requests)}"
             r.on_text = lambda text, agent=agent, rid=rid: self.bus.emit(TokenStreamed(run_id, agent, text, rid))
+        reqs = self._within_budget(reqs)
         t0 = time.perf_counter()
         comps: list[Completion] = [self.rt.submit(r) for r in reqs]
         results: list[Result] = []
@@ -106,6 +112,7 @@ class RoundRunner:
                         raise Stopped("stopped")
                     try:
                         results.append(c.result(timeout=0.1))
+                        checkpoint(f"generate:{self.phase}")
                         break
                     except TimeoutError:
                         continue
@@ -114,8 +121,22 @@ class RoundRunner:
                 c.cancel()
             raise
         self.gen_seconds += time.perf_counter() - t0
-        self.tokens += sum(r.completion_tokens for r in results)
+        used = sum(r.completion_tokens for r in results)
+        self.tokens += used
+        self.round_tokens += used
         return results
+
+    def _within_budget(self, reqs: Sequence[Request]) -> Sequence[Request]:
+        """Cap max_tokens so this round never generates more than ``round.max_tokens_per_round``."""
+        left = self.recipe.round.max_tokens_per_round - self.round_tokens
+        planned = sum(r.sampling.max_tokens for r in reqs)
+        if not reqs or planned <= left:
+            return reqs
+        per = max(1, left // len(reqs))
+        self.budget_capped = True
+        for r in reqs:
+            r.sampling = dataclasses.replace(r.sampling, max_tokens=min(r.sampling.max_tokens, per))
+        return reqs
 
     def _tasks(self, rnd: int) -> list[TaskRow]:
         rows = self.store.execute(
@@ -126,7 +147,9 @@ class RoundRunner:
         return [task_from_row(r) for r in rows]
 
     def _mark(self, rnd: int, phase: str) -> None:
+        """Record ``phase`` as done (inside the phase's write transaction)."""
         self.store.execute("update rounds set phase = ? where run_id = ? and round = ?", [phase, self.run_id, rnd])
+        checkpoint(f"write:{phase}")
 
     def _agents(self, role: str) -> list[AgentSpec]:
         return self.recipe.agents_with(role)  # type: ignore[arg-type]
@@ -141,6 +164,12 @@ class RoundRunner:
             done = None
         else:
             done, difficulty = row[0][0], int(row[0][1])
+        self.round_tokens = int(self.store.execute(
+            "select (select coalesce(sum(tokens), 0) from attempts where run_id = ? and round = ?) + "
+            "(select coalesce(sum(tokens), 0) from critiques where run_id = ? and round = ?) + "
+            "(select coalesce(sum(tokens), 0) from verdicts where run_id = ? and round = ?)",
+            [self.run_id, rnd] * 3)[0][0])
+        self.budget_capped = False
         self.bus.emit(RoundStarted(self.run_id, rnd, difficulty))
         start = PHASES.index(done) + 1 if done in PHASES else 0
         timings: dict[str, float] = {}
@@ -148,12 +177,14 @@ class RoundRunner:
             if self.stop.is_set():
                 raise Stopped("stopped")
             self.bus.emit(PhaseStarted(self.run_id, rnd, phase))
+            self.phase = phase
             t0 = time.perf_counter()
             getattr(self, f"_{phase}")(rnd, difficulty, timings)
             timings[phase] = time.perf_counter() - t0
             self.bus.emit(PhaseFinished(self.run_id, rnd, phase, timings[phase]))
             if self.single_phase and phase != PHASES[-1]:
                 raise Stopped("paused after one phase")
+        checkpoint("complete")
         self.store.execute("update rounds set status = 'complete', finished_at = coalesce(finished_at, current_timestamp) "
                            "where run_id = ? and round = ?", [self.run_id, rnd])
         stats = self.stats(rnd)
@@ -319,6 +350,7 @@ class RoundRunner:
         """Ground truth was computed as answers were written; close the round with its stats."""
         stats = self.stats(rnd)
         stats.update({f"seconds_{k}": round(v, 3) for k, v in timings.items()})
+        stats["budget_capped"] = float(self.budget_capped)
         with self.store.transaction():
             self.store.execute(
                 "update rounds set phase = 'verify', stats = ?, finished_at = current_timestamp "
@@ -363,6 +395,7 @@ class RoundRunner:
 
         def progress(step: int, steps: int, loss: float, tps: float) -> None:
             self.bus.emit(TrainingProgress(self.run_id, rnd, step, steps, loss, tps))
+            checkpoint(f"train:{step}")
 
         try:
             out = train_lora(cfg, examples, cancel=self.stop, on_progress=progress)
@@ -374,6 +407,7 @@ class RoundRunner:
             self.bus.emit(AdapterPromoted(self.run_id, rnd, None, False, f"training failed: {e}"))
             self._mark(rnd, "train")
             return
+        checkpoint("export")  # the adapter file exists; the store does not know it yet
         parent, _ = self.current_adapter()
         ad_id = self.store.allocate_ids("adapters", 1)[0]
         with self.store.transaction():
@@ -416,6 +450,7 @@ class RoundRunner:
                 if self.rt.adapter != (None if path is None else str(Path(path).resolve())):
                     self.rt.set_adapter(path).result()
                 sc, _ = score(self.rt, self.recipe, tasks, seed=self.seed)
+                checkpoint("evaluate")
                 accs.append(sc.accuracy)
                 rows.append(dict(run_id=self.run_id, round=rnd, adapter_id=adapter_id, eval_set=set_name(lvl), n=sc.n,
                                  correct=sc.correct, accuracy=sc.accuracy, ci_low=sc.ci_low, ci_high=sc.ci_high))

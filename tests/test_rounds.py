@@ -98,3 +98,18 @@ def test_stop_mid_round_then_resume_loses_and_repeats_nothing(tiny_recipe: Path)
              "where run_id = ? group by all having c > 1)", [run_id])[0][0] == 0
     assert q("select count(*) from rounds where run_id = ? and status = 'complete'", [run_id])[0][0] == 2
     eng.close()
+
+
+def test_round_token_budget_caps_generation(tmp_path: Path, tiny_model: Path) -> None:
+    from tests.conftest import small_recipe
+
+    recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": "debate_turns = 1\nmax_tokens_per_round = 300"})
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    eng.play(run_id)
+    q = eng.store.execute
+    total = q("select (select sum(tokens) from attempts) + (select sum(tokens) from critiques) + "
+              "(select sum(tokens) from verdicts)")[0][0]
+    assert total <= 300
+    assert '"budget_capped": 1.0' in q("select stats from rounds where run_id = ?", [run_id])[0][0]
+    eng.close()

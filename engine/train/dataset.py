@@ -45,7 +45,8 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int) -> int:
     )
     have: dict[int, set[str]] = {}
     for task_id, messages in store.execute(
-        "select task_id, messages from examples where run_id = ? and source = 'verified'", [run_id]
+        "select task_id, messages from examples where run_id = ? and source = 'verified' and task_id is not null",
+        [run_id],
     ):
         have.setdefault(int(task_id), set()).add(_norm(json.loads(messages)[-1]["content"]))
     cap = recipe.train.max_per_task
