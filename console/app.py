@@ -42,6 +42,7 @@ class SwarmApp(App[None]):
         Binding("i", "inspector", "Tasks"),
         Binding("e", "sql", "SQL"),
         Binding("t", "training", "Training"),
+        Binding("T", "train_now", "Train now", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -56,6 +57,7 @@ class SwarmApp(App[None]):
         ("i", "task inspector (escape: back, /: filter, enter: show debate)"),
         ("e", "SQL over the store (enter: run, ctrl+s: CSV, ctrl+o: Parquet)"),
         ("t", "training: loss, adapters, evals (p: promote, b: roll back)"),
+        ("T", "train now on the data so far, then evaluate and gate"),
         ("ctrl+p", "command palette: every action by name"),
         ("?", "this help"),
         ("q", "quit (asks first during a run; the run can be resumed later)"),
@@ -207,6 +209,26 @@ class SwarmApp(App[None]):
             self.engine.stop()
             self.notify("stopping at the next safe point")
 
+    def action_train_now(self) -> None:
+        if self.engine is None or self.recipe is None:
+            return
+        if self.running():
+            self.notify("a run is playing; training happens after each round")
+            return
+        eng, name = self.engine, self.recipe.name
+
+        def train() -> None:
+            run_id = self.run_id or eng.latest_unfinished(name)
+            if run_id is None:
+                row = eng.query("select max(id) from runs where recipe_name = ?", [name]).rows
+                run_id = row[0][0] if row else None
+            if run_id is None:
+                raise EngineError("no run of this recipe yet: start one with s")
+            eng.train_now(int(run_id))
+
+        self.notify("training on the data so far")
+        self.run_worker(train, thread=True, exclusive=True, group="run", exit_on_error=False, name="train")
+
     def action_rounds(self, delta: int) -> None:
         self.rounds = max(1, self.rounds + delta)
         self.notify(f"rounds: {self.rounds} (takes effect on start/resume)")
@@ -253,6 +275,7 @@ class SwarmApp(App[None]):
             ("n", self.action_step, "Step one phase"), ("x", self.action_stop, "Stop the run"),
             ("z", self.action_zoom, "Zoom the focused pane"), ("i", self.action_inspector, "Open the task inspector"),
             ("e", self.action_sql, "Open the SQL screen"), ("t", self.action_training, "Open the training screen"),
+            ("T", self.action_train_now, "Train now on the data so far"),
             ("+", lambda: self.action_rounds(1), "One more round"), ("-", lambda: self.action_rounds(-1), "One round fewer"),
             ("?", self.action_help, "Show the keys"),
         ]:

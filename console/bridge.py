@@ -9,6 +9,7 @@ event is posted as an ``EngineEvent`` message (``post_message`` is thread-safe).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from textual.message import Message
@@ -32,6 +33,8 @@ class TokenBuffer:
         self._pending: dict[str, dict[str, str]] = {}
         self._counts: dict[str, int] = {}
         self.tokens = 0
+        self.oldest: float | None = None  # monotonic time of the oldest undrained token
+        self.waited = 0.0  # how long the oldest token of the last drain waited for the screen
 
     def add(self, e: ev.TokenStreamed) -> None:
         with self._lock:
@@ -39,12 +42,16 @@ class TokenBuffer:
             per_agent[e.request] = per_agent.get(e.request, "") + e.text
             self._counts[e.agent] = self._counts.get(e.agent, 0) + 1
             self.tokens += 1
+            if self.oldest is None:
+                self.oldest = time.monotonic()
 
     def drain(self) -> dict[str, tuple[dict[str, str], int]]:
         """agent -> (request -> new text, tokens) since the last drain."""
         with self._lock:
             out = {a: (chunks, self._counts.get(a, 0)) for a, chunks in self._pending.items()}
             self._pending, self._counts = {}, {}
+            self.waited = time.monotonic() - self.oldest if self.oldest is not None else 0.0
+            self.oldest = None
         return out
 
 

@@ -157,6 +157,27 @@ class Engine:
             self._runtime_key = key
         return self._runtime
 
+    def train_now(self, run_id: int) -> None:
+        """Train, export, evaluate and gate on the run's data so far, between rounds (the console's
+        "train now"). Uses the latest complete round's number and difficulty. Raises EngineError."""
+        self._stop.clear()
+        info = self.run_info(run_id)
+        row = self.store.execute(
+            "select round, difficulty from rounds where run_id = ? and status = 'complete' order by round desc limit 1",
+            [run_id])
+        if not row:
+            raise EngineError(f"run {run_id} has no complete round to train on yet")
+        rnd, difficulty = int(row[0][0]), int(row[0][1])
+        rt = self.runtime_for(info.recipe)
+        runner = RoundRunner(self.store, rt, info.recipe, run_id, info.seed, self.bus, self._stop, train=True,
+                             workdir=self.home / "runs" / str(run_id) / "on-demand", home=self.home)
+        runner.marking = False
+        try:
+            runner._train(rnd, difficulty, {})
+            runner._evaluate(rnd, difficulty, {})
+        except Stopped:
+            return
+
     def _set_status(self, run_id: int, status: str, error: str | None = None) -> None:
         self.store.execute("update runs set status = ?, error = ?, updated_at = current_timestamp where id = ?",
                            [status, error, run_id])

@@ -95,5 +95,19 @@ def check_store(home: str | os.PathLike[str] | None = None) -> list[Check]:
     return checks
 
 
+def check_sandbox() -> Check:
+    from engine.errors import SandboxError
+    from engine.sandbox import isolation_available
+
+    try:
+        level = isolation_available()
+    except SandboxError as e:
+        return Check("sandbox", False, str(e))
+    full = {"netns", "private-tmp", "rlimits", "uid"}
+    missing = sorted(full - set(level.split(",")))
+    note = "strongest available" if not missing else f"missing {', '.join(missing)} (needs root / namespaces)"
+    return Check("sandbox", True, f"isolation {level} ({note})")
+
+
 def run_checks(home: str | os.PathLike[str] | None = None, model: str = DEFAULT_MODEL, deep: bool = True) -> list[Check]:
-    return [check_model(model), check_llama(), *check_training(deep), *check_store(home)]
+    return [check_model(model), check_llama(), check_sandbox(), *check_training(deep), *check_store(home)]

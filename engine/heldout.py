@@ -41,3 +41,18 @@ def ensure_held_out(store: Store, run_id: int, recipe: Recipe, seed: int, level:
         held_out=True, rejected_reason=None,
     ) for i, t in zip(ids, unique)])
     return [TaskRow(i, t) for i, t in zip(ids, unique)]
+
+
+def eval_sets(store: Store, run_id: int, recipe: Recipe, seed: int, difficulty: int) -> dict[str, list[TaskRow]]:
+    """What the gate scores: the run's held-out sets at ``difficulty`` and one level harder, plus
+    every imported task set of the recipe's domain."""
+    sets = {set_name(lvl): ensure_held_out(store, run_id, recipe, seed, lvl)
+            for lvl in sorted({difficulty, min(difficulty + 1, 10)})}
+    imported = store.execute(
+        "select distinct task_set from tasks where run_id is null and source = 'imported' and domain = ? order by 1",
+        [recipe.task.domain])
+    for (name,) in imported:
+        rows = store.execute(f"select {TASK_COLUMNS} from tasks where run_id is null and source = 'imported' "
+                             "and task_set = ? order by id", [name])
+        sets[f"imported:{name}"] = [task_from_row(r) for r in rows]
+    return sets

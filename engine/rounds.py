@@ -89,6 +89,7 @@ class RoundRunner:
         self.home = home
         self.single_phase = False  # stop after the next phase (the console's "step")
         self.phase = ""
+        self.marking = True  # False when training on demand outside the round's phases
         self.round_tokens = 0
         self.budget_capped = False
         self._requests = itertools.count()
@@ -148,6 +149,8 @@ class RoundRunner:
 
     def _mark(self, rnd: int, phase: str) -> None:
         """Record ``phase`` as done (inside the phase's write transaction)."""
+        if not self.marking:
+            return
         self.store.execute("update rounds set phase = ? where run_id = ? and round = ?", [phase, self.run_id, rnd])
         checkpoint(f"write:{phase}")
 
@@ -430,20 +433,19 @@ class RoundRunner:
             self._mark(rnd, "evaluate")
             return
         from engine.evaluate import gate, score
-        from engine.heldout import ensure_held_out, set_name
+        from engine.heldout import eval_sets
 
         new_id, new_path = int(new[0][0]), str(new[0][1])
         cur_id, cur_path = self.current_adapter()
-        levels = sorted({difficulty, min(difficulty + 1, 10)})
-        sets = {lvl: ensure_held_out(self.store, self.run_id, self.recipe, self.seed, lvl) for lvl in levels}
+        sets = eval_sets(self.store, self.run_id, self.recipe, self.seed, difficulty)
         rows = []
         means = {}
         for adapter_id, path in ((cur_id, cur_path), (new_id, new_path)):
             accs = []
-            for lvl, tasks in sets.items():
+            for name, tasks in sets.items():
                 cached = self.store.execute(
                     "select accuracy from evals where run_id = ? and adapter_id is not distinct from ? and eval_set = ?",
-                    [self.run_id, adapter_id, set_name(lvl)])
+                    [self.run_id, adapter_id, name])
                 if cached:
                     accs.append(float(cached[0][0]))
                     continue
@@ -452,9 +454,9 @@ class RoundRunner:
                 sc, _ = score(self.rt, self.recipe, tasks, seed=self.seed)
                 checkpoint("evaluate")
                 accs.append(sc.accuracy)
-                rows.append(dict(run_id=self.run_id, round=rnd, adapter_id=adapter_id, eval_set=set_name(lvl), n=sc.n,
+                rows.append(dict(run_id=self.run_id, round=rnd, adapter_id=adapter_id, eval_set=name, n=sc.n,
                                  correct=sc.correct, accuracy=sc.accuracy, ci_low=sc.ci_low, ci_high=sc.ci_high))
-                self.bus.emit(EvalScored(self.run_id, rnd, set_name(lvl), adapter_id, sc.accuracy, sc.ci_low, sc.ci_high))
+                self.bus.emit(EvalScored(self.run_id, rnd, name, adapter_id, sc.accuracy, sc.ci_low, sc.ci_high))
             means[adapter_id] = sum(accs) / len(accs)
         promote, reason = gate(means[new_id], means[cur_id], self.recipe.eval.margin)
         keep = new_path if promote else cur_path

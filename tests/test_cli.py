@@ -22,6 +22,7 @@ def test_doctor_reports_the_default_model() -> None:
     assert r.returncode == 0, r.stderr
     assert "SmolLM2-135M-Instruct.Q4_1.gguf" in r.stdout
     assert "llama-cpp-python" in r.stdout and "schema version" in r.stdout
+    assert "sandbox" in r.stdout and "isolation" in r.stdout
     assert "the loop can run" in r.stdout
 
 
@@ -84,3 +85,24 @@ def test_end_to_end_round_on_the_real_default_model(tmp_path: Path) -> None:
     row = json.loads(swarm("sql", q, "--format", "json").stdout)[0]
     assert row["t"] == 6 and row["a"] > 0 and row["c"] > 0 and row["v"] > 0
     assert row["unverified"] == 0  # the verifier judged every answer
+
+
+def test_ctrl_c_stops_at_a_safe_point_and_resume_finishes(tiny_recipe: Path) -> None:
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "console.cli", "run", str(tiny_recipe), "--rounds", "3", "--no-train"],
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.strip().startswith("solve") and "done" in line:
+            break  # round 0 is past its solve phase: interrupt it mid-round
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0
+    assert "stopping at a safe point" in rest and "swarm run --resume 1" in rest
+    status = json.loads(swarm("sql", "select status from runs", "--format", "json").stdout)[0]["status"]
+    assert status == "stopped"
+    r = swarm("run", "--resume")
+    assert r.returncode == 0 and "resuming" in r.stderr and "run 1: finished" in r.stderr
+    rounds = json.loads(swarm("sql", "select count(*) n from rounds where status = 'complete'", "--format", "json").stdout)
+    assert rounds[0]["n"] == 3

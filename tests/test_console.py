@@ -132,3 +132,42 @@ async def test_picker_lists_bundled_recipes() -> None:
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, SwarmScreen)
+
+
+async def test_train_now_records_a_training_attempt(tiny_recipe: Path) -> None:
+    app = SwarmApp(recipe=str(tiny_recipe), rounds=1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s")
+        await wait_run(app, pilot)
+        assert app.engine is not None
+        before = app.engine.store.execute("select count(*) from training_runs")[0][0]
+        await pilot.press("T")
+        await wait_run(app, pilot)
+        rows = app.engine.store.execute("select status, error from training_runs order by id")
+        assert len(rows) == before + 1
+        # the tiny model answers nothing right: the attempt is recorded with the reason, not crashed
+        assert rows[-1][0] == "failed" and "no verified examples" in rows[-1][1]
+        log = "\n".join(str(line) for line in app.screen.query_one("#log").lines)
+        assert "training failed: no verified examples" in log
+
+
+async def test_inspector_filters_by_domain_round_and_source(tiny_recipe: Path) -> None:
+    from engine.api import Engine
+    from tests.fixed_data import populate
+
+    eng = Engine.open()
+    populate(eng)
+    eng.close()
+    app = SwarmApp(recipe=str(tiny_recipe))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("i")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.screen.query_one("#tasks", DataTable)
+        assert table.row_count == 3
+        for query, n in [("domain=arith", 3), ("domain=python", 0), ("source=proposed", 2), ("round=0 106", 1),
+                         ("round=1", 0)]:
+            app.screen.query_one("#search", Input).value = query
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert table.row_count == n, query

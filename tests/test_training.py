@@ -151,3 +151,25 @@ def test_difficulty_follows_the_latest_measured_pass_rate(tiny_recipe: Path) -> 
                             accuracy=0.9, ci_low=0.7, ci_high=1.0)])
     assert eng._difficulty(run_id, 1, recipe) == 3  # the promoted adapter passes 90% there: harder
     eng.close()
+
+
+def test_gate_scores_imported_sets_of_the_domain(tmp_path: Path) -> None:
+    from engine.heldout import eval_sets
+    from engine.task_sets import import_jsonl
+    from tests.test_tasks import HUMANEVAL
+
+    f = tmp_path / "mini.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in HUMANEVAL))
+    py = Path(__file__).resolve().parent.parent / "recipes" / "python.toml"
+    recipe_path = tmp_path / "py.toml"
+    recipe_path.write_text(py.read_text().replace("held_out = 20", "held_out = 2"))
+    eng = Engine.open()
+    import_jsonl(eng.store, f)
+    recipe = load_recipe(str(recipe_path))[0]
+    run_id = eng.create_run(str(recipe_path), rounds=1, train=True)
+    sets = eval_sets(eng.store, run_id, recipe, 11, recipe.task.difficulty)
+    assert list(sets) == ["held-out-2", "held-out-3", "imported:mini"]
+    assert len(sets["imported:mini"]) == 3
+    arith = load_recipe("default")[0]
+    assert "imported:mini" not in eval_sets(eng.store, run_id, arith, 7, 2)  # another domain's sets stay out
+    eng.close()

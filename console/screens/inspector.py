@@ -50,7 +50,7 @@ class InspectorScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="filters"):
-            yield Input(placeholder="search task text, or round=N  (/ to focus)", id="search")
+            yield Input(placeholder="search text; round=N run=N domain=arith source=proposed  (/ to focus)", id="search")
             yield Select([("all verdicts", "all"), ("verified correct", "correct"), ("verified wrong", "wrong"),
                           ("judge disagrees", "disagree"), ("rejected", "rejected")], value="all", id="verdict",
                          allow_blank=False)
@@ -75,15 +75,23 @@ class InspectorScreen(Screen[None]):
         self.reload()
 
     def _where(self) -> tuple[str, str, list[object]]:
-        text = self.query_one("#search", Input).value.strip()
         verdict = self.query_one("#verdict", Select).value
-        clauses, params = [], []
-        if text.startswith("round=") and text[6:].isdigit():
-            clauses.append("t.round = ?")
-            params.append(int(text[6:]))
-        elif text:
+        clauses: list[str] = []
+        params: list[object] = []
+        words = []
+        for word in self.query_one("#search", Input).value.split():
+            key, _, value = word.partition("=")
+            if key in ("round", "run") and value.isdigit():
+                clauses.append(f"t.{'run_id' if key == 'run' else 'round'} = ?")
+                params.append(int(value))
+            elif key in ("domain", "source") and value:
+                clauses.append(f"t.{key} = ?")
+                params.append(value)
+            else:
+                words.append(word)
+        if words:
             clauses.append("t.prompt ilike ?")
-            params.append(f"%{text}%")
+            params.append(f"%{' '.join(words)}%")
         if verdict == "rejected":
             clauses.append("t.rejected_reason is not null")
         having = {"correct": "having bool_or(a.correct)", "wrong": "having not coalesce(bool_or(a.correct), false)",
