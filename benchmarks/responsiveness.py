@@ -26,7 +26,6 @@ async def _measure(seconds: float) -> dict[str, Any]:
 
     app = SwarmApp(recipe="default", rounds=1)
     lags: dict[str, list[float]] = {"idle": [], "streaming": []}
-    waits: list[float] = []
     mode = ["idle"]
     last = [time.monotonic()]
 
@@ -39,15 +38,6 @@ async def _measure(seconds: float) -> dict[str, Any]:
         await pilot.pause()
         app.set_interval(0.02, tick)
         await pilot.pause(2.0)
-        original = app._drain_tokens
-
-        def drain() -> None:
-            original()
-            if app.tokens.waited:
-                waits.append(app.tokens.waited)
-
-        app._drain_tokens = drain  # type: ignore[method-assign]
-        app.set_interval(1 / 20, drain)
         mode[0] = "streaming"
         await pilot.press("s")
         await pilot.pause(seconds)
@@ -55,6 +45,7 @@ async def _measure(seconds: float) -> dict[str, Any]:
         for w in list(app.workers):
             if w.group == "run":
                 await w.wait()
+        waits = list(app.token_waits)
     return {"lag": lags, "token_wait": waits}
 
 

@@ -8,6 +8,7 @@ blocks; the event loop never does), and receives the engine's events through
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -75,6 +76,7 @@ class SwarmApp(App[None]):
         self.recipe_path: Path | None = None
         self.run_id: int | None = None
         self.tokens = TokenBuffer()
+        self.token_waits: deque[float] = deque(maxlen=10_000)  # token-to-screen delays, seconds
         self.quitting = False
         self.phase = ""
         self.round = 0
@@ -129,6 +131,7 @@ class SwarmApp(App[None]):
         screen = self.swarm()
         if chunks and screen is not None:
             screen.feed_tokens(chunks)
+            self.token_waits.append(self.tokens.waited)
 
     def on_engine_event(self, message: EngineEvent) -> None:
         e = message.event
