@@ -16,7 +16,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -524,5 +524,3 @@ def next_difficulty(pass_rate: float, difficulty: int, low: float, high: float, 
         return max(1, difficulty - 1)
     return difficulty
 
-
-Callback = Callable[[int], None]
