@@ -168,8 +168,14 @@ def cmd_train(cfg: dict[str, Any]) -> dict[str, Any]:
         "backend": cfg["backend"], "description": desc, "steps": cfg["steps"], "loss_curve": curve,
         "tokens_per_second": tokens_total / train_seconds if train_seconds else 0.0,
         "seconds_per_step": train_seconds / cfg["steps"], "seconds": time.perf_counter() - t_start,
-        "n_examples": len(encoded),
+        "n_examples": len(encoded), "peak_rss_mb": _peak_rss_mb(),
     }
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def cmd_export(cfg: dict[str, Any]) -> dict[str, Any]:
