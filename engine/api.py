@@ -202,7 +202,7 @@ class Engine:
                                  train=info.train, workdir=self.home / "runs" / str(run_id), home=self.home)
             runner.single_phase = step
             _, adapter = runner.current_adapter()
-            if rt.adapter != (None if adapter is None else str(Path(adapter).resolve())):
+            if not rt.serves(adapter):
                 rt.set_adapter(adapter).result()  # resume on the adapter the run had promoted
             while True:
                 done = self.store.execute(

@@ -449,7 +449,7 @@ class RoundRunner:
                 if cached:
                     accs.append(float(cached[0][0]))
                     continue
-                if self.rt.adapter != (None if path is None else str(Path(path).resolve())):
+                if not self.rt.serves(path):
                     self.rt.set_adapter(path).result()
                 sc, _ = score(self.rt, self.recipe, tasks, seed=self.seed)
                 checkpoint("evaluate")
@@ -460,7 +460,7 @@ class RoundRunner:
             means[adapter_id] = sum(accs) / len(accs)
         promote, reason = gate(means[new_id], means[cur_id], self.recipe.eval.margin)
         keep = new_path if promote else cur_path
-        if self.rt.adapter != (None if keep is None else str(Path(keep).resolve())):
+        if not self.rt.serves(keep):
             self.rt.set_adapter(keep).result()
         ids = self.store.allocate_ids("evals", len(rows))
         with self.store.transaction():

@@ -102,6 +102,11 @@ class Result:
 _DONE = object()
 
 
+def _adapter_key(path: str | os.PathLike[str] | None) -> str | None:
+    """How the runtime names an adapter: its resolved path (None: the base model)."""
+    return None if path is None else str(Path(path).resolve())
+
+
 class Completion:
     """Handle for a submitted request: iterate for text pieces, ``result()`` to wait."""
 
@@ -254,8 +259,12 @@ class Runtime:
         clears the KV cache. The returned future raises ModelError for a bad adapter file.
         """
         fut: Future[None] = Future()
-        self._inbox.put(("adapter", (None if path is None else str(Path(path).resolve()), scale, fut)))
+        self._inbox.put(("adapter", (_adapter_key(path), scale, fut)))
         return fut
+
+    def serves(self, path: str | os.PathLike[str] | None) -> bool:
+        """Whether the adapter at ``path`` (None: the base model) is the one applied now."""
+        return self.adapter == _adapter_key(path)
 
     def tokenize(self, text: str, add_special: bool = True) -> list[int]:
         ll = self._ll
