@@ -49,7 +49,7 @@ class Engine:
         self.home = home
         self.bus = EventBus()
         self._runtime: Runtime | None = None
-        self._runtime_key: tuple[str, int, int] | None = None
+        self._runtime_key: tuple[object, ...] | None = None
         self._stop = threading.Event()
 
     @classmethod
@@ -149,11 +149,12 @@ class Engine:
     def runtime_for(self, rec: Recipe) -> Runtime:
         """The loaded model for a recipe (reused while the model settings stay the same)."""
         m = rec.model
-        key = (str(resolve_model(m.path)), m.n_ctx, m.n_parallel)
+        key = (str(resolve_model(m.path)), m.n_ctx, m.n_parallel, m.n_batch, m.n_threads, m.prefix_cache)
         if self._runtime is None or self._runtime_key != key:
             if self._runtime is not None:
                 self._runtime.close()
-            self._runtime = Runtime(m.path, n_ctx=m.n_ctx, n_parallel=m.n_parallel, n_batch=m.n_batch, n_threads=m.n_threads)
+            self._runtime = Runtime(m.path, n_ctx=m.n_ctx, n_parallel=m.n_parallel, n_batch=m.n_batch,
+                                    n_threads=m.n_threads, prefix_cache=m.prefix_cache)
             self._runtime_key = key
         return self._runtime
 

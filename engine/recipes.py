@@ -31,6 +31,10 @@ class ModelSpec(_Strict):
     n_parallel: int = Field(8, ge=1, le=64, description="Sequences decoded together in one batch.")
     n_batch: int = Field(512, ge=32, le=8192, description="Most tokens in one llama_decode call.")
     n_threads: int = Field(0, ge=0, le=256, description="CPU threads; 0 uses every core.")
+    prefix_cache: bool = Field(
+        True, description="Requests whose prompts start alike (template, system prompt, task) copy the shared "
+        "prefix's KV cells instead of decoding it again. Needs one unified KV cache, whose rounding depends on "
+        "where cells lie: greedy output can then differ from the same request run alone.")
 
 
 class AgentSpec(_Strict):
@@ -88,6 +92,9 @@ class TrainSpec(_Strict):
     batch_size: int = Field(8, ge=1, le=512, description="Examples per step.")
     max_seq_len: int = Field(256, ge=16, le=8192, description="Examples are cut to this many tokens.")
     max_per_task: int = Field(2, ge=1, le=64, description="Distinct verified answers kept per task.")
+    min_examples: int = Field(
+        4, ge=1, le=100_000, description="Verified examples the run needs before a round trains; with fewer the "
+        "round skips training and records why (an adapter fitted to one or two answers only memorises them).")
     replay_fraction: float = Field(0.2, ge=0.0, le=0.9, description="Share of general replay examples.")
     targets: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],

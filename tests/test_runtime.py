@@ -175,3 +175,39 @@ def test_real_model_batched_equals_alone(real_model: Path) -> None:
         comps = [rt.submit(ask(q)) for q in questions]
         assert [c.result(timeout=120).text for c in comps] == alone
         assert "Paris" in alone[1]  # the model's own chat template is in use
+
+
+LONG_SYSTEM = "You are a careful assistant. Think about the question, then answer it in one short sentence."
+
+
+def test_prefix_cache_shares_and_finishes_everything(tiny_model: Path) -> None:
+    """Requests with a common prompt head copy its KV cells; every request still completes,
+    including sharers whose source is cancelled before it decoded the prefix."""
+    def ask(q: str, n: int = 12) -> Request:
+        return Request(messages=[{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": q}],
+                       sampling=Sampling(temperature=0.0, max_tokens=n))
+
+    with Runtime(tiny_model, n_ctx=512, n_parallel=4, n_batch=256, prefix_cache=True) as rt:
+        comps = [rt.submit(ask(p)) for p in PROMPTS]
+        results = [c.result(timeout=60) for c in comps]
+        assert all(r.finish_reason in {"length", "eog"} and r.error is None for r in results)
+        assert rt.stats["shared_prompt_tokens"] > 0
+        assert all(r.prompt_tokens > 0 for r in results)
+        for _ in range(5):
+            first = rt.submit(ask("Why?", 40))
+            first.cancel()
+            rest = [rt.submit(ask(p)) for p in PROMPTS[:3]]
+            assert all(c.result(timeout=60).finish_reason in {"length", "eog"} for c in rest)
+
+
+def test_real_model_prefix_cache_answers_stay_right(real_model: Path) -> None:
+    """A wrongly copied prefix turns answers into noise; shared ones must still say Paris."""
+    def ask(q: str) -> Request:
+        return Request(messages=[{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": q}],
+                       sampling=Sampling(temperature=0.0, max_tokens=16))
+
+    questions = ["What is the capital of France?"] * 3 + ["Say hello.", "What is the capital of France? Be brief."]
+    with Runtime(real_model, n_ctx=512, n_parallel=4, prefix_cache=True) as rt:
+        texts = [c.result(timeout=120).text for c in [rt.submit(ask(q)) for q in questions]]
+        assert rt.stats["shared_prompt_tokens"] >= 4 * 20
+    assert all("Paris" in texts[i] for i in (0, 1, 2, 4)), texts

@@ -100,6 +100,7 @@ class Result:
 
 
 _DONE = object()
+MIN_SHARED_PREFIX = 8  # shorter common prefixes are decoded, not copied
 
 
 def _adapter_key(path: str | os.PathLike[str] | None) -> str | None:
@@ -156,12 +157,15 @@ class _Slot:
         self.comp = comp
         self.seq_id = seq_id
         self.prompt = tokens
-        self.fed = 0  # prompt tokens already in the KV cache
+        self.fed = 0  # prompt tokens put in a batch
+        self.ready = 0  # prompt tokens whose KV a finished llama_decode holds
         self.pos = 0
         self.sampler = sampler
         self.truncated = truncated
         self.n_ctx_seq = n_ctx_seq
         self.next_token: int | None = None  # sampled, not yet decoded
+        self.share_from: _Slot | None = None  # copy this slot's KV for the first share_len tokens
+        self.share_len = 0
         self.n_generated = 0
         self.text = ""
         self.emitted = 0
@@ -188,6 +192,7 @@ class Runtime:
         n_batch: int = 512,
         n_threads: int = 0,
         kv_unified: bool = False,
+        prefix_cache: bool = False,
     ) -> None:
         path = resolve_model(str(model))
         self.info = check_gguf(path)
@@ -196,6 +201,10 @@ class Runtime:
         self.n_parallel = n_parallel
         self.n_ctx_seq = n_ctx
         self.n_batch = max(n_batch, n_parallel)
+        # Prompts that start alike (same template, system prompt, task) share their KV cells:
+        # one sequence decodes the prefix, the others copy it. Copies need one unified cache.
+        self.prefix_cache = prefix_cache
+        kv_unified = kv_unified or prefix_cache
         threads = n_threads or os.cpu_count() or 1
 
         mparams = ll.llama_model_default_params()
@@ -232,7 +241,8 @@ class Runtime:
         self.adapter: str | None = None
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._closed = False
-        self.stats = {"steps": 0, "decoded_tokens": 0, "generated_tokens": 0, "decode_seconds": 0.0}
+        self.stats = {"steps": 0, "decoded_tokens": 0, "generated_tokens": 0, "decode_seconds": 0.0,
+                      "shared_prompt_tokens": 0}
         self._thread = threading.Thread(target=self._run, name="swarm-llama", daemon=True)
         self._thread.start()
 
@@ -495,6 +505,8 @@ class Runtime:
             for i in range(self.n_parallel):
                 if slots[i] is None and waiting and isinstance(waiting[0], Completion):
                     slots[i] = self._admit(waiting.popleft(), i)  # type: ignore[arg-type]
+                    if self.prefix_cache and slots[i] is not None:
+                        self._plan_share(slots[i], slots)  # type: ignore[arg-type]
             if waiting and not isinstance(waiting[0], Completion) and all(s is None for s in slots):
                 path, scale, fut = waiting.popleft()  # type: ignore[misc]
                 self._apply_adapter(path, scale, fut)
@@ -513,6 +525,8 @@ class Runtime:
             for s in slots:
                 if s is None or s.fed >= len(s.prompt) or n >= self.n_batch:
                     continue
+                if s.share_from is not None and not self._take_share(s, slots):
+                    continue  # its prefix is being decoded by another sequence this step
                 take = min(len(s.prompt) - s.fed, self.n_batch - n)
                 for j in range(take):
                     last = s.fed + j == len(s.prompt) - 1
@@ -541,12 +555,46 @@ class Runtime:
                         self._finish(s, "error", f"llama_decode returned {rc}")
                         slots[i] = None
                 continue
+            for s in slots:
+                if s is not None:
+                    s.ready = s.fed
             for idx, s in owners:
                 token = ll.llama_sampler_sample(s.sampler, self._ctx, idx)
                 reason = self._on_token(s, token)
                 if reason is not None:
                     self._finish(s, reason)
                     slots[s.seq_id] = None
+
+    def _plan_share(self, slot: _Slot, slots: list[_Slot | None]) -> None:
+        """Pick the sequence whose prompt shares the longest prefix with ``slot``'s."""
+        best, best_len = None, 0
+        for other in slots:
+            if other is None or other is slot:
+                continue
+            limit = min(len(slot.prompt) - 1, len(other.prompt))  # the last prompt token is always decoded
+            k = 0
+            a, b = slot.prompt, other.prompt
+            while k < limit and a[k] == b[k]:
+                k += 1
+            if k > best_len:
+                best, best_len = other, k
+        if best is not None and best_len >= MIN_SHARED_PREFIX:
+            slot.share_from, slot.share_len = best, best_len
+
+    def _take_share(self, slot: _Slot, slots: list[_Slot | None]) -> bool:
+        """Copy the planned prefix once its source has decoded it; False: wait a step."""
+        src = slot.share_from
+        assert src is not None
+        if slots[src.seq_id] is not src:  # the source finished or was cancelled first: decode it all
+            slot.share_from = None
+            return True
+        if src.ready < slot.share_len:
+            return False
+        self._ll.llama_memory_seq_cp(self._mem, src.seq_id, slot.seq_id, 0, slot.share_len)
+        slot.fed = slot.pos = slot.share_len
+        slot.share_from = None
+        self.stats["shared_prompt_tokens"] += slot.share_len
+        return True
 
     @staticmethod
     def _put(batch: Any, i: int, token: int, pos: int, seq_id: int, logits: bool) -> None:
