@@ -382,11 +382,21 @@ class RoundRunner:
           "where run_id = ? and round = ? and status = 'running'", [self.run_id, rnd])
         spec = self.recipe.train
         examples = training_set(self.store, self.recipe, self.run_id, seed_for(self.seed, rnd, "train"))
+        n_verified = int(q("select count(*) from examples where run_id = ? and source = 'verified'", [self.run_id])[0][0])
+        skip = None
+        if n_verified < spec.min_examples:
+            skip = f"{n_verified} verified examples so far, train.min_examples is {spec.min_examples}"
         tr_id = self.store.allocate_ids("training_runs", 1)[0]
-        self.store.insert("training_runs", [dict(
-            id=tr_id, run_id=self.run_id, round=rnd, backend=spec.backend, backend_reason=None,
-            settings=spec.model_dump(), n_examples=len(examples), steps=spec.steps, loss_curve=None,
-            tokens_per_second=None, seconds=None, status="running", error=None)])
+        row = dict(id=tr_id, run_id=self.run_id, round=rnd, backend=spec.backend, backend_reason=None,
+                   settings=spec.model_dump(), n_examples=len(examples), steps=spec.steps, loss_curve=None,
+                   tokens_per_second=None, seconds=None, status="running", error=None)
+        if skip is not None:
+            with self.store.transaction():
+                self.store.insert("training_runs", [{**row, "status": "skipped", "error": skip}])
+                self._mark(rnd, "train")
+            self.bus.emit(AdapterPromoted(self.run_id, rnd, None, False, f"training skipped: {skip}"))
+            return
+        self.store.insert("training_runs", [row])
         assert self.workdir is not None and self.home is not None
         held = q(f"select {TASK_COLUMNS} from tasks where run_id = ? and held_out order by id limit 3", [self.run_id])
         from engine.train.dataset import solve_messages

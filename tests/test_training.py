@@ -173,3 +173,28 @@ def test_gate_scores_imported_sets_of_the_domain(tmp_path: Path) -> None:
     arith = load_recipe("default")[0]
     assert "imported:mini" not in eval_sets(eng.store, run_id, arith, 7, 2)  # another domain's sets stay out
     eng.close()
+
+
+def test_worker_errors_reach_the_caller_with_their_cause(tmp_path: Path) -> None:
+    from engine.errors import TrainingError
+    from engine.train.runner import run_worker
+
+    with pytest.raises(TrainingError, match=r"KeyError: 'no-such-command'"):
+        run_worker("no-such-command", {}, tmp_path / "worker.log")
+
+
+def test_round_skips_training_below_min_examples(tmp_path: Path, tiny_model: Path) -> None:
+    from engine.events import AdapterPromoted
+
+    recipe = small_recipe(tmp_path, tiny_model, **{"max_per_task = 2": "max_per_task = 2\nmin_examples = 1000"})
+    eng = Engine.open()
+    seen: list[AdapterPromoted] = []
+    eng.subscribe(lambda e: seen.append(e) if isinstance(e, AdapterPromoted) else None)
+    run_id = eng.create_run(str(recipe), rounds=1, train=True)
+    assert eng.play(run_id) == "finished"
+    q = eng.store.execute
+    rows = q("select status, error from training_runs where run_id = ?", [run_id])
+    assert len(rows) == 1 and rows[0][0] == "skipped" and "min_examples is 1000" in rows[0][1]
+    assert q("select count(*) from adapters where run_id = ?", [run_id])[0][0] == 0
+    assert seen and "training skipped" in seen[0].reason
+    eng.close()

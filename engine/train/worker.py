@@ -25,9 +25,9 @@ from typing import Any
 _proto = None
 
 
-def emit(kind: str, **data: Any) -> None:
+def emit(event: str, /, **data: Any) -> None:
     assert _proto is not None
-    _proto.write(json.dumps({"event": kind, **data}) + "\n")
+    _proto.write(json.dumps({"event": event, **data}) + "\n")
     _proto.flush()
 
 
