@@ -17,6 +17,7 @@ from engine.runtime import Request, Runtime, Sampling
 from engine.tasks.arith import ARITH
 from engine.train.dataset import collect, solve_messages, training_set
 from engine.train.export import gguf_tensors, permute, write_adapter
+from engine.train.runner import EXPORT_COSINE_MIN
 from tests.conftest import small_recipe
 
 
@@ -125,7 +126,7 @@ def test_two_rounds_train_export_swap_evaluate_on_the_real_model(tmp_path: Path)
     assert adapters
     for aid, rnd, path, sha, cos, promoted, decision in adapters:
         assert Path(path).exists() and sha256_file(path) == sha
-        assert cos >= 0.995 and decision
+        assert cos >= EXPORT_COSINE_MIN and decision
         evals = q("select adapter_id, n, accuracy, ci_low, ci_high from evals where run_id = ? and round = ?", [run_id, rnd])
         assert any(e[0] == aid for e in evals) and all(e[3] <= e[2] <= e[4] for e in evals)
     promoted = [a for a in adapters if a[5]]

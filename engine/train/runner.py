@@ -22,7 +22,11 @@ from engine.errors import TrainingError
 from engine.recipes import TrainSpec
 
 MIN_FREE_BYTES = 1 << 30  # training and export need room for the base checkpoint and adapters
-EXPORT_COSINE_MIN = 0.995
+# Worst last-token logits cosine, llama.cpp + exported adapter vs PyTorch fp32 + LoRA, over the
+# check prompts. A layout error (q/k rows not permuted) gives ~0.94; correct exports measured
+# 0.998-0.9996 on most prompts, and down to 0.9918 on one prompt for an adapter fitted to a
+# single example (llama.cpp's 8-bit activation rounding in the base matmuls, amplified).
+EXPORT_COSINE_MIN = 0.99
 
 
 @dataclass(frozen=True)
