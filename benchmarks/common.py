@@ -51,3 +51,69 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     out = [" | ".join(h.ljust(w) for h, w in zip(headers, widths)), "-|-".join("-" * w for w in widths)]
     out += [" | ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
     return "\n".join(out)
+
+
+def toml_dumps(data: dict[str, Any]) -> str:
+    """TOML for a recipe-shaped dict: scalars, lists of scalars, tables, arrays of tables.
+
+    >>> import tomllib
+    >>> d = {"name": "x", "seed": 1, "model": {"prefix_cache": True}, "agents": [{"name": "a", "t": 0.5}],
+    ...      "prompts": {"solve": 'say "hi"\\n{task}'}}
+    >>> tomllib.loads(toml_dumps(d)) == d
+    True
+    """
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)  # a JSON string is a TOML basic string
+        if isinstance(v, list):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+    def is_table_list(v: Any) -> bool:
+        return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+    lines = [f"{k} = {scalar(v)}" for k, v in data.items() if not isinstance(v, dict) and not is_table_list(v)]
+    for k, v in data.items():
+        if isinstance(v, dict):
+            lines += ["", f"[{k}]"] + [f"{kk} = {scalar(vv)}" for kk, vv in v.items()]
+        elif is_table_list(v):
+            for item in v:
+                lines += ["", f"[[{k}]]"] + [f"{kk} = {scalar(vv)}" for kk, vv in item.items()]
+    return "\n".join(lines) + "\n"
+
+
+def recipe_variant(name: str, out_dir: Path, overrides: dict[str, dict[str, Any]]) -> Path:
+    """The recipe ``name`` with some of its tables' keys changed, written to ``out_dir``."""
+    import tomllib
+
+    from engine.recipes import load_recipe
+
+    _, path, text = load_recipe(name)
+    data = tomllib.loads(text)
+    for table_name, keys in overrides.items():
+        data.setdefault(table_name, {}).update(keys)
+    out = out_dir / f"{Path(path).stem}-variant.toml"
+    out.write_text(toml_dumps(data))
+    load_recipe(str(out))  # fail here, naming the key, if an override is out of range
+    return out
+
+
+def peak_rss_mb() -> dict[str, float]:
+    """Peak resident memory of this process and of its largest waited-for child (Linux: KiB)."""
+    import resource
+
+    return {"process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def shared_cache_env() -> dict[str, str]:
+    """Environment for a benchmark's temporary data dir that still shares the dequantized base
+    weights of the user's own data dir (so training does not redo that one-time step)."""
+    from engine.paths import home_dir
+
+    cache = os.environ.get("SWARM_CACHE") or str(home_dir() / "cache")
+    return {"SWARM_CACHE": cache}

@@ -164,7 +164,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHMARKS = ("generation", "swap", "store", "responsiveness", "training")
+BENCHMARKS = ("generation", "swap", "store", "responsiveness", "training", "round", "improve")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

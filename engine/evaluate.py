@@ -70,3 +70,34 @@ def gate(new: float, current: float, margin: float) -> tuple[bool, str]:
     if new >= current - margin:
         return True, f"held-out {new:.1%} vs {current:.1%} in use (margin {margin:.1%}): not worse"
     return False, f"held-out {new:.1%} vs {current:.1%} in use: worse by more than {margin:.1%}"
+
+
+def control_answers(runtime: Runtime, prompts: Sequence[str], max_tokens: int = 48) -> list[str]:
+    """Greedy answers of whatever adapter the runtime serves now to general ``prompts``."""
+    from engine.runtime import Request, Sampling
+
+    comps = [runtime.submit(Request(messages=[{"role": "user", "content": p}],
+                                    sampling=Sampling(temperature=0.0, max_tokens=max_tokens))) for p in prompts]
+    return [c.result().text for c in comps]
+
+
+def drift(base: Sequence[str], now: Sequence[str]) -> dict[str, float]:
+    """How far answers to the control prompts moved from the base model's.
+
+    ``similarity``: mean difflib ratio to the base answer (1.0: unchanged); ``identical``: share
+    of answers equal to the base's; ``numeric_only``: share of answers with digits and no words,
+    the way an over-trained arithmetic adapter answers everything.
+
+    >>> drift(["Paris is the capital.", "Hi there"], ["Paris is the capital.", "42"])
+    {'similarity': 0.5, 'identical': 0.5, 'numeric_only': 0.5}
+    """
+    import difflib
+    import re
+
+    pairs = list(zip(base, now, strict=True))
+    if not pairs:
+        return {"similarity": 1.0, "identical": 1.0, "numeric_only": 0.0}
+    sim = sum(difflib.SequenceMatcher(None, a, b).ratio() for a, b in pairs) / len(pairs)
+    same = sum(a == b for a, b in pairs) / len(pairs)
+    numeric = sum(bool(re.search(r"\d", b)) and not re.search(r"[A-Za-z]{2,}", b) for _, b in pairs) / len(pairs)
+    return {"similarity": round(sim, 4), "identical": same, "numeric_only": numeric}

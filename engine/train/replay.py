@@ -31,3 +31,24 @@ REPLAY_PROMPTS = [
     "Describe a cat in three words.",
     "How many days are in a leap year?",
 ]
+
+#: General prompts never trained on (disjoint from REPLAY_PROMPTS): how far an adapter's
+#: answers drift from the base model's measures what self-training costs outside its domain.
+CONTROL_PROMPTS = [
+    "What is an atom?",
+    "Write two lines about a rainy morning.",
+    "Name three animals that live in the ocean.",
+    "What is the boiling point of water in Celsius?",
+    "Explain what a database index is.",
+    "Give one tip for writing clear emails.",
+    "What is the tallest mountain on Earth?",
+    "Describe a sunset in one sentence.",
+    "What does a web browser do?",
+    "Who painted the Mona Lisa?",
+    "What is gravity?",
+    "Suggest a healthy breakfast.",
+    "Why do leaves change colour in autumn?",
+    "What is the opposite of 'ancient'?",
+    "How does a thermometer work?",
+    "Name a famous composer.",
+]
