@@ -5,7 +5,12 @@ settings; we count generated tokens over wall time. "batched" submits all N at o
 Runtime (one llama_decode per step for all sequences); "sequential" sends the same requests
 one after another to the same Runtime, which is what a one-request-at-a-time server gives;
 "transformers" runs the same prompts through ``generate`` on the same (dequantized) weights.
-Shared-prefix reuse (KV copy between solvers reading the same task) is not implemented yet.
+
+Shared prefixes: with ``prefix_cache`` a request whose prompt starts like one already in the
+batch copies those KV cells instead of decoding them. Measured on two workloads, with the
+cache off (baseline) and on, in the same run: N solvers answering the same task (same system
+prompt and question, different seeds), and held-out evaluation (many different tasks behind
+one system prompt, short greedy answers: the prompt-heavy case).
 """
 
 from __future__ import annotations
@@ -72,6 +77,45 @@ def _transformers(model: str, n: int, max_tokens: int) -> dict[str, float]:
     return {"agents": n, "tokens": toks, "seconds": secs, "tokens_per_second": toks / secs}
 
 
+SOLVER_SYSTEM = "You are a careful calculator. Reply with the result."
+
+
+def _same_task(n: int, max_tokens: int) -> list[Request]:
+    return [Request(messages=[{"role": "system", "content": SOLVER_SYSTEM},
+                              {"role": "user", "content": f"{QUESTIONS[0]} Explain step by step."}],
+                    sampling=Sampling(temperature=0.7, seed=i, max_tokens=max_tokens)) for i in range(n)]
+
+
+def _eval_like(n: int) -> list[Request]:
+    return [Request(messages=[{"role": "system", "content": SOLVER_SYSTEM},
+                              {"role": "user", "content": f"What is {10 + i % 89} + {11 + (i * 7) % 87}?"}],
+                    sampling=Sampling(temperature=0.0, max_tokens=16)) for i in range(n)]
+
+
+def _prefix(model: str, quick: bool, max_tokens: int) -> list[dict[str, Any]]:
+    """The same workloads with the prefix cache off and on (one runtime each)."""
+    out = []
+    workloads = [("4 solvers, same task", lambda: _same_task(4, max_tokens)),
+                 ("8 solvers, same task", lambda: _same_task(8, max_tokens)),
+                 (f"evaluation, {32 if quick else 128} tasks", lambda: _eval_like(32 if quick else 128))]
+    for name, make in workloads:
+        row: dict[str, Any] = {"workload": name}
+        for cached in (False, True):
+            with Runtime(model, n_ctx=512, n_parallel=8, prefix_cache=cached) as rt:
+                rt.generate(_requests(1, 8)[0])  # warm up
+                t0 = time.perf_counter()
+                results = [c.result() for c in [rt.submit(r) for r in make()]]
+                secs = time.perf_counter() - t0
+                row["cache on" if cached else "cache off"] = {
+                    "seconds": secs, "prompt_tokens": sum(r.prompt_tokens for r in results),
+                    "generated_tokens": sum(r.completion_tokens for r in results),
+                    "shared_prompt_tokens": rt.stats["shared_prompt_tokens"],
+                    "requests_per_second": len(results) / secs}
+        row["speedup"] = row["cache off"]["seconds"] / row["cache on"]["seconds"]
+        out.append(row)
+    return out
+
+
 def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
     counts = [1, 2, 4, 8]
     max_tokens = 64 if quick else 128
@@ -85,18 +129,26 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
     for r in rows:
         if r["agents"] in (1, 4):
             r["transformers"] = _transformers(model, r["agents"], max_tokens)
+    prefix = _prefix(model, quick, max_tokens)
     by_n = {r["agents"]: r for r in rows}
     ratios = {
         "batched_vs_sequential_4": by_n[4]["speedup"],
         "batched_vs_transformers_4": by_n[4]["batched"]["tokens_per_second"] / by_n[4]["transformers"]["tokens_per_second"],
+        "prefix_cache_same_task_4": prefix[0]["speedup"],
+        "prefix_cache_evaluation": prefix[2]["speedup"],
     }
     print(table(
         ["agents", "sequential tok/s", "batched tok/s", "batched/sequential", "transformers tok/s"],
         [[r["agents"], r["sequential"]["tokens_per_second"], r["batched"]["tokens_per_second"], r["speedup"],
           r["transformers"]["tokens_per_second"] if "transformers" in r else "-"] for r in rows],
     ))
+    print(table(
+        ["shared prefix workload", "cache off (s)", "cache on (s)", "prompt tokens copied", "speedup"],
+        [[p["workload"], p["cache off"]["seconds"], p["cache on"]["seconds"],
+          f"{p['cache on']['shared_prompt_tokens']} of {p['cache on']['prompt_tokens']}", p["speedup"]] for p in prefix],
+    ))
     path = write_results("generation", {
-        "quick": quick, "model": model, "max_tokens": max_tokens, "rows": rows, "ratios": ratios,
+        "quick": quick, "model": model, "max_tokens": max_tokens, "rows": rows, "prefix": prefix, "ratios": ratios,
         "versions": versions("llama-cpp-python", "transformers", "torch"),
     })
     print(f"wrote {path}")

@@ -1,0 +1,56 @@
+"""The benchmarks' own plumbing on the tiny model: recipe variants, one round's phase report,
+the improvement report's structure. The figures themselves come from `swarm bench` runs."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from benchmarks.common import recipe_variant, toml_dumps
+from engine.errors import RecipeError
+from engine.recipes import load_recipe
+
+
+def test_recipe_variant_changes_only_what_it_is_told(tmp_path: Path) -> None:
+    out = recipe_variant("default", tmp_path, {"task": {"generated": 3}, "model": {"n_parallel": 1}})
+    rec = load_recipe(str(out))[0]
+    base = load_recipe("default")[0]
+    assert rec.task.generated == 3 and rec.model.n_parallel == 1
+    assert rec.agents == base.agents and rec.prompts == base.prompts and rec.train == base.train
+    with pytest.raises(RecipeError, match=r"model.n_parallel"):
+        recipe_variant("default", tmp_path, {"model": {"n_parallel": 0}})
+
+
+def test_toml_dumps_round_trips_the_default_recipe() -> None:
+    text = (Path(__file__).resolve().parent.parent / "recipes" / "default.toml").read_text()
+    data = tomllib.loads(text)
+    assert tomllib.loads(toml_dumps(data)) == data
+
+
+def test_round_benchmark_reports_every_phase(tiny_recipe: Path) -> None:
+    from benchmarks.round import play
+
+    out = play(str(tiny_recipe), rounds=1, train=False)
+    assert out["status"] == "finished"
+    assert set(out["phases"]) == {"propose", "solve", "debate", "judge", "verify", "collect", "train", "evaluate"}
+    assert out["generated_tokens"] > 0 and out["rows"]["attempts"] > 0
+    assert out["peak_rss_mb"]["process"] > 0 and out["wall_seconds"] >= sum(out["phases"].values()) * 0.9
+
+
+def test_improve_benchmark_reports_base_and_each_round(tiny_recipe: Path) -> None:
+    from benchmarks.improve import run
+
+    data = run(rounds=1, recipe=str(tiny_recipe), overrides={}, levels=(1, 2), write=False)
+    assert set(data["base"]["levels"]) == {"1", "2"}
+    assert len(data["per_round"]) == 1
+    r0 = data["per_round"][0]
+    # The tiny random model verifies nothing, so the round skips training and says why.
+    assert r0["training"]["status"] == "skipped" and "min_examples" in r0["training"]["error"]
+    assert r0["adapter_in_use"] is None and r0["levels"] == data["base"]["levels"]
+    assert r0["control_drift"]["similarity"] == 1.0 and r0["control_drift"]["identical"] == 1.0
+    for lvl in ("1", "2"):
+        s = data["base"]["levels"][lvl]
+        assert s["n"] == 6 and s["ci"][0] <= s["accuracy"] <= s["ci"][1]
+    assert data["ratios"]["final_minus_base_points"] == {"1": 0.0, "2": 0.0}
