@@ -10,152 +10,38 @@ recorded beside it with their agreement.
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import json
 import random
-import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from engine.agents import JUDGE_GRAMMAR, JUDGE_PREFIX, fill, request, seed_for
-from engine.errors import EngineError, TrainingError
-from engine.faults import checkpoint
 from engine.events import (
-    AdapterExported,
-    AdapterPromoted,
     AnswerGiven,
     CritiqueMade,
-    EvalScored,
-    EventBus,
     PhaseFinished,
     PhaseStarted,
     RoundFinished,
     RoundStarted,
     TaskProposed,
-    TokenStreamed,
-    TrainingProgress,
     VerdictReached,
 )
-from engine.recipes import AgentSpec, Recipe
-from engine.runtime import Completion, Request, Result, Runtime
-from engine.store import Store
-from engine.tasks import Task, get_domain
+from engine.faults import checkpoint
+from engine.recipes import AgentSpec
+from engine.runtime import Result
+from engine.tasks import Task
+from engine.learning import LearningPhases
+from engine.roundbase import TASK_COLUMNS, PhaseRunner, Stopped, TaskRow, task_from_row
+
+__all__ = ["PHASES", "TASK_COLUMNS", "PhaseRunner", "RoundRunner", "Stopped", "TaskRow", "next_difficulty",
+           "parse_judgement", "task_from_row"]
 
 PHASES = ("propose", "solve", "debate", "judge", "verify", "collect", "train", "evaluate")
 
 
-class Stopped(EngineError):
-    """The run was asked to stop; the current phase was abandoned unsaved."""
+class RoundRunner(LearningPhases):
+    """Plays rounds of one run: the debate phases here, the learning phases in ``LearningPhases``."""
 
-
-@dataclass(frozen=True)
-class TaskRow:
-    id: int
-    task: Task
-
-
-def task_from_row(row: Sequence[Any]) -> TaskRow:
-    """(id, domain, prompt, reference, difficulty, fingerprint, payload) -> TaskRow."""
-    tid, domain, prompt, reference, difficulty, fp, payload = row
-    data = json.loads(payload) if isinstance(payload, str) else (payload or {})
-    return TaskRow(int(tid), Task(domain, prompt, reference or "", int(difficulty or 0), fp, data))
-
-
-TASK_COLUMNS = "id, domain, prompt, reference, difficulty, fingerprint, payload"
-
-
-class RoundRunner:
-    """Plays rounds of one run. ``stop`` (an Event) is checked while waiting on agents."""
-
-    def __init__(self, store: Store, runtime: Runtime, recipe: Recipe, run_id: int, seed: int,
-                 bus: EventBus, stop: threading.Event, *, train: bool = False, workdir: Path | None = None,
-                 home: Path | None = None) -> None:
-        self.store = store
-        self.rt = runtime
-        self.recipe = recipe
-        self.run_id = run_id
-        self.seed = seed
-        self.bus = bus
-        self.stop = stop
-        self.domain = get_domain(recipe.task.domain)
-        self.tokens = 0
-        self.gen_seconds = 0.0
-        self.train = train
-        self.workdir = workdir
-        self.home = home
-        self.single_phase = False  # stop after the next phase (the console's "step")
-        self.phase = ""
-        self.marking = True  # False when training on demand outside the round's phases
-        self.round_tokens = 0
-        self.budget_capped = False
-        self._requests = itertools.count()
-
-    # -- helpers -----------------------------------------------------------------------------------
-
-    def _generate(self, reqs: Sequence[Request]) -> list[Result]:
-        """Run requests concurrently; abandon them all if a stop is requested."""
-        run_id = self.run_id
-        for r in reqs:
-            agent, rid = r.tag, f"{r.tag}#{next(self._requests)}"
-            r.on_text = lambda text, agent=agent, rid=rid: self.bus.emit(TokenStreamed(run_id, agent, text, rid))
-        reqs = self._within_budget(reqs)
-        t0 = time.perf_counter()
-        comps: list[Completion] = [self.rt.submit(r) for r in reqs]
-        results: list[Result] = []
-        try:
-            for c in comps:
-                while True:
-                    if self.stop.is_set():
-                        raise Stopped("stopped")
-                    try:
-                        results.append(c.result(timeout=0.1))
-                        checkpoint(f"generate:{self.phase}")
-                        break
-                    except TimeoutError:
-                        continue
-        except BaseException:
-            for c in comps:
-                c.cancel()
-            raise
-        self.gen_seconds += time.perf_counter() - t0
-        used = sum(r.completion_tokens for r in results)
-        self.tokens += used
-        self.round_tokens += used
-        return results
-
-    def _within_budget(self, reqs: Sequence[Request]) -> Sequence[Request]:
-        """Cap max_tokens so this round never generates more than ``round.max_tokens_per_round``."""
-        left = self.recipe.round.max_tokens_per_round - self.round_tokens
-        planned = sum(r.sampling.max_tokens for r in reqs)
-        if not reqs or planned <= left:
-            return reqs
-        per = max(1, left // len(reqs))
-        self.budget_capped = True
-        for r in reqs:
-            r.sampling = dataclasses.replace(r.sampling, max_tokens=min(r.sampling.max_tokens, per))
-        return reqs
-
-    def _tasks(self, rnd: int) -> list[TaskRow]:
-        rows = self.store.execute(
-            f"select {TASK_COLUMNS} from tasks where run_id = ? and round = ? and rejected_reason is null "
-            "and not held_out order by id",
-            [self.run_id, rnd],
-        )
-        return [task_from_row(r) for r in rows]
-
-    def _mark(self, rnd: int, phase: str) -> None:
-        """Record ``phase`` as done (inside the phase's write transaction)."""
-        if not self.marking:
-            return
-        self.store.execute("update rounds set phase = ? where run_id = ? and round = ?", [phase, self.run_id, rnd])
-        checkpoint(f"write:{phase}")
-
-    def _agents(self, role: str) -> list[AgentSpec]:
-        return self.recipe.agents_with(role)  # type: ignore[arg-type]
 
     # -- the round ---------------------------------------------------------------------------------
 
@@ -193,12 +79,6 @@ class RoundRunner:
         stats = self.stats(rnd)
         self.bus.emit(RoundFinished(self.run_id, rnd, stats))
         return stats
-
-    def current_adapter(self) -> tuple[int | None, str | None]:
-        """The run's adapter in use: the latest promoted one (None: the base model)."""
-        row = self.store.execute(
-            "select id, path from adapters where run_id = ? and promoted order by id desc limit 1", [self.run_id])
-        return (int(row[0][0]), str(row[0][1])) if row else (None, None)
 
     def _propose(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
         spec = self.recipe.task
@@ -358,126 +238,6 @@ class RoundRunner:
             self.store.execute(
                 "update rounds set phase = 'verify', stats = ?, finished_at = current_timestamp "
                 "where run_id = ? and round = ?", [json.dumps(stats), self.run_id, rnd])
-
-    def _collect(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
-        """Verified answers join the training set; at round 0 the base model's replay answers too."""
-        from engine.train.dataset import collect, collect_replay
-
-        with self.store.transaction():
-            if self.train and self.recipe.train.replay_fraction > 0:
-                collect_replay(self.store, self.rt, self.run_id, rnd)
-            collect(self.store, self.recipe, self.run_id, rnd)
-            self._mark(rnd, "collect")
-
-    def _train(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
-        if not self.train:
-            self._mark(rnd, "train")
-            return
-        from engine.train.dataset import training_set
-        from engine.train.runner import TrainConfig, train_lora
-
-        q = self.store.execute
-        # A training run left 'running' by a crash is over: say so, then train afresh.
-        q("update training_runs set status = 'failed', error = 'interrupted' "
-          "where run_id = ? and round = ? and status = 'running'", [self.run_id, rnd])
-        spec = self.recipe.train
-        examples = training_set(self.store, self.recipe, self.run_id, seed_for(self.seed, rnd, "train"))
-        n_verified = int(q("select count(*) from examples where run_id = ? and source = 'verified'", [self.run_id])[0][0])
-        skip = None
-        if n_verified < spec.min_examples:
-            skip = f"{n_verified} verified examples so far, train.min_examples is {spec.min_examples}"
-        tr_id = self.store.allocate_ids("training_runs", 1)[0]
-        row = dict(id=tr_id, run_id=self.run_id, round=rnd, backend=spec.backend, backend_reason=None,
-                   settings=spec.model_dump(), n_examples=len(examples), steps=spec.steps, loss_curve=None,
-                   tokens_per_second=None, seconds=None, status="running", error=None)
-        if skip is not None:
-            with self.store.transaction():
-                self.store.insert("training_runs", [{**row, "status": "skipped", "error": skip}])
-                self._mark(rnd, "train")
-            self.bus.emit(AdapterPromoted(self.run_id, rnd, None, False, f"training skipped: {skip}"))
-            return
-        self.store.insert("training_runs", [row])
-        assert self.workdir is not None and self.home is not None
-        held = q(f"select {TASK_COLUMNS} from tasks where run_id = ? and held_out order by id limit 3", [self.run_id])
-        from engine.train.dataset import solve_messages
-
-        check_prompts = [self.rt.chat.render(solve_messages(self.recipe, task_from_row(r).task.prompt)) for r in held]
-        check_prompts.append(self.rt.chat.render([{"role": "user", "content": "Explain what a linked list is."}]))
-        cfg = TrainConfig(home=self.home, gguf=self.rt.path, workdir=self.workdir / f"round-{rnd}",
-                          spec=spec, seed=seed_for(self.seed, rnd, "lora"), check_prompts=check_prompts)
-
-        def progress(step: int, steps: int, loss: float, tps: float) -> None:
-            self.bus.emit(TrainingProgress(self.run_id, rnd, step, steps, loss, tps))
-            checkpoint(f"train:{step}")
-
-        try:
-            out = train_lora(cfg, examples, cancel=self.stop, on_progress=progress)
-        except TrainingError as e:
-            q("update training_runs set status = ?, error = ? where id = ?",
-              ["cancelled" if self.stop.is_set() else "failed", str(e), tr_id])
-            if self.stop.is_set():
-                raise Stopped("stopped") from e
-            self.bus.emit(AdapterPromoted(self.run_id, rnd, None, False, f"training failed: {e}"))
-            self._mark(rnd, "train")
-            return
-        checkpoint("export")  # the adapter file exists; the store does not know it yet
-        parent, _ = self.current_adapter()
-        ad_id = self.store.allocate_ids("adapters", 1)[0]
-        with self.store.transaction():
-            q("update training_runs set status = 'done', backend = ?, backend_reason = ?, loss_curve = ?, "
-              "tokens_per_second = ?, seconds = ?, n_examples = ? where id = ?",
-              [out.backend, out.backend_reason, json.dumps(out.loss_curve), out.tokens_per_second, out.seconds,
-               out.n_examples, tr_id])
-            self.store.insert("adapters", [dict(
-                id=ad_id, run_id=self.run_id, round=rnd, training_run_id=tr_id, parent_id=parent,
-                path=str(out.adapter_path), sha256=out.sha256, export_cosine=out.cosine, promoted=False, decision=None)])
-            self._mark(rnd, "train")
-        self.bus.emit(AdapterExported(self.run_id, rnd, ad_id, str(out.adapter_path), out.cosine))
-
-    def _evaluate(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
-        """Score the new adapter and the one in use on the held-out sets; keep the better."""
-        new = self.store.execute(
-            "select id, path from adapters where run_id = ? and round = ? and decision is null order by id desc limit 1",
-            [self.run_id, rnd])
-        if not self.train or not new:
-            self._mark(rnd, "evaluate")
-            return
-        from engine.evaluate import gate, score
-        from engine.heldout import eval_sets
-
-        new_id, new_path = int(new[0][0]), str(new[0][1])
-        cur_id, cur_path = self.current_adapter()
-        sets = eval_sets(self.store, self.run_id, self.recipe, self.seed, difficulty)
-        rows = []
-        means = {}
-        for adapter_id, path in ((cur_id, cur_path), (new_id, new_path)):
-            accs = []
-            for name, tasks in sets.items():
-                cached = self.store.execute(
-                    "select accuracy from evals where run_id = ? and adapter_id is not distinct from ? and eval_set = ?",
-                    [self.run_id, adapter_id, name])
-                if cached:
-                    accs.append(float(cached[0][0]))
-                    continue
-                if not self.rt.serves(path):
-                    self.rt.set_adapter(path).result()
-                sc, _ = score(self.rt, self.recipe, tasks, seed=self.seed)
-                checkpoint("evaluate")
-                accs.append(sc.accuracy)
-                rows.append(dict(run_id=self.run_id, round=rnd, adapter_id=adapter_id, eval_set=name, n=sc.n,
-                                 correct=sc.correct, accuracy=sc.accuracy, ci_low=sc.ci_low, ci_high=sc.ci_high))
-                self.bus.emit(EvalScored(self.run_id, rnd, name, adapter_id, sc.accuracy, sc.ci_low, sc.ci_high))
-            means[adapter_id] = sum(accs) / len(accs)
-        promote, reason = gate(means[new_id], means[cur_id], self.recipe.eval.margin)
-        keep = new_path if promote else cur_path
-        if not self.rt.serves(keep):
-            self.rt.set_adapter(keep).result()
-        ids = self.store.allocate_ids("evals", len(rows))
-        with self.store.transaction():
-            self.store.insert("evals", [dict(id=i, **r) for i, r in zip(ids, rows)])
-            self.store.execute("update adapters set promoted = ?, decision = ? where id = ?", [promote, reason, new_id])
-            self._mark(rnd, "evaluate")
-        self.bus.emit(AdapterPromoted(self.run_id, rnd, new_id if promote else cur_id, promote, reason))
 
     def stats(self, rnd: int) -> dict[str, float]:
         q = self.store.execute

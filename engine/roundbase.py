@@ -1,0 +1,142 @@
+"""What every phase of a round shares: the run's store, runtime and recipe, concurrent
+generation with stop checks and the round's token budget, and the phase marker.
+
+``Stopped`` is raised when the run is asked to stop; the phase in progress is abandoned unsaved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+from engine.events import EventBus, TokenStreamed
+from engine.faults import checkpoint
+from engine.recipes import AgentSpec, Recipe
+from engine.runtime import Completion, Request, Result, Runtime
+from engine.store import Store
+from engine.tasks import Task, get_domain
+
+
+class Stopped(EngineError):
+    """The run was asked to stop; the current phase was abandoned unsaved."""
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    id: int
+    task: Task
+
+
+def task_from_row(row: Sequence[Any]) -> TaskRow:
+    """(id, domain, prompt, reference, difficulty, fingerprint, payload) -> TaskRow."""
+    tid, domain, prompt, reference, difficulty, fp, payload = row
+    data = json.loads(payload) if isinstance(payload, str) else (payload or {})
+    return TaskRow(int(tid), Task(domain, prompt, reference or "", int(difficulty or 0), fp, data))
+
+
+TASK_COLUMNS = "id, domain, prompt, reference, difficulty, fingerprint, payload"
+
+
+class PhaseRunner:
+    """State shared by a run's phases. ``stop`` (an Event) is checked while waiting on agents."""
+
+    def __init__(self, store: Store, runtime: Runtime, recipe: Recipe, run_id: int, seed: int,
+                 bus: EventBus, stop: threading.Event, *, train: bool = False, workdir: Path | None = None,
+                 home: Path | None = None) -> None:
+        self.store = store
+        self.rt = runtime
+        self.recipe = recipe
+        self.run_id = run_id
+        self.seed = seed
+        self.bus = bus
+        self.stop = stop
+        self.domain = get_domain(recipe.task.domain)
+        self.tokens = 0
+        self.gen_seconds = 0.0
+        self.train = train
+        self.workdir = workdir
+        self.home = home
+        self.single_phase = False  # stop after the next phase (the console's "step")
+        self.phase = ""
+        self.marking = True  # False when training on demand outside the round's phases
+        self.round_tokens = 0
+        self.budget_capped = False
+        self._requests = itertools.count()
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _generate(self, reqs: Sequence[Request]) -> list[Result]:
+        """Run requests concurrently; abandon them all if a stop is requested."""
+        run_id = self.run_id
+        for r in reqs:
+            agent, rid = r.tag, f"{r.tag}#{next(self._requests)}"
+            r.on_text = lambda text, agent=agent, rid=rid: self.bus.emit(TokenStreamed(run_id, agent, text, rid))
+        reqs = self._within_budget(reqs)
+        t0 = time.perf_counter()
+        comps: list[Completion] = [self.rt.submit(r) for r in reqs]
+        results: list[Result] = []
+        try:
+            for c in comps:
+                while True:
+                    if self.stop.is_set():
+                        raise Stopped("stopped")
+                    try:
+                        results.append(c.result(timeout=0.1))
+                        checkpoint(f"generate:{self.phase}")
+                        break
+                    except TimeoutError:
+                        continue
+        except BaseException:
+            for c in comps:
+                c.cancel()
+            raise
+        self.gen_seconds += time.perf_counter() - t0
+        used = sum(r.completion_tokens for r in results)
+        self.tokens += used
+        self.round_tokens += used
+        return results
+
+    def _within_budget(self, reqs: Sequence[Request]) -> Sequence[Request]:
+        """Cap max_tokens so this round never generates more than ``round.max_tokens_per_round``."""
+        left = self.recipe.round.max_tokens_per_round - self.round_tokens
+        planned = sum(r.sampling.max_tokens for r in reqs)
+        if not reqs or planned <= left:
+            return reqs
+        per = max(1, left // len(reqs))
+        self.budget_capped = True
+        for r in reqs:
+            r.sampling = dataclasses.replace(r.sampling, max_tokens=min(r.sampling.max_tokens, per))
+        return reqs
+
+    def _tasks(self, rnd: int) -> list[TaskRow]:
+        rows = self.store.execute(
+            f"select {TASK_COLUMNS} from tasks where run_id = ? and round = ? and rejected_reason is null "
+            "and not held_out order by id",
+            [self.run_id, rnd],
+        )
+        return [task_from_row(r) for r in rows]
+
+    def _mark(self, rnd: int, phase: str) -> None:
+        """Record ``phase`` as done (inside the phase's write transaction)."""
+        if not self.marking:
+            return
+        self.store.execute("update rounds set phase = ? where run_id = ? and round = ?", [phase, self.run_id, rnd])
+        checkpoint(f"write:{phase}")
+
+    def _agents(self, role: str) -> list[AgentSpec]:
+        return self.recipe.agents_with(role)  # type: ignore[arg-type]
+
+    def current_adapter(self) -> tuple[int | None, str | None]:
+        """The run's adapter in use: the latest promoted one (None: the base model)."""
+        row = self.store.execute(
+            "select id, path from adapters where run_id = ? and promoted order by id desc limit 1", [self.run_id])
+        return (int(row[0][0]), str(row[0][1])) if row else (None, None)
+
