@@ -304,6 +304,8 @@ def describe(e: ev.Event) -> str | None:
     if isinstance(e, ev.EvalScored):
         return f"  {e.eval_set} adapter {e.adapter_id or 'base'}: {e.accuracy:.0%} [{e.ci_low:.0%}, {e.ci_high:.0%}]"
     if isinstance(e, ev.AdapterPromoted):
+        if e.reason.startswith("training "):  # skipped or failed: there was nothing to gate
+            return f"  {e.reason}"
         return f"  gate: {'promoted' if e.promoted else 'kept'}: {e.reason}"
     if isinstance(e, ev.RunFinished):
         return f"run {e.run_id} {e.status}"

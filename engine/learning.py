@@ -42,7 +42,7 @@ class LearningPhases(PhaseRunner):
         n_verified = int(q("select count(*) from examples where run_id = ? and source = 'verified'", [self.run_id])[0][0])
         skip = None
         if n_verified < spec.min_examples:
-            skip = f"{n_verified} verified examples so far, train.min_examples is {spec.min_examples}"
+            skip = f"{n_verified} verified example{'' if n_verified == 1 else 's'} so far, train.min_examples is {spec.min_examples}"
         tr_id = self.store.allocate_ids("training_runs", 1)[0]
         row = dict(id=tr_id, run_id=self.run_id, round=rnd, backend=spec.backend, backend_reason=None,
                    settings=spec.model_dump(), n_examples=len(examples), steps=spec.steps, loss_curve=None,

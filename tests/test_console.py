@@ -171,3 +171,12 @@ async def test_inspector_filters_by_domain_round_and_source(tiny_recipe: Path) -
             await app.workers.wait_for_complete()
             await pilot.pause()
             assert table.row_count == n, query
+
+
+def test_event_log_lines_for_the_gate_and_skipped_training() -> None:
+    from console.app import describe
+    from engine import events as ev
+
+    assert describe(ev.AdapterPromoted(1, 0, 3, True, "held-out 40% vs 1% in use")) == "  gate: promoted: held-out 40% vs 1% in use"
+    skipped = describe(ev.AdapterPromoted(1, 0, None, False, "training skipped: 1 verified examples so far"))
+    assert skipped == "  training skipped: 1 verified examples so far"
