@@ -41,6 +41,7 @@ def _requests(n: int, max_tokens: int) -> list[Request]:
 
 def _measure(rt: Runtime, n: int, max_tokens: int, batched: bool) -> dict[str, float]:
     reqs = _requests(n, max_tokens)
+    before = dict(rt.stats)
     t0 = time.perf_counter()
     if batched:
         results = [c.result() for c in [rt.submit(r) for r in reqs]]
@@ -48,7 +49,12 @@ def _measure(rt: Runtime, n: int, max_tokens: int, batched: bool) -> dict[str, f
         results = [rt.generate(r) for r in reqs]
     secs = time.perf_counter() - t0
     toks = sum(r.completion_tokens for r in results)
-    return {"agents": n, "tokens": toks, "seconds": secs, "tokens_per_second": toks / secs}
+    steps = rt.stats["steps"] - before["steps"]
+    decode = rt.stats["decode_seconds"] - before["decode_seconds"]
+    # Where the time goes: inside llama_decode (the model) vs. everything else (Python, sampling).
+    return {"agents": n, "tokens": toks, "seconds": secs, "tokens_per_second": toks / secs,
+            "decode_share": decode / secs, "decode_ms_per_step": 1000 * decode / max(1, steps),
+            "tokens_per_step": (rt.stats["decoded_tokens"] - before["decoded_tokens"]) / max(1, steps)}
 
 
 def _transformers(model: str, n: int, max_tokens: int) -> dict[str, float]:
@@ -138,9 +144,11 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
         "prefix_cache_evaluation": prefix[2]["speedup"],
     }
     print(table(
-        ["agents", "sequential tok/s", "batched tok/s", "batched/sequential", "transformers tok/s"],
+        ["agents", "sequential tok/s", "batched tok/s", "batched/sequential", "transformers tok/s",
+         "batched: ms per llama_decode", "time in llama_decode"],
         [[r["agents"], r["sequential"]["tokens_per_second"], r["batched"]["tokens_per_second"], r["speedup"],
-          r["transformers"]["tokens_per_second"] if "transformers" in r else "-"] for r in rows],
+          r["transformers"]["tokens_per_second"] if "transformers" in r else "-",
+          r["batched"]["decode_ms_per_step"], f"{r['batched']['decode_share']:.0%}"] for r in rows],
     ))
     print(table(
         ["shared prefix workload", "cache off (s)", "cache on (s)", "prompt tokens copied", "speedup"],
