@@ -7,6 +7,7 @@ Training runs in a worker process (``engine.train.runner``); this process never 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from engine.agents import seed_for
 from engine.errors import TrainingError
@@ -43,9 +44,13 @@ class LearningPhases(PhaseRunner):
         skip = None
         if n_verified < spec.min_examples:
             skip = f"{n_verified} verified example{'' if n_verified == 1 else 's'} so far, train.min_examples is {spec.min_examples}"
+        in_use_id, in_use = self.current_adapter()
+        init = Path(in_use).with_name("lora.npz") if in_use and spec.warm_start else None
+        init = init if init is not None and init.exists() else None
         tr_id = self.store.allocate_ids("training_runs", 1)[0]
+        settings = {**spec.model_dump(), "continued_from_adapter": in_use_id if init else None}
         row = dict(id=tr_id, run_id=self.run_id, round=rnd, backend=spec.backend, backend_reason=None,
-                   settings=spec.model_dump(), n_examples=len(examples), steps=spec.steps, loss_curve=None,
+                   settings=settings, n_examples=len(examples), steps=spec.steps, loss_curve=None,
                    tokens_per_second=None, seconds=None, status="running", error=None)
         if skip is not None:
             with self.store.transaction():
@@ -61,7 +66,8 @@ class LearningPhases(PhaseRunner):
         check_prompts = [self.rt.chat.render(solve_messages(self.recipe, task_from_row(r).task.prompt)) for r in held]
         check_prompts.append(self.rt.chat.render([{"role": "user", "content": "Explain what a linked list is."}]))
         cfg = TrainConfig(home=self.home, gguf=self.rt.path, workdir=self.workdir / f"round-{rnd}",
-                          spec=spec, seed=seed_for(self.seed, rnd, "lora"), check_prompts=check_prompts)
+                          spec=spec, seed=seed_for(self.seed, rnd, "lora"), check_prompts=check_prompts,
+                          init_lora=init)
 
         def progress(step: int, steps: int, loss: float, tps: float) -> None:
             self.bus.emit(TrainingProgress(self.run_id, rnd, step, steps, loss, tps))

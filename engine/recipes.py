@@ -92,6 +92,9 @@ class TrainSpec(_Strict):
     batch_size: int = Field(8, ge=1, le=512, description="Examples per step.")
     max_seq_len: int = Field(256, ge=16, le=8192, description="Examples are cut to this many tokens.")
     max_per_task: int = Field(2, ge=1, le=64, description="Distinct verified answers kept per task.")
+    warm_start: bool = Field(
+        True, description="Each round continues training the adapter in use (its LoRA weights) instead of "
+        "starting again from the base model, so training accumulates across rounds.")
     min_examples: int = Field(
         4, ge=1, le=100_000, description="Verified examples the run needs before a round trains; with fewer the "
         "round skips training and records why (an adapter fitted to one or two answers only memorises them).")

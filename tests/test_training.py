@@ -199,3 +199,29 @@ def test_round_skips_training_below_min_examples(tmp_path: Path, tiny_model: Pat
     assert q("select count(*) from adapters where run_id = ?", [run_id])[0][0] == 0
     assert seen and "training skipped" in seen[0].reason
     eng.close()
+
+
+def test_warm_start_continues_from_earlier_lora_weights(tmp_path: Path, tiny_model: Path) -> None:
+    """A second training run given the first one's lora.npz starts from those weights (with a
+    vanishing learning rate it ends where it began); other ranks are refused by name."""
+    from engine.errors import TrainingError
+    from engine.train.runner import run_worker
+
+    log = tmp_path / "worker.log"
+    prep = run_worker("prepare", {"home": str(tmp_path), "gguf": str(tiny_model)}, log)
+    data = tmp_path / "examples.jsonl"
+    msgs = [[{"role": "user", "content": f"What is {i} + 2?"}, {"role": "assistant", "content": str(i + 2)}] for i in range(6)]
+    data.write_text("".join(json.dumps(m) + "\n" for m in msgs))
+    cfg = {"base_dir": prep["base_dir"], "gguf": str(tiny_model), "examples": str(data), "rank": 4, "alpha": 8,
+           "dropout": 0.0, "learning_rate": 1e-2, "steps": 3, "batch_size": 2, "max_seq_len": 64,
+           "targets": ["q_proj", "v_proj"], "seed": 0, "backend": "peft"}
+    run_worker("train", {**cfg, "out": str(tmp_path / "first.npz")}, log)
+    first = dict(np.load(tmp_path / "first.npz"))
+    assert any(np.abs(v).sum() > 0 for k, v in first.items() if "lora_B" in k)  # B starts at zero: it trained
+    run_worker("train", {**cfg, "learning_rate": 1e-12, "steps": 1, "init": str(tmp_path / "first.npz"),
+                         "out": str(tmp_path / "second.npz")}, log)
+    second = dict(np.load(tmp_path / "second.npz"))
+    assert set(second) == set(first)
+    assert all(np.allclose(first[k], second[k], atol=1e-6) for k in first)
+    with pytest.raises(TrainingError, match="rank or targets changed"):
+        run_worker("train", {**cfg, "rank": 8, "init": str(tmp_path / "first.npz"), "out": str(tmp_path / "x.npz")}, log)

@@ -39,6 +39,7 @@ class TrainConfig:
     spec: TrainSpec
     seed: int
     check_prompts: list[str] = field(default_factory=list)
+    init_lora: Path | None = None  # continue from these LoRA weights (the adapter in use) instead of zero
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ def train_lora(cfg: TrainConfig, examples: list[list[dict[str, str]]], *, cancel
         "base_dir": prep["base_dir"], "gguf": str(cfg.gguf), "examples": str(data), "out": str(lora),
         "rank": s.rank, "alpha": s.alpha, "dropout": s.dropout, "learning_rate": s.learning_rate, "steps": s.steps,
         "batch_size": s.batch_size, "max_seq_len": s.max_seq_len, "targets": list(s.targets), "seed": cfg.seed,
+        "init": str(cfg.init_lora) if cfg.init_lora is not None else None,
     }
     order = ["unsloth", "peft"] if s.backend == "auto" else [s.backend]
     reason = "forced by the recipe" if s.backend != "auto" else ""
@@ -168,7 +170,7 @@ def train_lora(cfg: TrainConfig, examples: list[list[dict[str, str]]], *, cancel
         "alpha": s.alpha, "rank": s.rank, "targets": list(s.targets), "prompts": cfg.check_prompts,
         "threshold": EXPORT_COSINE_MIN,
     }, log_path, cancel, on_log=on_log)
-    lora.unlink(missing_ok=True)  # the GGUF adapter is the artifact; the npz was only its source
+    # lora.npz stays beside the adapter: the next round may continue from it (train.warm_start)
     return Trained(
         backend=result["backend"], backend_reason=reason, steps=result["steps"], loss_curve=result["loss_curve"],
         tokens_per_second=result["tokens_per_second"], seconds_per_step=result["seconds_per_step"],

@@ -113,6 +113,9 @@ def cmd_train(cfg: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     log(f"training with {desc}")
+    if cfg.get("init"):
+        load_lora(model, cfg["init"])
+        log(f"continuing from {cfg['init']}")
     torch.manual_seed(cfg["seed"])
     info = check_gguf(cfg["gguf"])
     template = ChatTemplate(info.chat_template)
@@ -170,6 +173,23 @@ def cmd_train(cfg: dict[str, Any]) -> dict[str, Any]:
         "seconds_per_step": train_seconds / cfg["steps"], "seconds": time.perf_counter() - t_start,
         "n_examples": len(encoded), "peak_rss_mb": _peak_rss_mb(),
     }
+
+
+def load_lora(model: Any, path: str) -> None:
+    """Set the model's LoRA weights from an earlier round's ``lora.npz`` (same rank and targets)."""
+    import numpy as np
+    import torch
+
+    state = dict(np.load(path))
+    own = {k: v for k, v in model.state_dict().items() if "lora_" in k}
+    missing = set(own) - set(state)
+    if missing:
+        raise RuntimeError(f"{path} lacks {len(missing)} LoRA tensors (rank or targets changed?), e.g. {sorted(missing)[0]}")
+    bad = [k for k in own if tuple(own[k].shape) != tuple(state[k].shape)]
+    if bad:
+        raise RuntimeError(f"{path}: {bad[0]} has shape {state[bad[0]].shape}, the model wants "
+                           f"{tuple(own[bad[0]].shape)} (rank or targets changed?)")
+    model.load_state_dict({k: torch.from_numpy(state[k]).to(own[k].dtype) for k in own}, strict=False)
 
 
 def _peak_rss_mb() -> float:
