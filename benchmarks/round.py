@@ -22,7 +22,9 @@ from typing import Any
 
 from benchmarks.common import peak_rss_mb, recipe_variant, shared_cache_env, table, versions, write_results
 
-QUICK = {"task": {"generated": 12, "proposed": 2}, "eval": {"held_out": 24}, "train": {"steps": 8}}
+# Level 1 so that a short round still verifies enough answers to train on (train.min_examples).
+QUICK = {"task": {"difficulty": 1, "generated": 10, "proposed": 2}, "round": {"samples": 1}, "eval": {"held_out": 16},
+         "train": {"steps": 6}}
 SEQUENTIAL = {"model": {"n_parallel": 1, "prefix_cache": False}}
 
 
