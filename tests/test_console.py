@@ -146,9 +146,9 @@ async def test_train_now_records_a_training_attempt(tiny_recipe: Path) -> None:
         rows = app.engine.store.execute("select status, error from training_runs order by id")
         assert len(rows) == before + 1
         # the tiny model answers nothing right: the attempt is recorded with the reason, not crashed
-        assert rows[-1][0] == "failed" and "no verified examples" in rows[-1][1]
+        assert rows[-1][0] == "skipped" and "0 verified examples so far" in rows[-1][1]
         log = "\n".join(str(line) for line in app.screen.query_one("#log").lines)
-        assert "training failed: no verified examples" in log
+        assert "training skipped: 0 verified examples so far, train.min_examples is 4" in log
 
 
 async def test_inspector_filters_by_domain_round_and_source(tiny_recipe: Path) -> None:
