@@ -12,6 +12,7 @@ This is the number the project lives by; it is reported as measured, flat or not
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -28,7 +29,7 @@ QUICK = {"task": {"generated": 12, "proposed": 2}, "eval": {"held_out": 30}, "tr
 def run(quick: bool = False, rounds: int | None = None, recipe: str = "default", overrides: dict[str, Any] | None = None,
         levels: tuple[int, ...] = LEVELS, write: bool = True) -> dict[str, Any]:
     from engine.api import Engine
-    from engine.evaluate import control_answers, drift, score
+    from engine.evaluate import control_answers, drift, score, stored_score
     from engine.events import PhaseFinished
     from engine.heldout import ensure_held_out, set_name
     from engine.train.replay import CONTROL_PROMPTS
@@ -65,15 +66,10 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
                         rt.set_adapter(adapter_path).result()
                     out: dict[str, Any] = {}
                     for lvl, tasks in sets.items():
-                        row = q("select n, accuracy, ci_low, ci_high from evals where run_id = ? and "
-                                "adapter_id is not distinct from ? and eval_set = ? order by id desc limit 1",
-                                [run_id, adapter_id, set_name(lvl)])
-                        if row:
-                            n, acc, lo, hi = row[0]
-                        else:
+                        sc = stored_score(eng.store, run_id, adapter_id, set_name(lvl))
+                        if sc is None:
                             sc, _ = score(rt, rec, tasks, seed=info.seed)
-                            n, acc, lo, hi = sc.n, sc.accuracy, sc.ci_low, sc.ci_high
-                        out[str(lvl)] = {"n": int(n), "accuracy": float(acc), "ci": [float(lo), float(hi)]}
+                        out[str(lvl)] = {"n": sc.n, "accuracy": sc.accuracy, "ci": [sc.ci_low, sc.ci_high]}
                     answers = control_answers(rt, CONTROL_PROMPTS)
                     measured[adapter_id] = {"levels": out, "control_answers": answers}
                     return measured[adapter_id]
@@ -92,8 +88,6 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
                         raise RuntimeError(f"round {r} ended {status}")
                     difficulty, stats = q("select difficulty, stats from rounds where run_id = ? and round = ?",
                                           [run_id, r])[0]
-                    import json
-
                     stats = json.loads(stats) if isinstance(stats, str) else (stats or {})
                     trained = q("select n_examples, backend, seconds, status, error from training_runs "
                                 "where run_id = ? and round = ? order by id desc limit 1", [run_id, r])

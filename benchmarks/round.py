@@ -31,16 +31,14 @@ SEQUENTIAL = {"model": {"n_parallel": 1, "prefix_cache": False}}
 def play(recipe: str, rounds: int = 1, train: bool = True) -> dict[str, Any]:
     """Play ``rounds`` of ``recipe`` in this process's data dir; phase times from the events."""
     from engine.api import Engine
-    from engine.events import PhaseFinished, TrainingProgress
+    from engine.events import PhaseFinished
+    from engine.roundbase import tokens_used
 
     phases: dict[str, float] = {}
-    train_tps: list[float] = []
 
     def on_event(e: object) -> None:
         if isinstance(e, PhaseFinished):
             phases[e.phase] = phases.get(e.phase, 0.0) + e.seconds
-        elif isinstance(e, TrainingProgress):
-            train_tps.append(e.tokens_per_second)
 
     eng = Engine.open()
     try:
@@ -50,9 +48,7 @@ def play(recipe: str, rounds: int = 1, train: bool = True) -> dict[str, Any]:
         status = eng.play(run_id)
         wall = time.perf_counter() - t0
         q = eng.store.execute
-        tokens = q("select (select coalesce(sum(tokens), 0) from attempts where run_id = ?) + "
-                   "(select coalesce(sum(tokens), 0) from critiques where run_id = ?) + "
-                   "(select coalesce(sum(tokens), 0) from verdicts where run_id = ?)", [run_id] * 3)[0][0]
+        tokens = tokens_used(eng.store, run_id)
         counts = {t: q(f"select count(*) from {t} where run_id = ?", [run_id])[0][0]
                   for t in ("tasks", "attempts", "critiques", "verdicts", "examples", "evals")}
         tr = q("select backend, n_examples, seconds, tokens_per_second, status, error from training_runs where run_id = ? "

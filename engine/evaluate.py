@@ -15,6 +15,7 @@ from engine.agents import request
 from engine.recipes import AgentSpec, Recipe
 from engine.rounds import TaskRow
 from engine.runtime import Runtime
+from engine.store import Store
 from engine.tasks import get_domain
 from engine.train.dataset import solve_messages
 
@@ -59,6 +60,18 @@ def score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow], seed: int 
     lo, hi = bootstrap_ci(outcomes, recipe.eval.bootstrap, seed)
     k = sum(outcomes)
     return Score(len(outcomes), k, k / len(outcomes) if outcomes else 0.0, lo, hi), outcomes
+
+
+def stored_score(store: Store, run_id: int, adapter_id: int | None, eval_set: str) -> Score | None:
+    """The score already recorded for this adapter (None: the base model) on ``eval_set``, if any.
+    Greedy scoring is deterministic, so a recorded score is reused instead of measured again."""
+    row = store.execute(
+        "select n, correct, accuracy, ci_low, ci_high from evals where run_id = ? and adapter_id is not distinct from ? "
+        "and eval_set = ? order by id desc limit 1", [run_id, adapter_id, eval_set])
+    if not row:
+        return None
+    n, correct, acc, lo, hi = row[0]
+    return Score(int(n), int(correct), float(acc), float(lo), float(hi))
 
 
 def gate(new: float, current: float, margin: float) -> tuple[bool, str]:

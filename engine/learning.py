@@ -105,7 +105,7 @@ class LearningPhases(PhaseRunner):
         if not self.train or not new:
             self._mark(rnd, "evaluate")
             return
-        from engine.evaluate import gate, score
+        from engine.evaluate import gate, score, stored_score
         from engine.heldout import eval_sets
 
         new_id, new_path = int(new[0][0]), str(new[0][1])
@@ -116,11 +116,9 @@ class LearningPhases(PhaseRunner):
         for adapter_id, path in ((cur_id, cur_path), (new_id, new_path)):
             accs = []
             for name, tasks in sets.items():
-                cached = self.store.execute(
-                    "select accuracy from evals where run_id = ? and adapter_id is not distinct from ? and eval_set = ?",
-                    [self.run_id, adapter_id, name])
-                if cached:
-                    accs.append(float(cached[0][0]))
+                cached = stored_score(self.store, self.run_id, adapter_id, name)
+                if cached is not None:
+                    accs.append(cached.accuracy)
                     continue
                 if not self.rt.serves(path):
                     self.rt.set_adapter(path).result()

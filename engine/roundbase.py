@@ -45,6 +45,15 @@ def task_from_row(row: Sequence[Any]) -> TaskRow:
 TASK_COLUMNS = "id, domain, prompt, reference, difficulty, fingerprint, payload"
 
 
+def tokens_used(store: Store, run_id: int, rnd: int | None = None) -> int:
+    """Tokens the agents generated in a run (or one of its rounds): answers, critiques, verdicts."""
+    where = "run_id = ?" + (" and round = ?" if rnd is not None else "")
+    params = [run_id] if rnd is None else [run_id, rnd]
+    sums = " + ".join(f"(select coalesce(sum(tokens), 0) from {t} where {where})"
+                      for t in ("attempts", "critiques", "verdicts"))
+    return int(store.execute(f"select {sums}", params * 3)[0][0])
+
+
 class PhaseRunner:
     """State shared by a run's phases. ``stop`` (an Event) is checked while waiting on agents."""
 

@@ -31,7 +31,7 @@ from engine.recipes import AgentSpec
 from engine.runtime import Result
 from engine.tasks import Task
 from engine.learning import LearningPhases
-from engine.roundbase import TASK_COLUMNS, PhaseRunner, Stopped, TaskRow, task_from_row
+from engine.roundbase import TASK_COLUMNS, PhaseRunner, Stopped, TaskRow, task_from_row, tokens_used
 
 __all__ = ["PHASES", "TASK_COLUMNS", "PhaseRunner", "RoundRunner", "Stopped", "TaskRow", "next_difficulty",
            "parse_judgement", "task_from_row"]
@@ -53,11 +53,7 @@ class RoundRunner(LearningPhases):
             done = None
         else:
             done, difficulty = row[0][0], int(row[0][1])
-        self.round_tokens = int(self.store.execute(
-            "select (select coalesce(sum(tokens), 0) from attempts where run_id = ? and round = ?) + "
-            "(select coalesce(sum(tokens), 0) from critiques where run_id = ? and round = ?) + "
-            "(select coalesce(sum(tokens), 0) from verdicts where run_id = ? and round = ?)",
-            [self.run_id, rnd] * 3)[0][0])
+        self.round_tokens = tokens_used(self.store, self.run_id, rnd)
         self.budget_capped = False
         self.bus.emit(RoundStarted(self.run_id, rnd, difficulty))
         start = PHASES.index(done) + 1 if done in PHASES else 0
