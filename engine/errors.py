@@ -32,3 +32,7 @@ class TrainingError(EngineError):
 
 class RuntimeClosed(EngineError):
     """A request was submitted to, or cancelled by, a runtime that is shutting down."""
+
+
+class RuntimeFailed(EngineError):
+    """The model runtime's owner thread failed; every pending and later request gets this."""

@@ -211,3 +211,101 @@ def test_real_model_prefix_cache_answers_stay_right(real_model: Path) -> None:
         texts = [c.result(timeout=120).text for c in [rt.submit(ask(q)) for q in questions]]
         assert rt.stats["shared_prompt_tokens"] >= 4 * 20
     assert all("Paris" in texts[i] for i in (0, 1, 2, 4)), texts
+
+
+def test_adapters_are_known_by_content_not_path(tiny_model: Path, tmp_path: Path) -> None:
+    """A new adapter written where an old one was is loaded, not mistaken for the old one; a
+    recorded sha256 that no longer matches the file is refused."""
+    import shutil
+
+    from engine.models import sha256_file
+    from tests.tiny_model import write_tiny_lora
+
+    first = write_tiny_lora(tmp_path / "a.gguf", seed=1)
+    second = write_tiny_lora(tmp_path / "b.gguf", seed=2)
+    path = tmp_path / "adapter.gguf"
+    shutil.copy(first, path)
+    with Runtime(tiny_model, n_ctx=256, n_parallel=2) as rt:
+        rt.set_adapter(path).result(timeout=30)
+        one = [rt.generate(chat(p)).text for p in PROMPTS[:3]]
+        assert rt.serves(path) and rt.serves(first) and not rt.serves(second) and not rt.serves(None)
+        shutil.copy(second, path)  # same path, other weights
+        assert not rt.serves(path)
+        rt.set_adapter(path).result(timeout=30)
+        two = [rt.generate(chat(p)).text for p in PROMPTS[:3]]
+        assert two != one and rt.adapter_sha256 == sha256_file(second)
+        with pytest.raises(ModelError, match="changed since it was recorded"):
+            rt.set_adapter(path, sha256=sha256_file(first)).result(timeout=30)
+
+
+def test_owner_thread_failure_fails_every_request(tiny_model: Path) -> None:
+    """An unexpected exception in the owner thread reaches every waiting and every later caller
+    as RuntimeFailed; nobody hangs."""
+    from engine.errors import RuntimeFailed
+
+    rt = Runtime(tiny_model, n_ctx=256, n_parallel=2)
+    try:
+        assert rt.generate(chat("Hello!")).text  # healthy first
+
+        def boom(*args: object) -> None:
+            raise RuntimeError("injected failure")
+
+        rt._put = boom  # type: ignore[method-assign]  # the next batch build blows up
+        comps = rt.submit_many([chat(p) for p in PROMPTS])
+        swap = rt.set_adapter(None)
+        for c in comps:
+            with pytest.raises(RuntimeFailed, match="injected failure"):
+                c.result(timeout=30)
+            list(c)  # iteration ends instead of blocking
+            assert c.done()
+        with pytest.raises(RuntimeFailed):
+            swap.result(timeout=30)
+        with pytest.raises(RuntimeFailed, match="injected failure"):
+            rt.submit(chat("later"))
+    finally:
+        rt.close()
+
+
+def test_submit_during_or_after_close_fails_at_once(tiny_model: Path) -> None:
+    from engine.errors import RuntimeClosed
+
+    rt = Runtime(tiny_model, n_ctx=256, n_parallel=2)
+    stop = threading.Event()
+    outcomes: list[str] = []
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                c = rt.submit(chat("Hi", Sampling(temperature=0.0, max_tokens=4)))
+            except RuntimeClosed:
+                outcomes.append("refused")
+                return
+            r = c.result(timeout=30)  # never hangs: finished, or cancelled by the close
+            outcomes.append(r.finish_reason)
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    rt.close()
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+        assert not t.is_alive()
+    assert outcomes.count("refused") == 4
+    with pytest.raises(RuntimeClosed):
+        rt.submit(chat("after"))
+
+
+def test_submit_many_gives_the_same_outputs_every_time(tiny_model: Path) -> None:
+    """Sampled requests handed over together decode the same way on every run, whatever ran
+    before them (the cache is reset when the batch drains)."""
+    def batch() -> list[str]:
+        reqs = [chat(p, Sampling(temperature=1.0, seed=i, max_tokens=20)) for i, p in enumerate(PROMPTS * 2)]
+        return [c.result(timeout=60).text for c in rt.submit_many(reqs)]
+
+    with Runtime(tiny_model, n_ctx=256, n_parallel=4, prefix_cache=True) as rt:
+        first = batch()
+        rt.generate(chat("something else first " * 5))
+        assert batch() == first
+    with Runtime(tiny_model, n_ctx=256, n_parallel=4, prefix_cache=True) as rt:
+        assert batch() == first

@@ -10,7 +10,14 @@ sequence frees its KV cells at once and a waiting request takes its slot.
 
 LoRA adapters are swapped in place (``set_adapter``): the owner stops admitting requests,
 lets those in flight finish, applies the adapter, and clears the KV cache so nothing computed
-under the old weights is reused.
+under the old weights is reused. An adapter is known by its content (sha256), never by its path.
+
+Same requests, same outputs: ``submit_many`` hands a phase's requests over in one piece, so
+they are admitted in the same order and batched the same way on every run, and the KV cache
+is reset whenever the batch drains, so cells are laid out the same way too.
+
+If the owner thread fails, every waiting and every later request fails with that error
+(``RuntimeFailed``) instead of hanging; after ``close`` has begun, ``submit`` raises at once.
 """
 
 from __future__ import annotations
@@ -29,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import EngineError, ModelError, RuntimeClosed
-from engine.models import check_gguf, resolve_model
+from engine.errors import EngineError, ModelError, RuntimeClosed, RuntimeFailed
+from engine.models import check_gguf, resolve_model, sha256_file
 from engine.runtime.chat import ChatTemplate, Message
 
 log = logging.getLogger(__name__)
@@ -104,8 +111,14 @@ MIN_SHARED_PREFIX = 8  # shorter common prefixes are decoded, not copied
 
 
 def _adapter_key(path: str | os.PathLike[str] | None) -> str | None:
-    """How the runtime names an adapter: its resolved path (None: the base model)."""
-    return None if path is None else str(Path(path).resolve())
+    """How the runtime knows an adapter: the sha256 of its file (None: the base model; a
+    missing file gets a key no real adapter has, so it is never taken for one)."""
+    if path is None:
+        return None
+    try:
+        return sha256_file(path)
+    except OSError:
+        return f"missing:{Path(path).resolve()}"
 
 
 class Completion:
@@ -146,8 +159,16 @@ class Completion:
                 log.exception("on_text callback failed")
 
     def _finish(self, result: Result) -> None:
+        if self._future.done():
+            return
         self._pieces.put(_DONE)
         self._future.set_result(result)
+
+    def _fail(self, error: BaseException) -> None:
+        if self._future.done():
+            return
+        self._pieces.put(_DONE)
+        self._future.set_exception(error)
 
 
 class _Slot:
@@ -174,6 +195,17 @@ class _Slot:
         s = comp.request.sampling
         self.stops = [x for x in s.stop if x]
         self.max_tokens = s.max_tokens
+
+
+@dataclass(frozen=True)
+class _Swap:
+    """A queued adapter change: the file (None: the base model), its scale, the content it must
+    have (sha256, when the caller knows it), and the caller's future."""
+
+    path: str | None
+    scale: float
+    sha256: str | None
+    fut: Future[None]
 
 
 class Runtime:
@@ -237,10 +269,15 @@ class Runtime:
         self.chat = ChatTemplate(tmpl.decode() if tmpl else None, bos, eos)
         self._add_bos = bool(ll.llama_vocab_get_add_bos(self._vocab))
 
-        self._adapters: dict[str, Any] = {}
-        self.adapter: str | None = None
+        self._adapters: dict[str, Any] = {}  # sha256 -> llama.cpp adapter handle
+        self.adapter: str | None = None  # path of the adapter applied now (None: the base model)
+        self.adapter_sha256: str | None = None
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        # _closed and _failure change under _gate; submit checks them under it too, so nothing
+        # is queued after the owner thread stopped reading the inbox.
+        self._gate = threading.Lock()
         self._closed = False
+        self._failure: BaseException | None = None
         self.stats = {"steps": 0, "decoded_tokens": 0, "generated_tokens": 0, "decode_seconds": 0.0,
                       "shared_prompt_tokens": 0}
         self._thread = threading.Thread(target=self._run, name="swarm-llama", daemon=True)
@@ -249,32 +286,54 @@ class Runtime:
     # -- public API (any thread) ----------------------------------------------------------------
 
     def submit(self, request: Request) -> Completion:
-        """Queue a request; returns at once. Raises RuntimeClosed after ``close``."""
+        """Queue a request; returns at once. Raises RuntimeClosed once ``close`` has begun,
+        RuntimeFailed after the owner thread failed."""
+        return self.submit_many([request])[0]
+
+    def submit_many(self, requests: Sequence[Request]) -> list[Completion]:
+        """Queue requests as one piece: the owner sees all of them at once and admits them in
+        this order, so the same requests are batched the same way on every run."""
+        for r in requests:
+            if r.prompt is None and r.messages is None:
+                raise ValueError("a request needs messages or a prompt")
+        comps = [Completion(r) for r in requests]
+        with self._gate:
+            self._check_open()
+            if comps:
+                self._inbox.put(("requests", comps))
+        return comps
+
+    def _check_open(self) -> None:
+        if self._failure is not None:
+            raise RuntimeFailed(f"the model runtime failed: {self._failure}") from self._failure
         if self._closed:
             raise RuntimeClosed("the runtime is closed")
-        if request.prompt is None and request.messages is None:
-            raise ValueError("a request needs messages or a prompt")
-        comp = Completion(request)
-        self._inbox.put(("request", comp))
-        return comp
 
     def generate(self, request: Request) -> Result:
         """Submit and wait."""
         return self.submit(request).result()
 
-    def set_adapter(self, path: str | os.PathLike[str] | None, scale: float = 1.0) -> Future[None]:
+    def set_adapter(self, path: str | os.PathLike[str] | None, scale: float = 1.0,
+                    sha256: str | None = None) -> Future[None]:
         """Switch to the LoRA adapter at ``path`` (None: the base model) between requests.
 
         The owner stops admitting new requests, lets the ones in flight finish, swaps, and
-        clears the KV cache. The returned future raises ModelError for a bad adapter file.
+        clears the KV cache. The returned future raises ModelError for a bad adapter file, or
+        one whose content is not ``sha256`` when that is given (the store's record of it).
         """
         fut: Future[None] = Future()
-        self._inbox.put(("adapter", (_adapter_key(path), scale, fut)))
+        item = _Swap(None if path is None else str(Path(path).resolve()), scale, sha256, fut)
+        with self._gate:
+            self._check_open()
+            self._inbox.put(("adapter", item))
         return fut
 
     def serves(self, path: str | os.PathLike[str] | None) -> bool:
-        """Whether the adapter at ``path`` (None: the base model) is the one applied now."""
-        return self.adapter == _adapter_key(path)
+        """Whether the file at ``path`` (None: the base model) holds the adapter applied now:
+        compared by content, so a new file at an old path is not taken for the old adapter."""
+        if path is None:
+            return self.adapter_sha256 is None
+        return self.adapter_sha256 is not None and self.adapter_sha256 == _adapter_key(path)
 
     def tokenize(self, text: str, add_special: bool = True) -> list[int]:
         ll = self._ll
@@ -295,10 +354,11 @@ class Runtime:
 
     def close(self) -> None:
         """Finish in-flight requests as cancelled, stop the owner thread, free the model."""
-        if self._closed:
-            return
-        self._closed = True
-        self._inbox.put(("close", None))
+        with self._gate:
+            if self._closed:
+                return
+            self._closed = True
+            self._inbox.put(("close", None))
         self._thread.join()
         ll = self._ll
         for adapter in self._adapters.values():
@@ -434,13 +494,22 @@ class Runtime:
         slot.next_token = token
         return None
 
-    def _apply_adapter(self, path: str | None, scale: float, fut: Future[None]) -> None:
+    def _apply_adapter(self, swap: _Swap) -> None:
         ll = self._ll
+        path, scale, fut = swap.path, swap.scale, swap.fut
         try:
+            sha = None
             if path is None:
                 ll.llama_set_adapters_lora(self._ctx, None, 0, None)
             else:
-                adapter = self._adapters.get(path)
+                try:
+                    sha = sha256_file(path)
+                except OSError as e:
+                    raise ModelError(f"cannot read the LoRA adapter {path}: {e.strerror or e}") from e
+                if swap.sha256 is not None and sha != swap.sha256:
+                    raise ModelError(f"the LoRA adapter {path} changed since it was recorded "
+                                     f"(sha256 {sha[:12]}..., expected {swap.sha256[:12]}...)")
+                adapter = self._adapters.get(sha)
                 if adapter is None:
                     info = check_gguf(path)
                     if info.architecture != self.info.architecture:
@@ -448,23 +517,54 @@ class Runtime:
                     adapter = ll.llama_adapter_lora_init(self._model, path.encode())
                     if not adapter:
                         raise ModelError(f"llama.cpp refused the LoRA adapter {path}")
-                    self._adapters[path] = adapter
+                    self._adapters[sha] = adapter
                 arr = (ll.llama_adapter_lora_p_ctypes * 1)(adapter)
                 scales = (ctypes.c_float * 1)(scale)
                 if ll.llama_set_adapters_lora(self._ctx, arr, 1, scales) != 0:
                     raise ModelError(f"llama.cpp could not apply the LoRA adapter {path}")
             ll.llama_memory_clear(self._mem, True)
-            self.adapter = path
+            self.adapter, self.adapter_sha256 = path, sha
             fut.set_result(None)
         except Exception as e:
             fut.set_exception(e if isinstance(e, EngineError) else ModelError(str(e)))
 
     def _run(self) -> None:
-        ll = self._ll
         slots: list[_Slot | None] = [None] * self.n_parallel
         # Requests and adapter swaps in arrival order: a swap is a barrier, so requests
         # submitted before it run on the old weights and those after it on the new ones.
-        waiting: deque[Completion | tuple[str, float, Future[None]]] = deque()
+        waiting: deque[Completion | _Swap] = deque()
+        try:
+            self._loop(slots, waiting)
+        except BaseException as e:  # noqa: BLE001 - anything here must reach every caller
+            log.exception("the llama.cpp owner thread failed")
+            self._fail_all(e, slots, waiting)
+
+    def _fail_all(self, error: BaseException, slots: list[_Slot | None],
+                  waiting: deque[Completion | _Swap]) -> None:
+        """Fail every request and swap in flight, waiting, or still in the inbox."""
+        with self._gate:
+            self._failure = error
+            while True:
+                try:
+                    kind, payload = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if kind == "requests":
+                    waiting.extend(payload)
+                elif kind == "adapter":
+                    waiting.append(payload)
+        err = RuntimeFailed(f"the model runtime failed: {type(error).__name__}: {error}")
+        for s in slots:
+            if s is not None:
+                s.comp._fail(err)
+        for item in waiting:
+            if isinstance(item, Completion):
+                item._fail(err)
+            elif not item.fut.done():
+                item.fut.set_exception(err)
+
+    def _loop(self, slots: list[_Slot | None], waiting: deque[Completion | _Swap]) -> None:
+        ll = self._ll
         closing = False
         batch = self._batch
         while True:
@@ -476,6 +576,8 @@ class Runtime:
                     block = False
                     if kind == "close":
                         closing = True
+                    elif kind == "requests":
+                        waiting.extend(payload)
                     else:
                         waiting.append(payload)
             except queue.Empty:
@@ -489,7 +591,7 @@ class Runtime:
                     if isinstance(item, Completion):
                         item._finish(Result("", "cancelled", 0, 0, 0.0))
                     else:
-                        item[2].set_exception(RuntimeClosed("the runtime closed"))
+                        item.fut.set_exception(RuntimeClosed("the runtime closed"))
                 return
 
             # Cancellation requested by callers.
@@ -501,15 +603,20 @@ class Runtime:
                 waiting.remove(c)
                 c._finish(Result("", "cancelled", 0, 0, 0.0))
 
-            # Admit requests up to the next swap; a swap waits until the batch drains.
+            # Admit requests up to the next swap; a swap waits until the batch drains. When the
+            # batch has drained, start from an empty cache: where cells lie changes rounding
+            # (a unified cache), and the same requests must give the same outputs.
+            if not active and waiting and isinstance(waiting[0], Completion):
+                ll.llama_memory_clear(self._mem, True)
             for i in range(self.n_parallel):
                 if slots[i] is None and waiting and isinstance(waiting[0], Completion):
                     slots[i] = self._admit(waiting.popleft(), i)  # type: ignore[arg-type]
                     if self.prefix_cache and slots[i] is not None:
                         self._plan_share(slots[i], slots)  # type: ignore[arg-type]
             if waiting and not isinstance(waiting[0], Completion) and all(s is None for s in slots):
-                path, scale, fut = waiting.popleft()  # type: ignore[misc]
-                self._apply_adapter(path, scale, fut)
+                swap = waiting.popleft()
+                assert isinstance(swap, _Swap)
+                self._apply_adapter(swap)
                 continue
 
             # Build one batch: a next token per generating slot, then prompt chunks.
