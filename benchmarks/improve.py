@@ -1,12 +1,17 @@
-"""Self-improvement: held-out pass@1 per round and per difficulty level over R rounds of the
-default recipe, from fixed seeds, against the base model measured in the same run.
+"""Self-improvement, measured where the loop cannot have chosen it: test-set pass@1 per level,
+for the base model and after every round, over several seeds.
 
-Every round plays in full (propose ... train, evaluate, gate); after it, the adapter the run
-has promoted is scored greedily on the run's fixed held-out sets for levels 1-3 (2-digit and
-3-digit additions are levels 2 and 3), with bootstrap 95% intervals. Scores the gate already
-measured for that adapter and set are read from the store, not recomputed. Beside them: the
-training-set size, the judge's agreement with the verifier, the round's wall time, and the
-drift of answers to general control prompts (never trained on) from the base model's.
+Each seed is its own run of the recipe (its own pools, its own rounds, a fresh model process
+state) played in full: propose ... train, evaluate, gate. After every round the adapter the
+run has in use is scored greedily on the run's **test** sets for the chosen levels (never read
+by the loop) and, beside them, on its **dev** sets (what the gate and the curriculum read), so
+the gap between the two shows the selection bias. Scores the gate already measured on dev are
+read from the store, not recomputed. Also per round: training-set size, the judge's agreement
+with the verifier, the round's wall time, and the drift of answers to general control prompts
+from the base model's.
+
+Results: ``seeds``; ``test`` and ``dev``: set name -> ``{"base": {mean, min, max}, "final":
+{mean, min, max}}`` (fractions); ``per_seed``: every seed's per-round curves.
 This is the number the project lives by; it is reported as measured, flat or not.
 """
 
@@ -23,129 +28,195 @@ from typing import Any
 from benchmarks.common import recipe_variant, shared_cache_env, table, versions, write_results
 
 LEVELS = (1, 2, 3)
-QUICK = {"task": {"generated": 12, "proposed": 2}, "eval": {"held_out": 30}, "train": {"steps": 12}}
+QUICK = {"task": {"generated": 12, "proposed": 2}, "eval": {"dev": 30, "test": 30}, "train": {"steps": 12}}
+N_SEEDS = 3
 
 
-def run(quick: bool = False, rounds: int | None = None, recipe: str = "default", overrides: dict[str, Any] | None = None,
-        levels: tuple[int, ...] = LEVELS, write: bool = True) -> dict[str, Any]:
+def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ...], log: Any = print) -> dict[str, Any]:
+    """One run of the recipe with this seed: base and per-round test/dev scores."""
     from engine.api import Engine
-    from engine.evaluate import control_answers, drift, score, stored_score
+    from engine.evaluate import control_answers, drift, record_score, score, stored_score
     from engine.events import PhaseFinished
-    from engine.heldout import ensure_held_out, set_name
+    from engine.pools import pool_tasks, set_name
+    from engine.tasks import get_domain
     from engine.train.replay import CONTROL_PROMPTS
 
-    n_rounds = rounds or (2 if quick else 8)
-    shrink = overrides if overrides is not None else (QUICK if quick else {})
-    saved_env = {k: os.environ.get(k) for k in ("SWARM_CACHE",)}
-    os.environ.update(shared_cache_env())
     phases: dict[str, float] = {}
 
     def on_event(e: object) -> None:
         if isinstance(e, PhaseFinished):
             phases[e.phase] = phases.get(e.phase, 0.0) + e.seconds
 
+    with tempfile.TemporaryDirectory() as d:
+        eng = Engine.open(Path(d) / "home")
+        try:
+            eng.subscribe(on_event)
+            run_id = eng.create_run(str(recipe_path), rounds=n_rounds, train=True, seed=seed)
+            info = eng.run_info(run_id)
+            rec, q = info.recipe, eng.store.execute
+            domain = get_domain(rec.task.domain)
+            sets = {(pool, lvl): pool_tasks(eng.store, run_id, pool, lvl) for pool in ("test", "dev") for lvl in levels}
+            rt = eng.runtime_for(rec)
+            measured: dict[int | None, dict[str, Any]] = {}
+
+            def measure(adapter_id: int | None, adapter_path: str | None, rnd: int) -> dict[str, Any]:
+                if adapter_id in measured:
+                    return measured[adapter_id]
+                out: dict[str, Any] = {"test": {}, "dev": {}}
+                for (pool, lvl), tasks in sets.items():
+                    name = set_name(pool, lvl)
+                    sc = stored_score(eng.store, run_id, adapter_id, name)
+                    if sc is None:
+                        if not rt.serves(adapter_path):
+                            rt.set_adapter(adapter_path).result()
+                        sc, texts = score(rt, rec, tasks, seed=info.seed)
+                        with eng.store.transaction():
+                            record_score(eng.store, run_id, rnd, adapter_id, name, pool, sc, texts)
+                    out[pool][str(lvl)] = {"n": sc.n, "accuracy": sc.accuracy, "ci": [sc.ci_low, sc.ci_high]}
+                if not rt.serves(adapter_path):
+                    rt.set_adapter(adapter_path).result()
+                out["control_answers"] = control_answers(rt, CONTROL_PROMPTS)
+                measured[adapter_id] = out
+                return out
+
+            t0 = time.perf_counter()
+            base = measure(None, None, 0)
+            base_seconds = time.perf_counter() - t0
+            per_round = []
+            loop_start = time.perf_counter()
+            for r in range(n_rounds):
+                phases.clear()
+                t0 = time.perf_counter()
+                status = eng.play(run_id, rounds=r + 1)
+                played = time.perf_counter() - t0
+                if status != "finished":
+                    raise RuntimeError(f"seed {seed} round {r} ended {status}")
+                difficulty, stats = q("select difficulty, stats from rounds where run_id = ? and round = ?", [run_id, r])[0]
+                stats = json.loads(stats) if isinstance(stats, str) else (stats or {})
+                trained = q("select n_examples, backend, seconds, status, error from training_runs "
+                            "where run_id = ? and round = ? order by id desc limit 1", [run_id, r])
+                new = q("select id, promoted, decision, export_cosine, sha256 from adapters where run_id = ? and round = ? "
+                        "order by id desc limit 1", [run_id, r])
+                cur = q("select id, path from adapters where run_id = ? and promoted order by id desc limit 1", [run_id])
+                cur_id, cur_path = (int(cur[0][0]), str(cur[0][1])) if cur else (None, None)
+                m = measure(cur_id, cur_path, r)
+                per_round.append({
+                    "round": r, "difficulty": int(difficulty), "seconds": played,
+                    "elapsed_minutes": (time.perf_counter() - loop_start) / 60, "phases": dict(phases),
+                    "accepted": stats.get("accepted"), "rejected": stats.get("rejected"),
+                    "solve_rate_first": stats.get("solve_rate_first"), "solve_rate_final": stats.get("solve_rate_final"),
+                    "judge_agreement": stats.get("judge_agreement"),
+                    "training": dict(zip(("examples", "backend", "seconds", "status", "error"), trained[0])) if trained else None,
+                    "new_adapter": dict(zip(("id", "promoted", "decision", "export_cosine", "sha256"), new[0])) if new else None,
+                    "adapter_in_use": cur_id, "test": m["test"], "dev": m["dev"],
+                    "control_drift": drift(base["control_answers"], m["control_answers"]),
+                })
+                log(f"  seed {seed} round {r}: level {difficulty}, adapter {cur_id or 'base'}, "
+                    + ", ".join(f"test-{k} {v['accuracy']:.0%}" for k, v in m["test"].items()) + f" ({played:.0f} s)")
+            return {"seed": seed, "run_id": run_id, "level_names": {str(lvl): domain.level_name(lvl) for lvl in levels},
+                    "base": {"test": base["test"], "dev": base["dev"], "seconds": base_seconds,
+                             "control_answers": base["control_answers"]},
+                    "per_round": per_round,
+                    "final_control_answers": measured[per_round[-1]["adapter_in_use"]]["control_answers"] if per_round else None,
+                    "minutes": (time.perf_counter() - loop_start) / 60}
+        finally:
+            eng.close()
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """{mean, min, max} of per-seed figures.
+
+    >>> spread([0.25, 0.5, 0.75])
+    {'mean': 0.5, 'min': 0.25, 'max': 0.75}
+    """
+    return {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
+
+
+def summarise(per_seed: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[str, Any]:
+    """Set name -> base and final {mean, min, max} over seeds, for the test and dev pools."""
+    out: dict[str, Any] = {}
+    names = per_seed[0]["level_names"]
+    for pool in ("test", "dev"):
+        out[pool] = {}
+        for lvl in levels:
+            key = f"{pool}-{lvl} ({names[str(lvl)]})"
+            base = [s["base"][pool][str(lvl)]["accuracy"] for s in per_seed]
+            final = [(s["per_round"][-1][pool] if s["per_round"] else s["base"][pool])[str(lvl)]["accuracy"] for s in per_seed]
+            curves = [[s["base"][pool][str(lvl)]["accuracy"]] + [r[pool][str(lvl)]["accuracy"] for r in s["per_round"]]
+                      for s in per_seed]
+            out[pool][key] = {"base": spread(base), "final": spread(final), "n": per_seed[0]["base"][pool][str(lvl)]["n"],
+                              "curves": {str(s["seed"]): c for s, c in zip(per_seed, curves)}}
+    return out
+
+
+def run(quick: bool = False, rounds: int | None = None, recipe: str = "default", overrides: dict[str, Any] | None = None,
+        levels: tuple[int, ...] = LEVELS, write: bool = True, seeds: list[int] | None = None) -> dict[str, Any]:
+    from engine.recipes import load_recipe
+
+    n_rounds = rounds or (2 if quick else 8)
+    shrink = overrides if overrides is not None else (QUICK if quick else {})
+    saved_env = {k: os.environ.get(k) for k in ("SWARM_CACHE",)}
+    os.environ.update(shared_cache_env())
+    t_start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory() as d:
-            work = Path(d)
-            path = recipe_variant(recipe, work, shrink)
-            eng = Engine.open(work / "home")
-            try:
-                eng.subscribe(on_event)
-                run_id = eng.create_run(str(path), rounds=n_rounds, train=True)
-                info = eng.run_info(run_id)
-                rec, q = info.recipe, eng.store.execute
-                start = str(rec.task.difficulty if rec.task.difficulty in levels else levels[0])
-                sets = {lvl: ensure_held_out(eng.store, run_id, rec, info.seed, lvl) for lvl in levels}
-                rt = eng.runtime_for(rec)
-                measured: dict[int | None, dict[str, Any]] = {}
-
-                def measure(adapter_id: int | None, adapter_path: str | None) -> dict[str, Any]:
-                    if adapter_id in measured:
-                        return measured[adapter_id]
-                    if not rt.serves(adapter_path):
-                        rt.set_adapter(adapter_path).result()
-                    out: dict[str, Any] = {}
-                    for lvl, tasks in sets.items():
-                        sc = stored_score(eng.store, run_id, adapter_id, set_name(lvl))
-                        if sc is None:
-                            sc, _ = score(rt, rec, tasks, seed=info.seed)
-                        out[str(lvl)] = {"n": sc.n, "accuracy": sc.accuracy, "ci": [sc.ci_low, sc.ci_high]}
-                    answers = control_answers(rt, CONTROL_PROMPTS)
-                    measured[adapter_id] = {"levels": out, "control_answers": answers}
-                    return measured[adapter_id]
-
-                t_start = time.perf_counter()
-                base = measure(None, None)
-                base_seconds = time.perf_counter() - t_start
-                per_round = []
-                loop_start = time.perf_counter()
-                for r in range(n_rounds):
-                    phases.clear()
-                    t0 = time.perf_counter()
-                    status = eng.play(run_id, rounds=r + 1)
-                    played = time.perf_counter() - t0
-                    if status != "finished":
-                        raise RuntimeError(f"round {r} ended {status}")
-                    difficulty, stats = q("select difficulty, stats from rounds where run_id = ? and round = ?",
-                                          [run_id, r])[0]
-                    stats = json.loads(stats) if isinstance(stats, str) else (stats or {})
-                    trained = q("select n_examples, backend, seconds, status, error from training_runs "
-                                "where run_id = ? and round = ? order by id desc limit 1", [run_id, r])
-                    new = q("select id, promoted, decision, export_cosine from adapters where run_id = ? and round = ? "
-                            "order by id desc limit 1", [run_id, r])
-                    cur = q("select id, path from adapters where run_id = ? and promoted order by id desc limit 1", [run_id])
-                    cur_id, cur_path = (int(cur[0][0]), str(cur[0][1])) if cur else (None, None)
-                    m = measure(cur_id, cur_path)
-                    per_round.append({
-                        "round": r, "difficulty": int(difficulty), "seconds": played,
-                        "elapsed_minutes": (time.perf_counter() - loop_start) / 60, "phases": dict(phases),
-                        "accepted": stats.get("accepted"), "rejected": stats.get("rejected"),
-                        "solve_rate_first": stats.get("solve_rate_first"), "solve_rate_final": stats.get("solve_rate_final"),
-                        "judge_agreement": stats.get("judge_agreement"),
-                        "training": dict(zip(("examples", "backend", "seconds", "status", "error"), trained[0])) if trained else None,
-                        "new_adapter": dict(zip(("id", "promoted", "decision", "export_cosine"), new[0])) if new else None,
-                        "adapter_in_use": cur_id, "levels": m["levels"],
-                        "control_drift": drift(base["control_answers"], m["control_answers"]),
-                    })
-                final = per_round[-1] if per_round else None
-            finally:
-                eng.close()
+            path = recipe_variant(recipe, Path(d), shrink)
+            base_seed = load_recipe(str(path))[0].seed
+            seeds = seeds or [base_seed + i for i in range(N_SEEDS)]
+            per_seed = []
+            for seed in seeds:
+                print(f"seed {seed}: {n_rounds} round(s)")
+                per_seed.append(play_seed(seed, path, n_rounds, levels))
     finally:
         for k, v in saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    minutes = (time.perf_counter() - t_start) / 60
 
-    head = ["round", "level", "s", "accepted", "examples", "judge agrees", "adapter"] + [f"L{lvl} pass@1 [95% CI]" for lvl in levels] + ["control sim"]
+    for s in per_seed:
+        head = ["round", "level", "s", "examples", "judge agrees", "adapter"] + \
+            [f"test-{lvl}" for lvl in levels] + [f"dev-{lvl}" for lvl in levels] + ["control sim"]
 
-    def cells(levels_: dict[str, Any]) -> list[str]:
-        return [f"{levels_[str(lvl)]['accuracy']:.0%} [{levels_[str(lvl)]['ci'][0]:.0%},{levels_[str(lvl)]['ci'][1]:.0%}]"
-                for lvl in levels]
+        def cells(m: dict[str, Any]) -> list[str]:
+            return [f"{m['test'][str(lvl)]['accuracy']:.0%}" for lvl in levels] + \
+                [f"{m['dev'][str(lvl)]['accuracy']:.0%}" for lvl in levels]
 
-    rows: list[list[Any]] = [["base", "-", base_seconds, "-", "-", "-", "-", *cells(base["levels"]), 1.0]]
-    for pr in per_round:
-        ad = pr["new_adapter"]
-        decision = "-" if ad is None else ("promoted" if ad["promoted"] else "kept previous")
-        rows.append([pr["round"], pr["difficulty"], pr["seconds"], pr["accepted"],
-                     pr["training"]["examples"] if pr["training"] else 0,
-                     f"{pr['judge_agreement']:.0%}" if pr["judge_agreement"] is not None else "-", decision,
-                     *cells(pr["levels"]), pr["control_drift"]["similarity"]])
-    print(table(head, rows))
-    base_acc = base["levels"][start]["accuracy"]
-    final_acc = final["levels"][start]["accuracy"] if final else base_acc
+        rows: list[list[Any]] = [["base", "-", s["base"]["seconds"], "-", "-", "-", *cells(s["base"]), 1.0]]
+        for pr in s["per_round"]:
+            ad = pr["new_adapter"]
+            decision = "-" if ad is None else ("kept" if ad["promoted"] else "dropped")
+            rows.append([pr["round"], pr["difficulty"], pr["seconds"], pr["training"]["examples"] if pr["training"] else 0,
+                         f"{pr['judge_agreement']:.0%}" if pr["judge_agreement"] is not None else "-", decision,
+                         *cells(pr), pr["control_drift"]["similarity"]])
+        print(f"\nseed {s['seed']} ({s['minutes']:.1f} min)")
+        print(table(head, rows))
+
+    summary = summarise(per_seed, levels)
+    rows = []
+    for key, v in summary["test"].items():
+        dev_key = key.replace("test-", "dev-", 1)
+        d = summary["dev"][dev_key]
+        rows.append([key, v["n"], f"{v['base']['mean']:.1%} [{v['base']['min']:.0%}, {v['base']['max']:.0%}]",
+                     f"{v['final']['mean']:.1%} [{v['final']['min']:.0%}, {v['final']['max']:.0%}]",
+                     f"{d['final']['mean']:.1%}", f"{100 * (d['final']['mean'] - v['final']['mean']):+.1f}"])
+    print(f"\n{len(seeds)} seeds, {n_rounds} rounds, {minutes:.1f} min; mean [min, max] over seeds")
+    print(table(["test set", "n", "base", f"after round {n_rounds}", "dev (gate's pool)", "dev - test points"], rows))
+
+    start = per_seed[0]["per_round"][0]["difficulty"] if per_seed[0]["per_round"] else levels[0]
+    start = start if start in levels else levels[0]
+    start_key = next(k for k in summary["test"] if k.startswith(f"test-{start} "))
+    base_mean = summary["test"][start_key]["base"]["mean"]
+    final_mean = summary["test"][start_key]["final"]["mean"]
     ratios = {
-        "final_vs_base": (final_acc / base_acc) if base_acc > 0 else None,
-        "final_minus_base_points": {lvl: round(100 * ((final["levels"][lvl]["accuracy"] if final else 0.0)
-                                                      - base["levels"][lvl]["accuracy"]), 1) for lvl in base["levels"]},
+        "final_vs_base": final_mean / base_mean if base_mean > 0 else None,
+        "final_minus_base_points": {k: round(100 * (v["final"]["mean"] - v["base"]["mean"]), 1)
+                                    for k, v in summary["test"].items()},
     }
-    print(f"final_vs_base (level {start}): {ratios['final_vs_base']}; "
-          f"minutes for {n_rounds} rounds: {per_round[-1]['elapsed_minutes'] if per_round else 0:.1f}")
     data = {"quick": quick, "rounds": n_rounds, "recipe": recipe, "overrides": shrink, "levels": list(levels),
-            "ratio_level": int(start), "base": {"levels": base["levels"], "seconds": base_seconds,
-                                                "control_answers": base["control_answers"]},
-            "per_round": per_round, "final_control_answers": measured[per_round[-1]["adapter_in_use"]]["control_answers"]
-            if per_round else None, "ratios": ratios,
+            "seeds": seeds, "minutes": minutes, "ratio_set": start_key, "test": summary["test"], "dev": summary["dev"],
+            "per_seed": per_seed, "ratios": ratios,
             "versions": versions("llama-cpp-python", "torch", "unsloth", "peft", "transformers")}
     if write:
         print(f"wrote {write_results('improve', data)}")

@@ -6,7 +6,7 @@ without swarm's batched runtime. Each variant plays in its own process, in its o
 so peak RSS is its own; the dequantized base weights are shared (``$SWARM_CACHE``), as on a
 machine that has trained once. Peak RSS of the children is the training worker's.
 
-``--quick`` shrinks the round (fewer tasks, held-out tasks and training steps), same phases.
+``--quick`` shrinks the round (fewer tasks, dev tasks and training steps), same phases.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from benchmarks.common import peak_rss_mb, recipe_variant, shared_cache_env, table, versions, write_results
 
 # Level 1 so that a short round still verifies enough answers to train on (train.min_examples).
-QUICK = {"task": {"difficulty": 1, "generated": 10, "proposed": 2}, "round": {"samples": 1}, "eval": {"held_out": 16},
+QUICK = {"task": {"difficulty": 1, "generated": 10, "proposed": 2}, "round": {"samples": 1}, "eval": {"dev": 16, "test": 16},
          "train": {"steps": 6}}
 SEQUENTIAL = {"model": {"n_parallel": 1, "prefix_cache": False}}
 

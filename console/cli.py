@@ -89,6 +89,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
         eng.close()
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from console.render import render
+    from engine.api import Engine
+
+    eng = Engine.open(args.home)
+    try:
+        run_id = args.run
+        if run_id is None:
+            row = eng.store.execute("select max(id) from runs")
+            if not row or row[0][0] is None:
+                print("swarm: no runs yet; start one with: swarm run", file=sys.stderr)
+                return 1
+            run_id = int(row[0][0])
+        adapter = args.adapter if args.adapter in ("in-use", "base") else int(args.adapter)
+        scores = eng.evaluate(run_id, adapter, levels=args.level or None, sets=args.set or None)
+    finally:
+        eng.close()
+    who = "base model" if not scores or scores[0].adapter_id is None else f"adapter {scores[0].adapter_id}"
+    rows = [(s.set, s.meaning, s.score.n, s.score.correct, round(s.score.accuracy, 4),
+             f"[{s.score.ci_low:.1%}, {s.score.ci_high:.1%}]") for s in scores]
+    if args.format == "table":
+        print(f"run {run_id}, {who}, test sets (never read by the loop); greedy pass@1 with 95% bootstrap intervals")
+    print(render(["set", "what", "n", "correct", "accuracy", "95% CI"], rows, args.format))
+    return 0
+
+
+def _adapter_arg(value: str) -> str:
+    if value in ("in-use", "base") or value.isdigit():
+        return value
+    raise argparse.ArgumentTypeError("expected in-use, base or an adapter id")
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -171,9 +203,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import importlib
 
     names = BENCHMARKS if args.name == "all" else (args.name,)
+    if (args.seeds or args.rounds or args.recipe) and args.name != "improve":
+        print("swarm: --seeds, --rounds and --recipe are options of 'swarm bench improve'", file=sys.stderr)
+        return 2
     for name in names:
         print(f"== {name}{' (quick)' if args.quick else ''}")
-        importlib.import_module(f"benchmarks.{name}").run(quick=args.quick)
+        extra: dict[str, object] = {}
+        if name == "improve":
+            extra = {"seeds": args.seeds, "rounds": args.rounds, **({"recipe": args.recipe} if args.recipe else {})}
+        importlib.import_module(f"benchmarks.{name}").run(quick=args.quick, **extra)
     return 0
 
 
@@ -212,6 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue a stopped or crashed run (default: the latest unfinished)")
     run.set_defaults(func=_cmd_run)
 
+    ev = sub.add_parser("eval", help="score an adapter (or the base) on a run's test sets")
+    ev.add_argument("run", nargs="?", type=int, help="run id (default: the latest run)")
+    ev.add_argument("--adapter", type=_adapter_arg, default="in-use",
+                    help="in-use (default: the run's promoted adapter), base, or an adapter id")
+    ev.add_argument("--level", type=int, action="append", help="only this level's test set (repeatable)")
+    ev.add_argument("--set", action="append", help="only this set, e.g. test-2 or imported:NAME (repeatable)")
+    ev.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    ev.set_defaults(func=_cmd_eval)
+
     sb = sub.add_parser("sandbox", help="run code in the sandbox")
     sbsub = sb.add_subparsers(title="sandbox commands", metavar="ACTION", required=True)
     sbr = sbsub.add_parser("run", help="run FILE.py in the sandbox and print the result as JSON")
@@ -240,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="run a benchmark; results go to benchmarks/results/NAME.json")
     b.add_argument("name", choices=[*BENCHMARKS, "all"])
     b.add_argument("--quick", action="store_true", help="a smaller run with the same structure")
+    b.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], metavar="S1,S2,...",
+                   help="improve: the seeds to run (default: the recipe's seed and the next two)")
+    b.add_argument("--rounds", type=int, help="improve: rounds per seed (default 8, --quick 2)")
+    b.add_argument("--recipe", help="improve: the recipe to measure (default: default)")
     b.set_defaults(func=_cmd_bench)
 
     c = sub.add_parser("console", help="open the console on a recipe")

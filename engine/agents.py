@@ -33,7 +33,9 @@ def fill(template: str, values: Mapping[str, object]) -> str:
 
 
 def seed_for(*parts: object) -> int:
-    """A stable 32-bit seed from the request's identity (run seed, round, task, agent, ...)."""
+    """A stable 32-bit seed from the request's identity (run seed, round, task, agent, ...).
+    Name tasks by their canonical form, never by a row id: ids depend on what else the store
+    holds, and the same seed must give the same run in any store."""
     return zlib.crc32("|".join(str(p) for p in parts).encode())
 
 

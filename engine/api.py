@@ -21,14 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import EngineError, StoreError
-from engine.heldout import ensure_held_out, set_name
+from engine.evaluate import Score
 from engine.events import Event, EventBus, RunFailed, RunFinished, RunStarted, Subscriber
 from engine.models import check_gguf, resolve_model
+from engine.pools import ensure_pools, set_name
 from engine.paths import home_dir, store_path
 from engine.recipes import Recipe, load_recipe, parse_recipe
 from engine.rounds import RoundRunner, Stopped, next_difficulty
 from engine.runtime import Runtime
 from engine.store import QueryResult, Store
+from engine.tasks import get_domain
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,16 @@ class RunInfo:
     status: str
     seed: int
     train: bool
+
+
+@dataclass(frozen=True)
+class SetScore:
+    """One test set's score for one adapter (None: the base model)."""
+
+    set: str
+    meaning: str
+    adapter_id: int | None
+    score: Score
 
 
 class Engine:
@@ -104,8 +116,8 @@ class Engine:
     # -- runs ----------------------------------------------------------------------------------
 
     def create_run(self, recipe: str | None = None, rounds: int = 1, train: bool | None = None, seed: int | None = None) -> int:
-        """Record a new run of ``recipe`` (name or path) with its held-out set. Raises RecipeError,
-        ModelError."""
+        """Record a new run of ``recipe`` (name or path) with its dev and test sets for every level
+        it can reach. Raises RecipeError, ModelError."""
         rec, path, text = load_recipe(recipe)
         model = resolve_model(rec.model.path)
         check_gguf(model)
@@ -122,8 +134,7 @@ class Engine:
                 run_id=run_id, name=a.name, role=a.role, system_prompt=a.system,
                 sampling=dict(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, min_p=a.min_p, max_tokens=a.max_tokens),
             ) for a in rec.agents])
-        ensure_held_out(self.store, run_id, rec, seed, rec.task.difficulty)
-        ensure_held_out(self.store, run_id, rec, seed, min(rec.task.difficulty + 1, 10))
+        ensure_pools(self.store, run_id, rec, seed)
         return run_id
 
     def run_info(self, run_id: int) -> RunInfo:
@@ -179,6 +190,51 @@ class Engine:
         except Stopped:
             return
 
+    def evaluate(self, run_id: int, adapter: int | str | None = "in-use", levels: list[int] | None = None,
+                 sets: list[str] | None = None) -> list[SetScore]:
+        """Score an adapter of the run (an id, ``"in-use"``, or ``"base"``/None) on the run's test
+        sets (every level, or ``levels``; ``sets`` picks by name, e.g. ``test-2`` or
+        ``imported:mini``), record the scores, and return them. The loop never reads these.
+        Raises EngineError for an unknown run, adapter or set."""
+        from engine.evaluate import record_score, score
+        from engine.pools import report_sets
+
+        info = self.run_info(run_id)
+        q = self.store.execute
+        if adapter == "in-use":
+            row = q("select id, path, sha256 from adapters where run_id = ? and promoted order by id desc limit 1", [run_id])
+        elif adapter in (None, "base"):
+            row = []
+        else:
+            row = q("select id, path, sha256 from adapters where run_id = ? and id = ?", [run_id, int(adapter)])
+            if not row:
+                raise EngineError(f"run {run_id} has no adapter {adapter}")
+        adapter_id, path, sha = (int(row[0][0]), str(row[0][1]), str(row[0][2])) if row else (None, None, None)
+        chosen = report_sets(self.store, run_id, info.recipe, levels)
+        if sets:
+            missing = [s for s in sets if s not in chosen]
+            if missing:
+                raise EngineError(f"run {run_id} has no test set {', '.join(missing)} (it has: {', '.join(chosen)})")
+            chosen = {k: v for k, v in chosen.items() if k in sets}
+        if not chosen:
+            raise EngineError(f"run {run_id} has no test sets" + (f" at levels {levels}" if levels else ""))
+        rt = self.runtime_for(info.recipe)
+        before = rt.adapter
+        rt.set_adapter(path, sha256=sha).result()
+        rnd = q("select coalesce(max(round), 0) from rounds where run_id = ?", [run_id])[0][0]
+        domain = get_domain(info.recipe.task.domain)
+        out = []
+        try:
+            for name, tasks in chosen.items():
+                sc, texts = score(rt, info.recipe, tasks, seed=info.seed)
+                with self.store.transaction():
+                    record_score(self.store, run_id, int(rnd), adapter_id, name, "test", sc, texts)
+                level = int(name.split("-", 1)[1]) if name.startswith("test-") else None
+                out.append(SetScore(name, domain.level_name(level) if level else name, adapter_id, sc))
+        finally:
+            rt.set_adapter(before).result()
+        return out
+
     def _set_status(self, run_id: int, status: str, error: str | None = None) -> None:
         self.store.execute("update runs set status = ?, error = ?, updated_at = current_timestamp where id = ?",
                            [status, error, run_id])
@@ -198,6 +254,7 @@ class Engine:
         self._set_status(run_id, "running")
         self.emit(RunStarted(run_id, info.recipe.name, info.rounds_planned, resumed))
         try:
+            ensure_pools(self.store, run_id, info.recipe, info.seed)  # a run from before pools existed
             rt = self.runtime_for(info.recipe)
             runner = RoundRunner(self.store, rt, info.recipe, run_id, info.seed, self.bus, self._stop,
                                  train=info.train, workdir=self.home / "runs" / str(run_id), home=self.home)
@@ -232,9 +289,9 @@ class Engine:
     def _difficulty(self, run_id: int, rnd: int, rec: Recipe) -> int:
         """Round 0 starts at the recipe's level; later rounds follow the latest measured pass rate.
 
-        The pass rate is the held-out accuracy, at the last round's level, of the adapter now in
+        The pass rate is the dev-set accuracy, at the last round's level, of the adapter now in
         use when the gate measured one (it reflects training that happened after that round's
-        answers); otherwise the last round's first-answer solve rate.
+        answers); otherwise the last round's first-answer solve rate. Test sets are never read.
         """
         row = self.store.execute("select difficulty from rounds where run_id = ? and round = ?", [run_id, rnd])
         if row:
@@ -253,11 +310,11 @@ class Engine:
             where e.run_id = ? and e.eval_set = ? and e.adapter_id is not distinct from
                   (select max(id) from adapters where run_id = ? and promoted)
             order by e.id desc limit 1
-            """, [run_id, set_name(level), run_id])
+            """, [run_id, set_name("dev", level), run_id])
         if held:
             rate = float(held[0][0])
         t = rec.task
         return next_difficulty(rate, level, t.target_low, t.target_high, t.max_difficulty)
 
 
-__all__ = ["Engine", "EngineError", "RunInfo"]
+__all__ = ["Engine", "EngineError", "RunInfo", "SetScore"]

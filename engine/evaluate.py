@@ -1,19 +1,23 @@
-"""Held-out scoring, its bootstrap interval, and the gate that keeps or drops a new adapter.
+"""Scoring on fixed task sets, its bootstrap interval, and the gate that keeps or drops an adapter.
 
 Scoring is greedy pass@1 through the batched runtime with the prompt the solvers use, checked
-by the domain's verifier. The gate promotes a new adapter unless it is worse than the one in
-use by more than the recipe's noise margin.
+by the domain's verifier; every task's outcome and answer is kept (``eval_answers``), so two
+adapters can be compared task by task. The gate keeps a new adapter unless a paired test on
+the same dev tasks (exact one-sided McNemar) says it is worse than the best adapter kept so far
+or than the base model.
 """
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from engine.agents import request
 from engine.recipes import AgentSpec, Recipe
-from engine.rounds import TaskRow
+from engine.roundbase import TaskRow
 from engine.runtime import Runtime
 from engine.store import Store
 from engine.tasks import get_domain
@@ -27,6 +31,8 @@ class Score:
     accuracy: float
     ci_low: float
     ci_high: float
+    #: task id -> whether the answer was right (empty when not recorded)
+    outcomes: dict[int, bool] = field(default_factory=dict, compare=False)
 
 
 def bootstrap_ci(outcomes: Sequence[bool], resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
@@ -46,51 +52,112 @@ def bootstrap_ci(outcomes: Sequence[bool], resamples: int = 1000, seed: int = 0)
     return means[int(0.025 * (resamples - 1))], means[int(0.975 * (resamples - 1))]
 
 
-def score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow], seed: int = 0) -> tuple[Score, list[bool]]:
-    """Greedy pass@1 of whatever adapter the runtime serves now."""
+def score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow], seed: int = 0) -> tuple[Score, list[str]]:
+    """Greedy pass@1 of whatever adapter the runtime serves now; also the answers, in order."""
     domain = get_domain(recipe.task.domain)
     solver = recipe.agents_with("solver")[0]
     agent = AgentSpec(name="eval", role="solver", system=solver.system, temperature=0.0, max_tokens=solver.max_tokens)
-    comps = []
-    for tr in tasks:
-        msgs = solve_messages(recipe, tr.task.prompt)
-        req = request(agent, msgs[-1]["content"], 0, greedy=True)
-        comps.append(runtime.submit(req))
-    outcomes = [domain.verify(tr.task, c.result().text).correct for tr, c in zip(tasks, comps)]
+    reqs = [request(agent, solve_messages(recipe, tr.task.prompt)[-1]["content"], 0, greedy=True) for tr in tasks]
+    texts = [c.result().text for c in runtime.submit_many(reqs)]
+    outcomes = [domain.verify(tr.task, text).correct for tr, text in zip(tasks, texts)]
     lo, hi = bootstrap_ci(outcomes, recipe.eval.bootstrap, seed)
     k = sum(outcomes)
-    return Score(len(outcomes), k, k / len(outcomes) if outcomes else 0.0, lo, hi), outcomes
+    return Score(len(outcomes), k, k / len(outcomes) if outcomes else 0.0, lo, hi,
+                 {tr.id: ok for tr, ok in zip(tasks, outcomes)}), texts
+
+
+def record_score(store: Store, run_id: int, rnd: int, adapter_id: int | None, eval_set: str, pool: str,
+                 sc: Score, texts: Sequence[str]) -> int:
+    """Write a score and each task's outcome (inside the caller's transaction); returns its id."""
+    eid = store.allocate_ids("evals", 1)[0]
+    store.insert("evals", [dict(id=eid, run_id=run_id, round=rnd, adapter_id=adapter_id, eval_set=eval_set, n=sc.n,
+                                correct=sc.correct, accuracy=sc.accuracy, ci_low=sc.ci_low, ci_high=sc.ci_high,
+                                pool=pool)])
+    store.insert("eval_answers", [dict(eval_id=eid, task_id=tid, correct=ok, text=text)
+                                  for (tid, ok), text in zip(sc.outcomes.items(), texts)])
+    return eid
 
 
 def stored_score(store: Store, run_id: int, adapter_id: int | None, eval_set: str) -> Score | None:
-    """The score already recorded for this adapter (None: the base model) on ``eval_set``, if any.
-    Greedy scoring is deterministic, so a recorded score is reused instead of measured again."""
+    """The score already recorded for this adapter (None: the base model) on ``eval_set``, with
+    its per-task outcomes when they were kept. Greedy scoring is deterministic, so a recorded
+    score is reused instead of measured again."""
     row = store.execute(
-        "select n, correct, accuracy, ci_low, ci_high from evals where run_id = ? and adapter_id is not distinct from ? "
+        "select id, n, correct, accuracy, ci_low, ci_high from evals where run_id = ? and adapter_id is not distinct from ? "
         "and eval_set = ? order by id desc limit 1", [run_id, adapter_id, eval_set])
     if not row:
         return None
-    n, correct, acc, lo, hi = row[0]
-    return Score(int(n), int(correct), float(acc), float(lo), float(hi))
+    eid, n, correct, acc, lo, hi = row[0]
+    outcomes = {int(t): bool(c) for t, c in store.execute(
+        "select task_id, correct from eval_answers where eval_id = ? order by task_id", [eid])}
+    return Score(int(n), int(correct), float(acc), float(lo), float(hi), outcomes)
 
 
-def gate(new: float, current: float, margin: float) -> tuple[bool, str]:
-    """Promote unless the new adapter is worse beyond the noise margin.
+@dataclass(frozen=True)
+class Paired:
+    """A new adapter against a reference on the same tasks."""
 
-    >>> gate(0.60, 0.62, 0.05)[0], gate(0.50, 0.62, 0.05)[0]
-    (True, False)
+    n: int
+    new_accuracy: float
+    ref_accuracy: float
+    worse: int  # tasks the reference got right and the new one wrong
+    better: int  # tasks the new one got right and the reference wrong
+    p_worse: float  # exact one-sided McNemar p-value for "the new one is worse"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "new": self.new_accuracy, "ref": self.ref_accuracy, "worse": self.worse,
+                "better": self.better, "p_worse": self.p_worse}
+
+
+def paired(new: Mapping[int, bool], ref: Mapping[int, bool]) -> Paired:
+    """Compare two adapters on the tasks both were scored on.
+
+    Under "no difference" each discordant task is equally likely to go either way, so the
+    number the new adapter lost is Binomial(discordant, 1/2); ``p_worse`` is the chance of
+    losing at least that many.
+
+    >>> p = paired({1: True, 2: False, 3: True, 4: True}, {1: True, 2: True, 3: False, 4: True})
+    >>> p.worse, p.better, p.p_worse
+    (1, 1, 0.75)
+    >>> round(paired({i: i >= 10 for i in range(40)}, {i: True for i in range(40)}).p_worse, 5)
+    0.00098
     """
-    if new >= current - margin:
-        return True, f"held-out {new:.1%} vs {current:.1%} in use (margin {margin:.1%}): not worse"
-    return False, f"held-out {new:.1%} vs {current:.1%} in use: worse by more than {margin:.1%}"
+    common = sorted(set(new) & set(ref))
+    worse = sum(1 for t in common if ref[t] and not new[t])
+    better = sum(1 for t in common if new[t] and not ref[t])
+    d = worse + better
+    p = sum(math.comb(d, k) for k in range(worse, d + 1)) / 2**d if d else 1.0
+    n = len(common)
+    return Paired(n, sum(new[t] for t in common) / n if n else 0.0, sum(ref[t] for t in common) / n if n else 0.0,
+                  worse, better, p)
+
+
+def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha: float) -> tuple[bool, str, dict[str, Any]]:
+    """Keep the new adapter unless it is worse than any reference beyond what the pairing calls
+    noise (one-sided p < ``alpha``). Returns (keep, the reason in words, the numbers).
+
+    >>> keep, why, _ = gate({1: True, 2: True}, {"base": {1: False, 2: True}}, 0.05); keep
+    True
+    >>> gate({i: i < 5 for i in range(30)}, {"best #3": {i: True for i in range(30)}}, 0.05)[0]
+    False
+    """
+    comps = {label: paired(new, ref) for label, ref in refs.items()}
+    worse = [label for label, c in comps.items() if c.p_worse < alpha]
+    parts = [f"{label} {c.ref_accuracy:.1%} (lost {c.worse}, won {c.better}, p={c.p_worse:.3f})"
+             for label, c in comps.items()]
+    head = f"dev {next(iter(comps.values())).new_accuracy:.1%}" if comps else "dev -"
+    keep = not worse
+    verdict = "not worse: kept" if keep else f"worse than {', '.join(worse)} (p < {alpha:g}): dropped"
+    return keep, f"{head} vs {'; '.join(parts)}: {verdict}", {
+        "kept": keep, "alpha": alpha, "test": "exact one-sided McNemar", "vs": {k: c.as_dict() for k, c in comps.items()}}
 
 
 def control_answers(runtime: Runtime, prompts: Sequence[str], max_tokens: int = 48) -> list[str]:
     """Greedy answers of whatever adapter the runtime serves now to general ``prompts``."""
     from engine.runtime import Request, Sampling
 
-    comps = [runtime.submit(Request(messages=[{"role": "user", "content": p}],
-                                    sampling=Sampling(temperature=0.0, max_tokens=max_tokens))) for p in prompts]
+    comps = runtime.submit_many([Request(messages=[{"role": "user", "content": p}],
+                                         sampling=Sampling(temperature=0.0, max_tokens=max_tokens)) for p in prompts])
     return [c.result().text for c in comps]
 
 

@@ -1,5 +1,6 @@
 """The learning phases of a round: collect verified answers, train and export a LoRA adapter,
-evaluate it on held-out sets and keep it only if it is not worse than the one in use.
+score it on the run's dev sets and keep it only if a paired test does not find it worse than
+the best adapter kept so far or the base model. Test sets are never read here.
 
 Training runs in a worker process (``engine.train.runner``); this process never imports torch.
 """
@@ -8,12 +9,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from engine.agents import seed_for
 from engine.errors import TrainingError
+from engine.evaluate import Score, gate, record_score, score, stored_score
 from engine.events import AdapterExported, AdapterPromoted, EvalScored, TrainingProgress
 from engine.faults import checkpoint
+from engine.pools import dev_sets
 from engine.roundbase import TASK_COLUMNS, PhaseRunner, Stopped, task_from_row
+
+
+#: A score measured during the evaluate phase: (adapter id or None, dev set name, score, answers).
+Pending = tuple[int | None, str, Score, list[str]]
 
 
 class LearningPhases(PhaseRunner):
@@ -60,12 +68,14 @@ class LearningPhases(PhaseRunner):
             return
         self.store.insert("training_runs", [row])
         assert self.workdir is not None and self.home is not None
-        held = q(f"select {TASK_COLUMNS} from tasks where run_id = ? and held_out order by id limit 3", [self.run_id])
+        held = q(f"select {TASK_COLUMNS} from tasks where run_id = ? and pool = 'dev' order by id limit 3", [self.run_id])
         from engine.train.dataset import solve_messages
 
         check_prompts = [self.rt.chat.render(solve_messages(self.recipe, task_from_row(r).task.prompt)) for r in held]
         check_prompts.append(self.rt.chat.render([{"role": "user", "content": "Explain what a linked list is."}]))
-        cfg = TrainConfig(home=self.home, gguf=self.rt.path, workdir=self.workdir / f"round-{rnd}",
+        # One directory per training run: an adapter file is never overwritten, so "train now"
+        # twice in a round gives two adapters, each scored on its own.
+        cfg = TrainConfig(home=self.home, gguf=self.rt.path, workdir=self.workdir / f"round-{rnd}" / f"train-{tr_id}",
                           spec=spec, seed=seed_for(self.seed, rnd, "lora"), check_prompts=check_prompts,
                           init_lora=init)
 
@@ -98,45 +108,78 @@ class LearningPhases(PhaseRunner):
         self.bus.emit(AdapterExported(self.run_id, rnd, ad_id, str(out.adapter_path), out.cosine))
 
     def _evaluate(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
-        """Score the new adapter and the one in use on the held-out sets; keep the better."""
+        """Score the new adapter on the dev sets and gate it against the best kept so far and the
+        base model, task by task; put whichever is kept in use."""
         new = self.store.execute(
-            "select id, path from adapters where run_id = ? and round = ? and decision is null order by id desc limit 1",
+            "select id, path, sha256 from adapters where run_id = ? and round = ? and decision is null order by id desc limit 1",
             [self.run_id, rnd])
         if not self.train or not new:
             self._mark(rnd, "evaluate")
             return
-        from engine.evaluate import gate, score, stored_score
-        from engine.heldout import eval_sets
-
-        new_id, new_path = int(new[0][0]), str(new[0][1])
+        new_id, new_path, new_sha = int(new[0][0]), str(new[0][1]), str(new[0][2])
         cur_id, cur_path = self.current_adapter()
-        sets = eval_sets(self.store, self.run_id, self.recipe, self.seed, difficulty)
-        rows = []
-        means = {}
-        for adapter_id, path in ((cur_id, cur_path), (new_id, new_path)):
-            accs = []
-            for name, tasks in sets.items():
-                cached = stored_score(self.store, self.run_id, adapter_id, name)
-                if cached is not None:
-                    accs.append(cached.accuracy)
-                    continue
-                if not self.rt.serves(path):
-                    self.rt.set_adapter(path).result()
-                sc, _ = score(self.rt, self.recipe, tasks, seed=self.seed)
-                checkpoint("evaluate")
-                accs.append(sc.accuracy)
-                rows.append(dict(run_id=self.run_id, round=rnd, adapter_id=adapter_id, eval_set=name, n=sc.n,
-                                 correct=sc.correct, accuracy=sc.accuracy, ci_low=sc.ci_low, ci_high=sc.ci_high))
-                self.bus.emit(EvalScored(self.run_id, rnd, name, adapter_id, sc.accuracy, sc.ci_low, sc.ci_high))
-            means[adapter_id] = sum(accs) / len(accs)
-        promote, reason = gate(means[new_id], means[cur_id], self.recipe.eval.margin)
-        keep = new_path if promote else cur_path
-        if not self.rt.serves(keep):
-            self.rt.set_adapter(keep).result()
-        ids = self.store.allocate_ids("evals", len(rows))
-        with self.store.transaction():
-            self.store.insert("evals", [dict(id=i, **r) for i, r in zip(ids, rows)])
-            self.store.execute("update adapters set promoted = ?, decision = ? where id = ?", [promote, reason, new_id])
-            self._mark(rnd, "evaluate")
-        self.bus.emit(AdapterPromoted(self.run_id, rnd, new_id if promote else cur_id, promote, reason))
+        sets = dev_sets(self.store, self.run_id, self.recipe, difficulty)
+        pending: list[Pending] = []  # scores measured now, written together with the decision
 
+        def outcomes(adapter_id: int | None, path: str | None, sha: str | None = None) -> dict[int, bool]:
+            out: dict[int, bool] = {}
+            for name, tasks in sets.items():
+                sc = self._dev_score(adapter_id, name, pending)
+                if sc is None:
+                    if not self.rt.serves(path):
+                        self.rt.set_adapter(path, sha256=sha).result()
+                    sc, texts = score(self.rt, self.recipe, tasks, self.seed)
+                    checkpoint("evaluate")
+                    pending.append((adapter_id, name, sc, texts))
+                    self.bus.emit(EvalScored(self.run_id, rnd, name, adapter_id, sc.accuracy, sc.ci_low, sc.ci_high))
+                out.update(sc.outcomes)
+            return out
+
+        new_out = outcomes(new_id, new_path, new_sha)
+        refs: dict[str, dict[int, bool]] = {"base": outcomes(None, None)}
+        best_id, best_out = self._best_kept(sets, pending)
+        if cur_id is not None:
+            cur_out = outcomes(cur_id, cur_path)
+            if best_id is None or sum(cur_out.values()) >= sum(best_out.values()):
+                best_id, best_out = cur_id, cur_out
+        if best_id is not None:
+            refs[f"best kept #{best_id}"] = best_out
+        keep, reason, numbers = gate(new_out, refs, self.recipe.eval.alpha)
+        numbers["sets"] = list(sets)
+        keep_path = new_path if keep else cur_path
+        if not self.rt.serves(keep_path):
+            self.rt.set_adapter(keep_path).result()
+        with self.store.transaction():
+            for adapter_id, name, sc, texts in pending:
+                record_score(self.store, self.run_id, rnd, adapter_id, name, "dev", sc, texts)
+            self.store.execute("update adapters set promoted = ?, decision = ?, gate = ? where id = ?",
+                               [keep, reason, json.dumps(numbers), new_id])
+            self._mark(rnd, "evaluate")
+        self.bus.emit(AdapterPromoted(self.run_id, rnd, new_id if keep else cur_id, keep, reason))
+
+    def _dev_score(self, adapter_id: int | None, name: str, pending: list[Pending]) -> Score | None:
+        """A score of this adapter on this dev set measured in this phase or recorded earlier."""
+        for aid, n, sc, _ in pending:
+            if aid == adapter_id and n == name:
+                return sc
+        sc = stored_score(self.store, self.run_id, adapter_id, name)
+        return sc if sc is not None and sc.outcomes else None
+
+    def _best_kept(self, sets: dict[str, Any], pending: list[Pending]) -> tuple[int | None, dict[int, bool]]:
+        """Among adapters the gate kept earlier, the one with the most right answers on these dev
+        sets; only those already scored on all of them are candidates (no extra scoring)."""
+        kept = [int(r[0]) for r in self.store.execute(
+            "select id from adapters where run_id = ? and (promoted or coalesce((gate->>'kept')::boolean, false)) "
+            "and decision is not null order by id", [self.run_id])]
+        best: tuple[int | None, dict[int, bool]] = (None, {})
+        for aid in kept:
+            out: dict[int, bool] = {}
+            for name in sets:
+                sc = self._dev_score(aid, name, pending)
+                if sc is None:
+                    break
+                out.update(sc.outcomes)
+            else:
+                if best[0] is None or sum(out.values()) > sum(best[1].values()):
+                    best = (aid, out)
+        return best

@@ -109,9 +109,28 @@ class TrainSpec(_Strict):
 
 
 class EvalSpec(_Strict):
-    held_out: int = Field(100, ge=1, le=100_000, description="Held-out tasks per difficulty level.")
-    margin: float = Field(0.02, ge=0.0, le=1.0, description="Accuracy drop tolerated as noise by the gate.")
+    dev: int = Field(100, ge=1, le=100_000, description="Tasks in each level's dev set: the gate and the curriculum "
+                     "read only these.")
+    test: int = Field(100, ge=1, le=100_000, description="Tasks in each level's test set: nothing in the loop reads "
+                      "them; swarm eval and the benchmarks report them.")
+    alpha: float = Field(0.05, gt=0.0, lt=0.5, description="The gate drops a new adapter when a paired test "
+                         "(exact one-sided McNemar on the same dev tasks) says it is worse than the best adapter kept "
+                         "so far, or than the base model, at this significance level.")
     bootstrap: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples for the 95% interval.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: object) -> object:
+        """Recipes saved with older runs: ``held_out`` sized the one held-out set (now dev and
+        test alike); ``margin`` was the gate's fixed tolerance, replaced by the paired test."""
+        if isinstance(data, dict) and ("held_out" in data or "margin" in data):
+            data = dict(data)
+            n = data.pop("held_out", None)
+            data.pop("margin", None)
+            if n is not None:
+                data.setdefault("dev", n)
+                data.setdefault("test", n)
+        return data
 
 
 class Recipe(_Strict):

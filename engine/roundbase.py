@@ -36,13 +36,13 @@ class TaskRow:
 
 
 def task_from_row(row: Sequence[Any]) -> TaskRow:
-    """(id, domain, prompt, reference, difficulty, fingerprint, payload) -> TaskRow."""
-    tid, domain, prompt, reference, difficulty, fp, payload = row
+    """A row of ``TASK_COLUMNS`` -> TaskRow."""
+    tid, domain, prompt, reference, difficulty, fp, payload, behaviour = row
     data = json.loads(payload) if isinstance(payload, str) else (payload or {})
-    return TaskRow(int(tid), Task(domain, prompt, reference or "", int(difficulty or 0), fp, data))
+    return TaskRow(int(tid), Task(domain, prompt, reference or "", int(difficulty or 0), fp, data, behaviour))
 
 
-TASK_COLUMNS = "id, domain, prompt, reference, difficulty, fingerprint, payload"
+TASK_COLUMNS = "id, domain, prompt, reference, difficulty, fingerprint, payload, behaviour"
 
 
 def tokens_used(store: Store, run_id: int, rnd: int | None = None) -> int:
@@ -88,12 +88,16 @@ class PhaseRunner:
         for r in reqs:
             agent, rid = r.tag, f"{r.tag}#{next(self._requests)}"
             r.on_text = lambda text, agent=agent, rid=rid: self.bus.emit(TokenStreamed(run_id, agent, text, rid))
-        reqs = self._within_budget(reqs)
+        allowed = self._within_budget(reqs)
         t0 = time.perf_counter()
-        comps: list[Completion] = [self.rt.submit(r) for r in reqs]
+        sent = iter(self.rt.submit_many([r for r, ok in zip(reqs, allowed) if ok]))
+        comps: list[Completion | None] = [next(sent) if ok else None for ok in allowed]
         results: list[Result] = []
         try:
             for c in comps:
+                if c is None:  # the round's token budget is spent: not asked at all
+                    results.append(Result("", "budget", 0, 0, 0.0))
+                    continue
                 while True:
                     if self.stop.is_set():
                         raise Stopped("stopped")
@@ -105,7 +109,8 @@ class PhaseRunner:
                         continue
         except BaseException:
             for c in comps:
-                c.cancel()
+                if c is not None:
+                    c.cancel()
             raise
         self.gen_seconds += time.perf_counter() - t0
         used = sum(r.completion_tokens for r in results)
@@ -113,17 +118,23 @@ class PhaseRunner:
         self.round_tokens += used
         return results
 
-    def _within_budget(self, reqs: Sequence[Request]) -> Sequence[Request]:
-        """Cap max_tokens so this round never generates more than ``round.max_tokens_per_round``."""
-        left = self.recipe.round.max_tokens_per_round - self.round_tokens
+    def _within_budget(self, reqs: Sequence[Request]) -> list[bool]:
+        """Cap max_tokens so this round never generates more than ``round.max_tokens_per_round``:
+        what is left is shared out evenly; a request whose share is zero is not sent at all.
+        Returns which requests may be sent."""
+        left = max(0, self.recipe.round.max_tokens_per_round - self.round_tokens)
         planned = sum(r.sampling.max_tokens for r in reqs)
         if not reqs or planned <= left:
-            return reqs
-        per = max(1, left // len(reqs))
+            return [True] * len(reqs)
         self.budget_capped = True
-        for r in reqs:
-            r.sampling = dataclasses.replace(r.sampling, max_tokens=min(r.sampling.max_tokens, per))
-        return reqs
+        per, extra = divmod(left, len(reqs))
+        allowed = []
+        for i, r in enumerate(reqs):
+            share = min(r.sampling.max_tokens, per + (1 if i < extra else 0))
+            if share > 0:
+                r.sampling = dataclasses.replace(r.sampling, max_tokens=share)
+            allowed.append(share > 0)
+        return allowed
 
     def _tasks(self, rnd: int) -> list[TaskRow]:
         rows = self.store.execute(

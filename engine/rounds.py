@@ -31,6 +31,7 @@ from engine.recipes import AgentSpec
 from engine.runtime import Result
 from engine.tasks import Task
 from engine.learning import LearningPhases
+from engine.pools import duplicate_reason, known_keys, pool_of
 from engine.roundbase import TASK_COLUMNS, PhaseRunner, Stopped, TaskRow, task_from_row, tokens_used
 
 __all__ = ["PHASES", "TASK_COLUMNS", "PhaseRunner", "RoundRunner", "Stopped", "TaskRow", "next_difficulty",
@@ -78,8 +79,11 @@ class RoundRunner(LearningPhases):
 
     def _propose(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
         spec = self.recipe.task
+        known = known_keys(self.store, self.run_id, self.domain.name)
         rng = random.Random(seed_for(self.seed, rnd, "generate"))
-        generated = self.domain.generate(rng, difficulty, spec.generated)
+        # Generated tasks are drawn from the train pool's share of all tasks, new to the run.
+        generated = self.domain.generate(rng, difficulty, spec.generated,
+                                         accept=lambda k: pool_of(k, self.seed) == "train" and k not in known)
         candidates: list[tuple[str, Task | str, str]] = [("generated", t, "") for t in generated]
         proposers = self._agents("proposer")
         if proposers and spec.proposed:
@@ -93,9 +97,6 @@ class RoundRunner(LearningPhases):
             ]
             for res in self._generate(reqs):
                 candidates.append(("proposed", self.domain.parse_proposal(res.text, difficulty), res.text))
-        seen = {r[0]: bool(r[1]) for r in self.store.execute(
-            "select fingerprint, bool_or(held_out) from tasks where (run_id = ? or run_id is null) "
-            "and rejected_reason is null group by fingerprint", [self.run_id])}
         ids = self.store.allocate_ids("tasks", len(candidates))
         rows = []
         for tid, (source, cand, text) in zip(ids, candidates):
@@ -104,11 +105,10 @@ class RoundRunner(LearningPhases):
                 reason: str | None = cand
                 prompt, fp = text.strip()[:2000] or "(empty proposal)", f"rejected:{tid}"
             else:
-                task, reason, prompt, fp = cand, None, cand.prompt, cand.fingerprint
-                if fp in seen:
-                    reason = "duplicates a held-out task" if seen[fp] else "duplicates an earlier task"
-                else:
-                    seen[fp] = False
+                task, prompt, fp = cand, cand.prompt, cand.fingerprint
+                reason = duplicate_reason(cand, known)
+                if reason is None:
+                    known.update((k, "train") for k in cand.keys)
             payload = dict(task.payload) if task else {}
             if source == "proposed":
                 payload["proposal_text"] = text
@@ -116,7 +116,7 @@ class RoundRunner(LearningPhases):
                 id=tid, run_id=self.run_id, round=rnd, source=source, task_set=None, domain=self.domain.name,
                 difficulty=task.difficulty if task else difficulty, prompt=prompt,
                 reference=task.reference if task else None, payload=payload, fingerprint=fp,
-                held_out=False, rejected_reason=reason,
+                held_out=False, rejected_reason=reason, pool="train", behaviour=task.behaviour if task else None,
             ))
         with self.store.transaction():
             self.store.insert("tasks", rows)
@@ -141,7 +141,7 @@ class RoundRunner(LearningPhases):
         items = [(tr, solver, s) for tr in self._tasks(rnd) for solver in self._agents("solver")
                  for s in range(self.recipe.round.samples)]
         reqs = [request(a, fill(self.recipe.prompts.solve, {"task": tr.task.prompt}),
-                        seed_for(self.seed, rnd, tr.id, a.name, s, 0)) for tr, a, s in items]
+                        seed_for(self.seed, rnd, tr.task.fingerprint, a.name, s, 0)) for tr, a, s in items]
         results = self._generate(reqs)
         rows = self._attempt_rows(rnd, items, results, 0)
         with self.store.transaction():
@@ -163,14 +163,14 @@ class RoundRunner(LearningPhases):
             prev = [r for r in prev if r[1] in tasks and r[2] in solvers]
             crit_reqs = [
                 request(critics[i % len(critics)], fill(p.critique, {"task": tasks[tid].task.prompt, "answer": text}),
-                        seed_for(self.seed, rnd, aid, "critique", turn))
-                for i, (aid, tid, _agent, _s, text) in enumerate(prev)
+                        seed_for(self.seed, rnd, tasks[tid].task.fingerprint, agent, s, "critique", turn))
+                for i, (_aid, tid, agent, s, text) in enumerate(prev)
             ]
             crits = self._generate(crit_reqs)
             items = [(tasks[tid], solvers[agent], s) for _aid, tid, agent, s, _t in prev]
             rev_reqs = [
                 request(solvers[agent], fill(p.revise, {"task": tasks[tid].task.prompt, "answer": text, "critique": c.text}),
-                        seed_for(self.seed, rnd, tid, agent, s, turn))
+                        seed_for(self.seed, rnd, tasks[tid].task.fingerprint, agent, s, turn))
                 for (_aid, tid, agent, s, text), c in zip(prev, crits)
             ]
             revs = self._generate(rev_reqs)
@@ -199,20 +199,20 @@ class RoundRunner(LearningPhases):
             return
         tasks = {tr.id: tr for tr in self._tasks(rnd)}
         finals = self.store.execute(
-            "select id, task_id, text, correct, status from attempts a where run_id = ? and round = ? and turn = "
+            "select id, task_id, text, correct, status, agent, sample from attempts a where run_id = ? and round = ? and turn = "
             "(select max(turn) from attempts b where b.run_id = a.run_id and b.round = a.round and b.task_id = a.task_id "
             "and b.agent = a.agent and b.sample = a.sample) order by id", [self.run_id, rnd])
         finals = [f for f in finals if f[1] in tasks]
         reqs = [
             request(judges[i % len(judges)], fill(self.recipe.prompts.judge, {"task": tasks[tid].task.prompt, "answer": text}),
-                    seed_for(self.seed, rnd, aid, "judge"), grammar=JUDGE_GRAMMAR, prefix=JUDGE_PREFIX,
-                    greedy=judges[i % len(judges)].temperature == 0)
-            for i, (aid, tid, text, _c, _s) in enumerate(finals)
+                    seed_for(self.seed, rnd, tasks[tid].task.fingerprint, agent, sample, "judge"), grammar=JUDGE_GRAMMAR,
+                    prefix=JUDGE_PREFIX, greedy=judges[i % len(judges)].temperature == 0)
+            for i, (_aid, tid, text, _c, _s, agent, sample) in enumerate(finals)
         ]
         results = self._generate(reqs)
         ids = self.store.allocate_ids("verdicts", len(finals))
         rows = []
-        for i, (vid, (aid, tid, _text, correct, status), res) in enumerate(zip(ids, finals, results)):
+        for i, (vid, (aid, tid, _text, correct, status, _agent, _sample), res) in enumerate(zip(ids, finals, results)):
             verdict_text = JUDGE_PREFIX + res.text
             judged = parse_judgement(verdict_text)
             rows.append(dict(

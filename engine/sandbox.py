@@ -104,6 +104,19 @@ def _reader(stream: object, limit: int, out: list[bytes], flag: list[bool]) -> N
             flag[0] = True
 
 
+def _feed(stream: object, data: bytes) -> None:
+    """Write ``data`` to the child's stdin and close it; a child that exits early is fine."""
+    try:
+        stream.write(data)  # type: ignore[attr-defined]
+    except (BrokenPipeError, OSError):
+        pass
+    finally:
+        try:
+            stream.close()  # type: ignore[attr-defined]
+        except (BrokenPipeError, OSError):
+            pass
+
+
 def _pids_of_uid(uid: int) -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
@@ -170,11 +183,13 @@ def run_python(
     limits: Limits = Limits(),
     files: dict[str, str] | None = None,
     argv: list[str] | None = None,
+    stdin: str | None = None,
 ) -> Result:
     """Run ``code`` as ``main.py`` in a fresh sandbox and return what happened.
 
-    ``files`` are extra text files written beside it (e.g. a test harness). Raises
-    SandboxError only when the sandbox itself cannot start.
+    ``files`` are extra text files written beside it (e.g. a test harness); ``stdin`` is what
+    the program reads on its standard input (closed and empty when None). Raises SandboxError
+    only when the sandbox itself cannot start.
     """
     drop = os.geteuid() == 0
     uid = _UID_BASE + (os.getpid() * 97 + next(_uid_counter)) % 60_000 if drop else None
@@ -206,7 +221,7 @@ def run_python(
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(cfg)],
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
@@ -228,6 +243,8 @@ def run_python(
             threading.Thread(target=_reader, args=(proc.stdout, limits.output_bytes, out, trunc_o), daemon=True),
             threading.Thread(target=_reader, args=(proc.stderr, limits.output_bytes, err, trunc_e), daemon=True),
         ]
+        if stdin is not None:
+            readers.append(threading.Thread(target=_feed, args=(proc.stdin, stdin.encode()), daemon=True))
         for r in readers:
             r.start()
         timed_out = False

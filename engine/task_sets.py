@@ -1,7 +1,7 @@
 """External task sets: HumanEval-style JSONL imported into the ``python`` domain.
 
-Imported tasks have no run (``run_id`` NULL), carry their set name, and are held out: they
-are for evaluation and never enter the training set. ``check_set`` runs each canonical
+Imported tasks have no run (``run_id`` NULL), carry their set name, and belong to the test
+pool: ``swarm eval`` scores them; nothing in the loop (training, gate, curriculum) reads them. ``check_set`` runs each canonical
 solution through the same verifier the swarm's answers go through.
 """
 
@@ -58,7 +58,7 @@ def import_jsonl(store: Store, path: str | os.PathLike[str], name: str | None = 
     store.insert("tasks", [dict(
         id=i, run_id=None, round=None, source="imported", task_set=set_name, domain="python", difficulty=None,
         prompt=t.prompt, reference=t.reference, payload=t.payload, fingerprint=t.fingerprint, held_out=True,
-        rejected_reason=None,
+        rejected_reason=None, pool="test", behaviour=None,
     ) for i, t in zip(ids, new)])
     return set_name, len(new), len(tasks) - len(new)
 
@@ -71,11 +71,11 @@ def check_set(store: Store, set_name: str | None = None) -> list[CheckResult]:
         params.append(set_name)
     out = []
     for row in store.execute(sql + " order by id", params):
-        tr = task_from_row(row[:7])
+        tr = task_from_row(row[:8])
         payload = tr.task.payload
         verdict = PYTHON.verify(tr.task, "```python\n" + tr.task.reference + "\n```") if tr.task.reference else None
         if verdict is None:
-            out.append(CheckResult(row[7], str(payload.get("task_id")), False, "missing", "no canonical_solution"))
+            out.append(CheckResult(row[8], str(payload.get("task_id")), False, "missing", "no canonical_solution"))
         else:
-            out.append(CheckResult(row[7], str(payload.get("task_id")), verdict.correct, verdict.status, verdict.detail))
+            out.append(CheckResult(row[8], str(payload.get("task_id")), verdict.correct, verdict.status, verdict.detail))
     return out

@@ -51,7 +51,8 @@ def small_recipe(tmp_path: Path, model: Path | str, **overrides: str) -> Path:
         "n_ctx = 1024": "n_ctx = 512",
         "generated = 24": "generated = 4",
         "proposed = 4": "proposed = 2",
-        "held_out = 100": "held_out = 6",
+        "dev = 100": "dev = 6",
+        "test = 100": "test = 6",
         **overrides,
     }
     for old, new in changes.items():

@@ -39,18 +39,24 @@ def test_round_benchmark_reports_every_phase(tiny_recipe: Path) -> None:
     assert out["peak_rss_mb"]["process"] > 0 and out["wall_seconds"] >= sum(out["phases"].values()) * 0.9
 
 
-def test_improve_benchmark_reports_base_and_each_round(tiny_recipe: Path) -> None:
+def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path) -> None:
     from benchmarks.improve import run
 
-    data = run(rounds=1, recipe=str(tiny_recipe), overrides={}, levels=(1, 2), write=False)
-    assert set(data["base"]["levels"]) == {"1", "2"}
-    assert len(data["per_round"]) == 1
-    r0 = data["per_round"][0]
-    # The tiny random model verifies nothing, so the round skips training and says why.
-    assert r0["training"]["status"] == "skipped" and "min_examples" in r0["training"]["error"]
-    assert r0["adapter_in_use"] is None and r0["levels"] == data["base"]["levels"]
-    assert r0["control_drift"]["similarity"] == 1.0 and r0["control_drift"]["identical"] == 1.0
-    for lvl in ("1", "2"):
-        s = data["base"]["levels"][lvl]
-        assert s["n"] == 6 and s["ci"][0] <= s["accuracy"] <= s["ci"][1]
-    assert data["ratios"]["final_minus_base_points"] == {"1": 0.0, "2": 0.0}
+    data = run(rounds=1, recipe=str(tiny_recipe), overrides={}, levels=(1, 2), write=False, seeds=[7, 8])
+    assert data["seeds"] == [7, 8] and len(data["per_seed"]) == 2
+    assert set(data["test"]) == {"test-1 (1-digit addition)", "test-2 (2-digit addition)"}
+    assert set(data["dev"]) == {"dev-1 (1-digit addition)", "dev-2 (2-digit addition)"}
+    for pool in ("test", "dev"):
+        for v in data[pool].values():
+            for which in ("base", "final"):
+                assert set(v[which]) == {"mean", "min", "max"} and v[which]["min"] <= v[which]["mean"] <= v[which]["max"]
+            assert set(v["curves"]) == {"7", "8"} and all(len(c) == 2 for c in v["curves"].values())
+    for s in data["per_seed"]:
+        r0 = s["per_round"][0]
+        # The tiny random model verifies nothing, so the round skips training and says why.
+        assert r0["training"]["status"] == "skipped" and "min_examples" in r0["training"]["error"]
+        assert r0["adapter_in_use"] is None and r0["test"] == s["base"]["test"] and r0["dev"] == s["base"]["dev"]
+        assert r0["control_drift"]["similarity"] == 1.0 and r0["control_drift"]["identical"] == 1.0
+        lvl2 = s["base"]["test"]["2"]
+        assert lvl2["n"] == 6 and lvl2["ci"][0] <= lvl2["accuracy"] <= lvl2["ci"][1]
+    assert data["ratios"]["final_minus_base_points"] == {k: 0.0 for k in data["test"]}

@@ -26,7 +26,7 @@ TABLES = ["tasks", "attempts", "critiques", "verdicts", "examples", "evals"]
 @pytest.fixture(scope="module")
 def crash_recipe(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
     return small_recipe(tmp_path_factory.mktemp("crash"), tiny_model, **{
-        'backend = "auto"': 'backend = "peft"', "steps = 30": "steps = 2", "held_out = 6": "held_out = 4",
+        'backend = "auto"': 'backend = "peft"', "steps = 30": "steps = 2", "dev = 6": "dev = 4",
     })
 
 

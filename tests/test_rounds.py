@@ -49,18 +49,18 @@ def test_round_records_every_step(tiny_recipe: Path) -> None:
     eng.close()
 
 
-def test_held_out_tasks_never_in_a_round(tiny_recipe: Path) -> None:
+def test_dev_and_test_tasks_never_in_a_round(tiny_recipe: Path) -> None:
     eng = Engine.open()
     run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
-    held = {r[0] for r in eng.store.execute("select fingerprint from tasks where run_id = ? and held_out", [run_id])}
-    assert len(held) >= 10  # two levels of 6, minus duplicates
-    # force the generator to produce held-out tasks: round 0 uses the same level
+    held = dict(eng.store.execute("select fingerprint, pool from tasks where run_id = ? and held_out", [run_id]))
+    assert set(held.values()) == {"dev", "test"} and len(held) >= 10
     eng.play(run_id)
     rows = eng.store.execute(
-        "select fingerprint, rejected_reason from tasks where run_id = ? and round = 0", [run_id])
-    for fp, reason in rows:
+        "select fingerprint, rejected_reason, pool from tasks where run_id = ? and round = 0", [run_id])
+    assert {r[2] for r in rows} == {"train"}
+    for fp, reason, _ in rows:
         if fp in held:
-            assert reason == "duplicates a held-out task"
+            assert reason == f"duplicates a {held[fp]} task"
     solved = eng.store.execute(
         "select count(*) from attempts a join tasks t on t.id = a.task_id where t.held_out and a.run_id = ?", [run_id])
     assert solved[0][0] == 0

@@ -43,6 +43,30 @@ def test_blank_db_migrates_to_expected_columns(tmp_path: Path) -> None:
         assert migrations == [(m.version, m.name) for m in MIGRATIONS]
 
 
+def test_a_version_1_store_migrates_its_held_out_sets_to_dev(tmp_path: Path) -> None:
+    """A store written before pools: its held-out sets were what the gate read, so they become
+    dev; imported sets become test; round tasks train. Old evals keep their numbers."""
+    p = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(p))
+    con.execute("create table schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, why TEXT NOT NULL,"
+                " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")
+    con.execute(MIGRATIONS[0].sql)
+    con.execute("insert into schema_migrations (version, name, why) values (1, 'm001_init', 'x')")
+    for i, (run, held, name) in enumerate([(1, True, "held-out-2"), (1, False, None), (None, True, "mini")]):
+        con.execute("insert into tasks (id, run_id, source, task_set, domain, prompt, fingerprint, held_out) "
+                    "values (?, ?, 'generated', ?, 'arith', 'p', ?, ?)", [i + 1, run, name, f"f{i}", held])
+    con.execute("insert into evals (id, run_id, round, adapter_id, eval_set, n, correct, accuracy, ci_low, ci_high) "
+                "values (1, 1, 0, NULL, 'held-out-2', 10, 3, 0.3, 0.1, 0.6)")
+    con.close()
+    with Store.open(p) as store:
+        assert store.schema_version == LATEST_VERSION
+        assert store.execute("select id, pool from tasks order by id") == [(1, "dev"), (2, "train"), (3, "test")]
+        assert store.execute("select pool, accuracy from evals") == [("dev", 0.3)]
+        assert {"pool", "behaviour"} <= set(columns(store, "tasks"))
+        assert "gate" in columns(store, "adapters")
+        assert columns(store, "eval_answers") == ["eval_id", "task_id", "correct", "text"]
+
+
 def test_reopen_is_idempotent(tmp_path: Path) -> None:
     p = tmp_path / "s.duckdb"
     Store.open(p).close()

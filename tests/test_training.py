@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.api import Engine
-from engine.evaluate import bootstrap_ci, gate, score
+from engine.evaluate import bootstrap_ci, gate, paired, score
 from engine.models import check_gguf, sha256_file
 from engine.recipes import load_recipe
 from engine.rounds import TaskRow
@@ -103,10 +103,26 @@ def test_score_and_gate(tiny_runtime: Runtime, tiny_recipe: Path) -> None:
 
     recipe = load_recipe(str(tiny_recipe))[0]
     tasks = [TaskRow(i, t) for i, t in enumerate(ARITH.generate(random.Random(0), 2, 5))]
-    sc, outcomes = score(tiny_runtime, recipe, tasks)
-    assert sc.n == 5 and len(outcomes) == 5 and sc.ci_low <= sc.accuracy <= sc.ci_high
+    sc, texts = score(tiny_runtime, recipe, tasks)
+    assert sc.n == 5 and len(texts) == 5 and sc.ci_low <= sc.accuracy <= sc.ci_high
+    assert sorted(sc.outcomes) == list(range(5)) and sum(sc.outcomes.values()) == sc.correct
     assert bootstrap_ci([True, True, False, False], 200, seed=3) == bootstrap_ci([True, True, False, False], 200, seed=3)
-    assert gate(0.5, 0.5, 0.0)[0] and not gate(0.3, 0.5, 0.1)[0]
+
+
+def test_gate_is_a_paired_test_against_every_reference() -> None:
+    ref = {i: i < 60 for i in range(100)}  # 60% right
+    same = dict(ref)
+    assert gate(same, {"base": ref}, 0.05)[0]
+    # 3 points lower overall but losing 8 tasks and winning 5: noise by the pairing
+    noisy = {i: (i < 52) or (60 <= i < 65) for i in range(100)}
+    assert paired(noisy, ref).worse == 8 and paired(noisy, ref).better == 5
+    assert gate(noisy, {"base": ref}, 0.05)[0]
+    # 8 points lower, every loss on a task the reference had right: worse
+    lower = {i: i < 52 for i in range(100)}
+    keep, why, numbers = gate(lower, {"base": {i: False for i in range(100)}, "best kept #4": ref}, 0.05)
+    assert not keep and "best kept #4" in why and "dropped" in why
+    assert numbers["vs"]["best kept #4"]["worse"] == 8 and numbers["vs"]["best kept #4"]["p_worse"] < 0.05
+    assert numbers["vs"]["base"]["better"] == 52
 
 
 @pytest.mark.slow
@@ -130,8 +146,14 @@ def test_two_rounds_train_export_swap_evaluate_on_the_real_model(tmp_path: Path)
         evals = q("select adapter_id, n, accuracy, ci_low, ci_high from evals where run_id = ? and round = ?", [run_id, rnd])
         assert any(e[0] == aid for e in evals) and all(e[3] <= e[2] <= e[4] for e in evals)
     promoted = [a for a in adapters if a[5]]
-    serving = eng._runtime.adapter if eng._runtime is not None else None
-    assert serving == (str(Path(promoted[-1][2]).resolve()) if promoted else None)  # hot-swapped in place
+    assert eng._runtime is not None and eng._runtime.serves(promoted[-1][2] if promoted else None)  # hot-swapped
+    assert len({a[2] for a in adapters}) == len(adapters)  # one file per adapter, none overwritten
+    # the gate read dev sets only, with each task's outcome kept; nothing in the loop scored a test set
+    assert {r[0] for r in q("select pool from evals where run_id = ?", [run_id])} == {"dev"}
+    assert q("select count(*) from evals e where run_id = ? and not exists "
+             "(select 1 from eval_answers a where a.eval_id = e.id)", [run_id])[0][0] == 0
+    assert all(json.loads(q("select gate from adapters where id = ?", [a[0]])[0][0])["test"].startswith("exact")
+               for a in adapters)
     assert q("select count(*) from rounds where run_id = ? and status = 'complete'", [run_id])[0][0] == 2
     assert q("select count(*) from examples where run_id = ? and source = 'replay'", [run_id])[0][0] > 0
     eng.close()
@@ -148,14 +170,14 @@ def test_difficulty_follows_the_latest_measured_pass_rate(tiny_recipe: Path) -> 
     assert eng._difficulty(run_id, 1, recipe) == 1  # solvers failed: easier
     s.insert("adapters", [dict(id=1, run_id=run_id, round=0, training_run_id=1, parent_id=None, path="a.gguf",
                                sha256="x", export_cosine=1.0, promoted=True, decision="ok")])
-    s.insert("evals", [dict(id=1, run_id=run_id, round=0, adapter_id=1, eval_set="held-out-2", n=10, correct=9,
+    s.insert("evals", [dict(id=1, run_id=run_id, round=0, adapter_id=1, eval_set="dev-2", n=10, correct=9,
                             accuracy=0.9, ci_low=0.7, ci_high=1.0)])
     assert eng._difficulty(run_id, 1, recipe) == 3  # the promoted adapter passes 90% there: harder
     eng.close()
 
 
-def test_gate_scores_imported_sets_of_the_domain(tmp_path: Path) -> None:
-    from engine.heldout import eval_sets
+def test_imported_sets_are_test_sets_the_gate_never_reads(tmp_path: Path) -> None:
+    from engine.pools import dev_sets, report_sets
     from engine.task_sets import import_jsonl
     from tests.test_tasks import HUMANEVAL
 
@@ -163,16 +185,17 @@ def test_gate_scores_imported_sets_of_the_domain(tmp_path: Path) -> None:
     f.write_text("\n".join(json.dumps(r) for r in HUMANEVAL))
     py = Path(__file__).resolve().parent.parent / "recipes" / "python.toml"
     recipe_path = tmp_path / "py.toml"
-    recipe_path.write_text(py.read_text().replace("held_out = 20", "held_out = 2"))
+    recipe_path.write_text(py.read_text().replace("dev = 20\ntest = 20", "dev = 2\ntest = 2"))
     eng = Engine.open()
     import_jsonl(eng.store, f)
     recipe = load_recipe(str(recipe_path))[0]
     run_id = eng.create_run(str(recipe_path), rounds=1, train=True)
-    sets = eval_sets(eng.store, run_id, recipe, 11, recipe.task.difficulty)
-    assert list(sets) == ["held-out-2", "held-out-3", "imported:mini"]
+    assert list(dev_sets(eng.store, run_id, recipe, recipe.task.difficulty)) == ["dev-2", "dev-3"]
+    sets = report_sets(eng.store, run_id, recipe)
+    assert list(sets) == [f"test-{lvl}" for lvl in range(1, 6)] + ["imported:mini"]
     assert len(sets["imported:mini"]) == 3
     arith = load_recipe("default")[0]
-    assert "imported:mini" not in eval_sets(eng.store, run_id, arith, 7, 2)  # another domain's sets stay out
+    assert "imported:mini" not in report_sets(eng.store, run_id, arith, [2])  # another domain's sets stay out
     eng.close()
 
 
@@ -225,3 +248,48 @@ def test_warm_start_continues_from_earlier_lora_weights(tmp_path: Path, tiny_mod
     assert all(np.allclose(first[k], second[k], atol=1e-6) for k in first)
     with pytest.raises(TrainingError, match="rank or targets changed"):
         run_worker("train", {**cfg, "rank": 8, "init": str(tmp_path / "first.npz"), "out": str(tmp_path / "x.npz")}, log)
+
+
+def test_train_now_twice_gives_two_adapters_each_scored_on_its_own(tmp_path: Path, tiny_model: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training stands in with a fake that writes a different random adapter each time (the
+    real one is tested end to end elsewhere); each lands in its own file and is scored itself."""
+    from engine.train import runner
+    from engine.train.runner import Trained
+    from tests.tiny_model import write_tiny_lora
+
+    recipe = small_recipe(tmp_path, tiny_model, **{"max_per_task = 2": "max_per_task = 2\nmin_examples = 1"})
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    assert eng.play(run_id) == "finished"
+    eng.store.insert("examples", [dict(id=eng.store.allocate_ids("examples", 1)[0], run_id=run_id, round=0, task_id=None,
+                                       attempt_id=None, source="verified",
+                                       messages=[{"role": "user", "content": "What is 1 + 1?"},
+                                                 {"role": "assistant", "content": "2"}])])
+    written: list[Path] = []
+
+    def fake_train(cfg, examples, cancel=None, on_progress=None, on_log=None):  # type: ignore[no-untyped-def]
+        out = cfg.workdir / "adapter.gguf"
+        assert not out.exists(), "an adapter file would be overwritten"
+        cfg.workdir.mkdir(parents=True, exist_ok=True)
+        write_tiny_lora(out, seed=len(written) + 1)
+        written.append(out)
+        return Trained("peft", "fake", 1, [1.0], 1.0, 1.0, 1.0, len(examples), out, sha256_file(out), 1.0)
+
+    monkeypatch.setattr(runner, "train_lora", fake_train)
+    eng.train_now(run_id)
+    eng.train_now(run_id)
+    q = eng.store.execute
+    adapters = q("select id, path, sha256, decision from adapters where run_id = ? order by id", [run_id])
+    assert len(adapters) == 2 and adapters[0][1] != adapters[1][1]
+    for _aid, path, sha, decision in adapters:
+        assert sha256_file(path) == sha and decision
+    answers = {}
+    for aid, *_ in adapters:
+        rows = q("select a.task_id, a.text from evals e join eval_answers a on a.eval_id = e.id "
+                 "where e.run_id = ? and e.adapter_id = ? and e.eval_set = 'dev-2' order by a.task_id", [run_id, aid])
+        assert rows, f"adapter {aid} was not scored"
+        answers[aid] = rows
+    first, second = answers.values()
+    assert first != second  # the second adapter's own weights answered, not the first's
+    eng.close()

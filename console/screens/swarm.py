@@ -38,7 +38,7 @@ class SwarmScreen(Screen[None]):
                 yield AgentPane(a.name, a.role)
         with Horizontal(id="metrics"):
             yield Sparkline([], id="acc-spark")
-            yield Static("held-out: -", id="m-acc")
+            yield Static("dev: -", id="m-acc")
             yield Static("accepted: -", id="m-accept")
             yield Static("judge agrees: -", id="m-judge")
             yield Static("tok/s: -", id="m-tps")
@@ -102,7 +102,7 @@ class SwarmScreen(Screen[None]):
             self.accuracies.append(e.accuracy)
             self.query_one("#acc-spark", Sparkline).data = list(self.accuracies)
             self.query_one("#m-acc", Static).update(
-                f"held-out: {e.accuracy:.0%} [{e.ci_low:.0%}, {e.ci_high:.0%}] ({e.eval_set})")
+                f"dev: {e.accuracy:.0%} [{e.ci_low:.0%}, {e.ci_high:.0%}] ({e.eval_set})")
         elif isinstance(e, ev.AdapterPromoted) and e.promoted:
             for p in self.panes():
                 p.adapter = f"adapter {e.adapter_id}"

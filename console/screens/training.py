@@ -1,4 +1,4 @@
-"""The training screen: live loss, held-out accuracy per adapter, promote and roll back."""
+"""The training screen: live loss, dev and test accuracy per adapter, promote and roll back."""
 
 from __future__ import annotations
 

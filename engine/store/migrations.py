@@ -189,6 +189,32 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        2,
+        "m002_pools_and_paired_gate",
+        "A score that chose an adapter is biased on the set it was measured on: every run now has "
+        "three disjoint pools per level (train: round tasks; dev: read by the gate and the "
+        "curriculum; test: read by nothing in the loop, only by reports). Duplicates are found on "
+        "canonical forms, a second one (behaviour) where a domain has it. The gate compares "
+        "adapters task by task, so evals keep each task's outcome, and adapters keep the numbers "
+        "the gate decided on. Old held-out sets were what the gate read: they become dev.",
+        """
+        ALTER TABLE tasks ADD COLUMN pool TEXT;           -- train | dev | test (imported sets: test)
+        ALTER TABLE tasks ADD COLUMN behaviour TEXT;      -- a second canonical key (python: outputs on inputs)
+        UPDATE tasks SET pool = CASE WHEN held_out AND run_id IS NULL THEN 'test'
+                                     WHEN held_out THEN 'dev' ELSE 'train' END;
+        ALTER TABLE evals ADD COLUMN pool TEXT;           -- dev | test: which pool the set belongs to
+        UPDATE evals SET pool = CASE WHEN eval_set LIKE 'imported:%' THEN 'test' ELSE 'dev' END;
+        CREATE TABLE eval_answers (
+            eval_id BIGINT NOT NULL,
+            task_id BIGINT NOT NULL,
+            correct BOOLEAN NOT NULL,
+            text TEXT NOT NULL,              -- the greedy answer scored
+            PRIMARY KEY (eval_id, task_id)
+        );
+        ALTER TABLE adapters ADD COLUMN gate JSON;       -- the paired comparisons behind the decision
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

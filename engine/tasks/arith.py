@@ -20,7 +20,7 @@ import operator
 import random
 import re
 
-from engine.tasks.common import Task, Verdict
+from engine.tasks.common import Accept, Task, Verdict
 
 #: level -> (digits per operand, number of terms, operators)
 LEVELS: dict[int, tuple[int, int, str]] = {
@@ -88,8 +88,67 @@ def evaluate(expr: str) -> int:
     return walk(tree)
 
 
-def _fingerprint(expr: str) -> str:
-    return re.sub(r"\s+", "", expr)
+LEVEL_NAMES: dict[int, str] = {
+    1: "1-digit addition", 2: "2-digit addition", 3: "3-digit addition", 4: "2-digit add/subtract",
+    5: "3-digit add/subtract", 6: "2-digit, 3 terms, +-", 7: "2-digit multiplication", 8: "3-digit, 3 terms, +-",
+    9: "mixed: 2-digit, 3 terms, +-*", 10: "mixed: 3-digit, 3 terms, +-*",
+}
+
+
+def canonical(expr: str) -> str:
+    """The expression up to commutativity and associativity of + and *: sums and products are
+    flattened and their terms sorted, subtraction is adding a negated term.
+
+    >>> canonical("19 + 72") == canonical("72 + 19")
+    True
+    >>> canonical("(1 + 2) + 3") == canonical("3 + (2 + 1)") == canonical("1 + 2 + 3")
+    True
+    >>> canonical("5 - 3 + 2") == canonical("2 + 5 - 3"), canonical("5 - 3") == canonical("3 - 5")
+    (True, False)
+    >>> canonical("2 * 3 * 4") == canonical("4 * (3 * 2)"), canonical("2 * (3 + 4)") == canonical("2 * 3 + 4")
+    (True, False)
+    >>> canonical("12 + 7")
+    '+(12,7)'
+    """
+    tree = ast.parse(expr.strip(), mode="eval").body
+
+    def signed(node: ast.AST, neg: bool, out: list[tuple[str, bool]]) -> None:
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+            signed(node.left, neg, out)
+            signed(node.right, neg != isinstance(node.op, ast.Sub), out)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            signed(node.operand, not neg, out)
+        else:
+            form, flip = product(node)
+            out.append((form, neg != flip))
+
+    def factors(node: ast.AST, out: list[str]) -> bool:
+        """Collect a product's factors; returns whether an odd number of them were negated."""
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+            return factors(node.left, out) != factors(node.right, out)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return not factors(node.operand, out)
+        out.append(form_of(node))
+        return False
+
+    def product(node: ast.AST) -> tuple[str, bool]:
+        fs: list[str] = []
+        neg = factors(node, fs)
+        return (fs[0] if len(fs) == 1 else "*(" + ",".join(sorted(fs)) + ")"), neg
+
+    def form_of(node: ast.AST) -> str:
+        if isinstance(node, ast.Constant):
+            return str(node.value)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+            form, neg = product(node)
+            return ("-" if neg else "") + form
+        terms: list[tuple[str, bool]] = []
+        signed(node, False, terms)
+        if len(terms) == 1:
+            return ("-" if terms[0][1] else "") + terms[0][0]
+        return "+(" + ",".join(sorted(("-" if n else "") + f for f, n in terms)) + ")"
+
+    return form_of(tree)
 
 
 def _task(expr: str, difficulty: int, source_note: str = "") -> Task:
@@ -100,7 +159,7 @@ def _task(expr: str, difficulty: int, source_note: str = "") -> Task:
         prompt=f"What is {expr}?",
         reference=str(value),
         difficulty=difficulty,
-        fingerprint=_fingerprint(expr),
+        fingerprint=canonical(expr),
         payload={"expression": expr, **({"note": source_note} if source_note else {})},
     )
 
@@ -108,17 +167,25 @@ def _task(expr: str, difficulty: int, source_note: str = "") -> Task:
 class Arith:
     name = "arith"
 
-    def generate(self, rng: random.Random, difficulty: int, n: int) -> list[Task]:
+    def generate(self, rng: random.Random, difficulty: int, n: int, accept: Accept | None = None) -> list[Task]:
+        """Up to ``n`` distinct tasks (fewer when a small level, e.g. 1-digit sums, runs out)."""
         digits, terms, ops = LEVELS[max(1, min(difficulty, max(LEVELS)))]
         lo = 0 if digits == 1 else 10 ** (digits - 1)
         hi = 10**digits - 1
-        tasks = []
-        for _ in range(n):
+        tasks: dict[str, Task] = {}
+        tries = 0
+        while len(tasks) < n and tries < max(200, 50 * n):
+            tries += 1
             parts = [str(rng.randint(lo, hi))]
             for _ in range(terms - 1):
                 parts += [rng.choice(ops), str(rng.randint(lo, hi))]
-            tasks.append(_task(" ".join(parts), difficulty))
-        return tasks
+            t = _task(" ".join(parts), difficulty)
+            if t.fingerprint not in tasks and (accept is None or accept(t.fingerprint)):
+                tasks[t.fingerprint] = t
+        return list(tasks.values())
+
+    def level_name(self, level: int) -> str:
+        return LEVEL_NAMES.get(level, f"level {level}")
 
     def verify(self, task: Task, text: str) -> Verdict:
         answer = extract_answer(text)

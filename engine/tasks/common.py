@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+#: A filter on a draft task's canonical form (its fingerprint), applied before any costly work.
+Accept = Callable[[str], bool]
 
 
 @dataclass(frozen=True)
 class Task:
-    """A checkable task. ``reference`` is the expected answer; ``payload`` holds domain data."""
+    """A checkable task. ``reference`` is the expected answer; ``payload`` holds domain data.
+
+    ``fingerprint`` is the task's canonical form: two tasks with the same one are the same task
+    (arith: the expression up to the order of sums and products; python: the normalised spec).
+    ``behaviour``, where a domain has one, is a second such key (python: what the reference
+    returns on the task's inputs), so a task restated in other words is still a duplicate.
+    """
 
     domain: str
     prompt: str
@@ -17,6 +27,11 @@ class Task:
     difficulty: int
     fingerprint: str
     payload: dict[str, Any] = field(default_factory=dict)
+    behaviour: str | None = None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.fingerprint,) if self.behaviour is None else (self.fingerprint, self.behaviour)
 
 
 @dataclass(frozen=True)
@@ -32,7 +47,13 @@ class Verdict:
 class Domain(Protocol):
     name: str
 
-    def generate(self, rng: random.Random, difficulty: int, n: int) -> list[Task]: ...
+    def generate(self, rng: random.Random, difficulty: int, n: int, accept: Accept | None = None) -> list[Task]:
+        """Up to ``n`` distinct tasks at ``difficulty`` whose fingerprints ``accept`` allows."""
+        ...
+
+    def level_name(self, level: int) -> str:
+        """What a difficulty level means, for reports (e.g. "2-digit addition")."""
+        ...
 
     def verify(self, task: Task, text: str) -> Verdict: ...
 

@@ -1,11 +1,15 @@
 """Python: write a function that passes tests, checked by running it in the sandbox.
 
 A task has a spec (the prompt), an entry point and a test program defining ``check(candidate)``
-(HumanEval's shape, so imported sets and generated ones verify the same way). Generated tasks
-come from a seeded bank of small function templates whose expected outputs are computed by
-running a reference implementation in the sandbox. Proposed tasks are a spec, a reference
-implementation and test inputs written by the proposer; the reference must run, finish, and
-give the same outputs twice.
+(HumanEval's shape, so imported sets and generated ones verify the same way). Answers are
+checked by ``engine.tasks.harness``: the tests call the answer across a process boundary and
+only a run that reaches its end with the run's secret token counts, so an early exit, a patched
+``check`` or an object equal to everything cannot pass. Generated tasks come from a seeded bank
+of small function templates whose expected outputs come from running the reference in the
+sandbox. Proposed tasks are a spec, a reference implementation and test inputs written by the
+proposer; the reference must run, finish, and give the same outputs in two fresh processes.
+A task's canonical forms are its normalised spec and its behaviour (the reference's outputs
+on its inputs), so a restated task is still a duplicate.
 
 >>> extract_code("Sure:\\n```python\\ndef f(x):\\n    return x\\n```\\nDone.")
 'def f(x):\\n    return x'
@@ -21,10 +25,9 @@ import re
 import textwrap
 from dataclasses import dataclass
 
-from engine.sandbox import Limits, run_python
-from engine.tasks.common import Task, Verdict
-
-LIMITS = Limits(wall_seconds=10, cpu_seconds=5)
+from engine.tasks.common import Accept, Task, Verdict
+from engine.tasks.harness import LIMITS, Checked, outputs_many
+from engine.tasks.harness import check_candidate
 _FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.S)
 
 
@@ -39,12 +42,12 @@ def fingerprint(spec: str, entry_point: str) -> str:
     return "py:" + entry_point + ":" + hashlib.sha256(norm.encode()).hexdigest()[:16]
 
 
-def build_program(candidate: str, test: str, entry_point: str, prompt: str = "") -> str:
-    """Candidate + tests + the call. A candidate lacking the function gets the prompt first
-    (HumanEval completions continue the prompt's signature)."""
+def candidate_source(candidate: str, entry_point: str, prompt: str = "") -> str:
+    """The code to load. A candidate lacking the function gets the prompt first (HumanEval
+    completions continue the prompt's signature)."""
     if not re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", candidate, re.M) and prompt:
-        candidate = prompt + candidate
-    return f"{candidate}\n\n{test}\n\ncheck({entry_point})\n"
+        return prompt + candidate
+    return candidate
 
 
 def tests_from_io(entry_point: str, cases: list[tuple[str, str]]) -> str:
@@ -57,30 +60,28 @@ def tests_from_io(entry_point: str, cases: list[tuple[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reference_outputs(reference: str, entry_point: str, inputs: list[str]) -> list[str] | str:
-    """Run the reference on each args tuple in the sandbox, twice; the outputs' reprs, or why not."""
-    harness = (
-        f"{reference}\n\nimport json\n_out = []\n"
-        + "".join(f"_out.append(repr({entry_point}(*{a})))\n" for a in inputs)
-        + "print(json.dumps(_out))\n"
-    )
-    runs = []
-    for _ in range(2):
-        res = run_python(harness, limits=LIMITS)
-        if res.status != "ok":
-            return f"reference {res.status}: {res.detail}"
-        try:
-            runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
-        except (ValueError, IndexError):
-            return "reference printed no outputs"
-    if runs[0] != runs[1]:
+def behaviour_key(inputs: list[str], outputs: list[str]) -> str:
+    """What a function does on its inputs, whatever it is called or however it is specified."""
+    pairs = sorted(zip(inputs, outputs))
+    return "pyb:" + hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:16]
+
+
+def _outputs_or_reason(checked: Checked) -> list[str] | str:
+    if checked.status == "nondeterministic":
         return "non-deterministic: two runs of the reference gave different outputs"
-    for out in runs[0]:
+    if checked.status != "ok" or checked.outputs is None:
+        return f"reference {checked.status}: {checked.detail}"
+    for out in checked.outputs:
         try:
             ast.literal_eval(out)
         except (ValueError, SyntaxError):
             return f"output is not a plain value: {out[:60]}"
-    return list(runs[0])
+    return checked.outputs
+
+
+def reference_outputs(reference: str, entry_point: str, inputs: list[str]) -> list[str] | str:
+    """Run the reference on each args tuple in the sandbox, twice; the outputs' reprs, or why not."""
+    return _outputs_or_reason(outputs_many([(reference, entry_point, inputs)], limits=LIMITS)[0])
 
 
 @dataclass(frozen=True)
@@ -117,10 +118,8 @@ def _render(t: _Template, rng: random.Random) -> tuple[str, str, list[str]]:
     return sub(t.spec), sub(t.reference), [sub(i) for i in t.inputs]
 
 
-def make_task(spec: str, entry_point: str, reference: str, inputs: list[str], difficulty: int, source: str) -> Task | str:
-    outs = reference_outputs(reference, entry_point, inputs)
-    if isinstance(outs, str):
-        return outs
+def _task_from(spec: str, entry_point: str, reference: str, inputs: list[str], outs: list[str], difficulty: int,
+               source: str) -> Task:
     test = tests_from_io(entry_point, list(zip(inputs, outs)))
     return Task(
         domain="python",
@@ -129,34 +128,54 @@ def make_task(spec: str, entry_point: str, reference: str, inputs: list[str], di
         difficulty=difficulty,
         fingerprint=fingerprint(spec, entry_point),
         payload={"entry_point": entry_point, "test": test, "spec": spec, "source": source},
+        behaviour=behaviour_key(inputs, outs),
     )
+
+
+def make_task(spec: str, entry_point: str, reference: str, inputs: list[str], difficulty: int, source: str) -> Task | str:
+    outs = reference_outputs(reference, entry_point, inputs)
+    if isinstance(outs, str):
+        return outs
+    return _task_from(spec, entry_point, reference, inputs, outs, difficulty, source)
 
 
 class Python:
     name = "python"
 
-    def generate(self, rng: random.Random, difficulty: int, n: int) -> list[Task]:
+    def generate(self, rng: random.Random, difficulty: int, n: int, accept: Accept | None = None) -> list[Task]:
+        """Up to ``n`` distinct tasks from the template bank; their expected outputs come from
+        running the references, all in one sandbox run."""
         pool = [t for t in _BANK if t.level <= difficulty] or _BANK[:2]
-        tasks: list[Task] = []
-        attempts = 0
-        while len(tasks) < n and attempts < n * 5:
-            attempts += 1
+        drafts: dict[str, tuple[str, str, str, list[str]]] = {}
+        tries = 0
+        while len(drafts) < n and tries < max(50, n * 50):
+            tries += 1
             spec, ref, inputs = _render(rng.choice(pool), rng)
             entry = re.search(r"def (\w+)", ref).group(1)  # type: ignore[union-attr]
-            t = make_task(spec, entry, ref, inputs, difficulty, "generated")
-            if isinstance(t, Task):
-                tasks.append(t)
+            key = fingerprint(spec, entry)
+            if key in drafts or (accept is not None and not accept(key)):
+                continue
+            drafts[key] = (spec, entry, ref, inputs)
+        checked = outputs_many([(ref, entry, inputs) for spec, entry, ref, inputs in drafts.values()], limits=LIMITS)
+        tasks = []
+        for (spec, entry, ref, inputs), c in zip(drafts.values(), checked):
+            outs = _outputs_or_reason(c)
+            if not isinstance(outs, str):
+                tasks.append(_task_from(spec, entry, ref, inputs, outs, difficulty, "generated"))
         return tasks
+
+    def level_name(self, level: int) -> str:
+        names = [t.entry_point for t in _BANK if t.level <= level] or [t.entry_point for t in _BANK[:2]]
+        return f"python level {level} ({len(names)} families)"
 
     def verify(self, task: Task, text: str) -> Verdict:
         code = extract_code(text)
         if not code:
             return Verdict(False, "unparsable", None, "no code in the answer")
         entry = str(task.payload["entry_point"])
-        program = build_program(code, str(task.payload["test"]), entry, str(task.payload.get("prompt_code", "")))
-        res = run_python(program, limits=LIMITS)
-        detail = res.detail[:300]
-        return Verdict(res.status == "ok", "ok" if res.status == "ok" else res.status, code, detail)
+        prompt = str(task.payload.get("prompt_code", ""))
+        res = check_candidate(candidate_source(code, entry, prompt), entry, str(task.payload["test"]), prompt)
+        return Verdict(res.status == "ok", res.status, code, res.detail[:300])
 
     def parse_proposal(self, text: str, difficulty: int) -> Task | str:
         """Expect a spec line, a fenced reference implementation and an INPUTS line."""

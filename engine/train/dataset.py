@@ -73,7 +73,7 @@ def collect_replay(store: Store, runtime: Runtime, run_id: int, rnd: int, max_to
     from engine.recipes import AgentSpec
 
     agent = AgentSpec(name="replay", role="solver", temperature=0.0, max_tokens=max_tokens)
-    comps = [runtime.submit(request(agent, p, seed_for(run_id, "replay", i), greedy=True)) for i, p in enumerate(REPLAY_PROMPTS)]
+    comps = runtime.submit_many([request(agent, p, seed_for("replay", i), greedy=True) for i, p in enumerate(REPLAY_PROMPTS)])
     rows = []
     for p, c in zip(REPLAY_PROMPTS, comps):
         res = c.result()

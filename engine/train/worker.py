@@ -109,8 +109,14 @@ def cmd_train(cfg: dict[str, Any]) -> dict[str, Any]:
     from engine.runtime.chat import ChatTemplate
 
     t_start = time.perf_counter()
-    model, tok, desc = BACKENDS[cfg["backend"]](cfg)
     import torch
+
+    # Seed before the backend builds the LoRA layers: PEFT draws lora_A from torch's global
+    # generator, so an unseeded start made two trainings on the same data differ.
+    torch.manual_seed(cfg["seed"])
+    random.seed(cfg["seed"])
+    np.random.seed(cfg["seed"] & 0xFFFFFFFF)
+    model, tok, desc = BACKENDS[cfg["backend"]](cfg)
 
     log(f"training with {desc}")
     if cfg.get("init"):

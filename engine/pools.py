@@ -1,0 +1,145 @@
+"""Each run's three disjoint task pools per difficulty level: train, dev and test.
+
+- **train**: the rounds' tasks (generated and proposed); the only tasks answers are trained on.
+- **dev**: fixed sets the gate and the curriculum read to choose adapters and levels.
+- **test**: fixed sets nothing in the loop reads; only ``swarm eval`` and the benchmarks score
+  them, so a number reported on them was not selected on them. Imported task sets (HumanEval
+  style) are test sets too.
+
+Every task's canonical form (``Task.keys``) decides its pool: a keyed hash of the run's seed
+and the task's fingerprint puts a fixed share of all possible tasks in each pool, so a
+generator drawing for one pool can never produce another pool's task, whatever the round or
+the level. Proposed tasks are checked against the keys of every task the run holds (and the
+imported sets) and rejected when they repeat one. Dev and test sets for every level the
+recipe can reach are written when the run is created, before round 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+from engine.agents import seed_for
+from engine.recipes import Recipe
+from engine.roundbase import TASK_COLUMNS, TaskRow, task_from_row
+from engine.store import Store
+from engine.tasks import Task, get_domain
+
+POOLS = ("train", "dev", "test")
+#: Share of the space of possible tasks in each pool. Sets are far smaller than their share on
+#: every level but the first (1-digit sums: 55 tasks in all, so ~11 each for dev and test).
+SHARES = {"train": 0.6, "dev": 0.2, "test": 0.2}
+
+
+def pool_of(key: str, seed: int) -> str:
+    """The pool a canonical form belongs to in a run with this seed.
+
+    >>> sorted({pool_of(str(i), 7) for i in range(100)})
+    ['dev', 'test', 'train']
+    >>> pool_of("+(19,72)", 7) == pool_of("+(19,72)", 7)
+    True
+    """
+    h = int.from_bytes(hashlib.sha256(f"{seed}|{key}".encode()).digest()[:8], "big") / 2**64
+    edge = 0.0
+    for name in POOLS:
+        edge += SHARES[name]
+        if h < edge:
+            return name
+    return POOLS[-1]
+
+
+def set_name(pool: str, level: int) -> str:
+    return f"{pool}-{level}"
+
+
+def reachable_levels(recipe: Recipe) -> list[int]:
+    """Every level a run of this recipe can play: the curriculum moves between 1 and the top."""
+    return list(range(1, recipe.task.max_difficulty + 1))
+
+
+def known_keys(store: Store, run_id: int, domain: str) -> dict[str, str]:
+    """Canonical key -> pool of every accepted task of the run and of the domain's imported sets."""
+    rows = store.execute(
+        "select fingerprint, behaviour, coalesce(pool, 'train'), run_id is null from tasks "
+        "where (run_id = ? or (run_id is null and domain = ?)) and rejected_reason is null order by id",
+        [run_id, domain])
+    out: dict[str, str] = {}
+    for fp, behaviour, pool, imported in rows:
+        label = "imported" if imported else pool
+        for key in (fp, behaviour):
+            if key is not None:
+                out.setdefault(key, label)
+    return out
+
+
+def duplicate_reason(task: Task, known: dict[str, str]) -> str | None:
+    """Why ``task`` may not join the run (it repeats a known task), or None."""
+    for key in task.keys:
+        pool = known.get(key)
+        if pool is not None:
+            return "duplicates an earlier task" if pool == "train" else f"duplicates a {pool} task"
+    return None
+
+
+def pool_tasks(store: Store, run_id: int, pool: str, level: int) -> list[TaskRow]:
+    rows = store.execute(
+        f"select {TASK_COLUMNS} from tasks where run_id = ? and pool = ? and task_set = ? order by id",
+        [run_id, pool, set_name(pool, level)])
+    return [task_from_row(r) for r in rows]
+
+
+def ensure_pools(store: Store, run_id: int, recipe: Recipe, seed: int) -> int:
+    """Write the run's missing dev and test sets, for every reachable level; returns how many
+    tasks were written. Idempotent: existing sets are kept as they are."""
+    domain = get_domain(recipe.task.domain)
+    have = {r[0] for r in store.execute(
+        "select distinct task_set from tasks where run_id = ? and pool in ('dev', 'test')", [run_id])}
+    known = known_keys(store, run_id, domain.name)
+    sizes = {"dev": recipe.eval.dev, "test": recipe.eval.test}
+    written = 0
+    for level in reachable_levels(recipe):
+        for pool in ("dev", "test"):
+            name = set_name(pool, level)
+            if name in have:
+                continue
+            rng = random.Random(seed_for(seed, pool, level))
+            tasks = domain.generate(rng, level, sizes[pool], accept=lambda k, p=pool: pool_of(k, seed) == p and k not in known)
+            rows = []
+            for t in tasks:
+                if duplicate_reason(t, known) is not None:  # a second key (behaviour) repeats a task
+                    continue
+                for key in t.keys:
+                    known[key] = pool
+                rows.append(t)
+            ids = store.allocate_ids("tasks", len(rows))
+            store.insert("tasks", [dict(
+                id=i, run_id=run_id, round=None, source="generated", task_set=name, domain=t.domain,
+                difficulty=level, prompt=t.prompt, reference=t.reference, payload=t.payload, fingerprint=t.fingerprint,
+                held_out=True, rejected_reason=None, pool=pool, behaviour=t.behaviour,
+            ) for i, t in zip(ids, rows)])
+            written += len(rows)
+    return written
+
+
+def dev_sets(store: Store, run_id: int, recipe: Recipe, difficulty: int) -> dict[str, list[TaskRow]]:
+    """What the gate scores: the run's dev sets at ``difficulty`` and one level harder."""
+    top = recipe.task.max_difficulty
+    return {set_name("dev", lvl): pool_tasks(store, run_id, "dev", lvl)
+            for lvl in sorted({min(difficulty, top), min(difficulty + 1, top)})}
+
+
+def report_sets(store: Store, run_id: int, recipe: Recipe, levels: list[int] | None = None,
+              imported: bool = True) -> dict[str, list[TaskRow]]:
+    """What reports score: the run's test sets (every reachable level, or ``levels``) and the
+    domain's imported sets. Never called from the loop."""
+    sets = {set_name("test", lvl): pool_tasks(store, run_id, "test", lvl)
+            for lvl in (levels if levels is not None else reachable_levels(recipe))}
+    if imported:
+        names = store.execute(
+            "select distinct task_set from tasks where run_id is null and source = 'imported' and domain = ? order by 1",
+            [recipe.task.domain])
+        for (name,) in names:
+            rows = store.execute(f"select {TASK_COLUMNS} from tasks where run_id is null and source = 'imported' "
+                                 "and task_set = ? order by id", [name])
+            sets[f"imported:{name}"] = [task_from_row(r) for r in rows]
+    return {k: v for k, v in sets.items() if v}
