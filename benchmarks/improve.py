@@ -202,7 +202,7 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
                      f"{v['final']['mean']:.1%} [{v['final']['min']:.0%}, {v['final']['max']:.0%}]",
                      f"{d['final']['mean']:.1%}", f"{100 * (d['final']['mean'] - v['final']['mean']):+.1f}"])
     print(f"\n{len(seeds)} seeds, {n_rounds} rounds, {minutes:.1f} min; mean [min, max] over seeds")
-    print(table(["test set", "n", "base", f"after round {n_rounds}", "dev (gate's pool)", "dev - test points"], rows))
+    print(table(["test set", "n", "base", f"after {n_rounds} rounds", "dev (gate's pool)", "dev - test points"], rows))
 
     start = per_seed[0]["per_round"][0]["difficulty"] if per_seed[0]["per_round"] else levels[0]
     start = start if start in levels else levels[0]

@@ -106,3 +106,27 @@ def test_ctrl_c_stops_at_a_safe_point_and_resume_finishes(tiny_recipe: Path) -> 
     assert r.returncode == 0 and "resuming" in r.stderr and "run 1: finished" in r.stderr
     rounds = json.loads(swarm("sql", "select count(*) n from rounds where status = 'complete'", "--format", "json").stdout)
     assert rounds[0]["n"] == 3
+
+
+def test_eval_scores_the_test_sets_and_records_them(tmp_path: Path, tiny_model: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.api import Engine
+
+    recipe = small_recipe(tmp_path, tiny_model)
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    eng.close()
+    assert main(["eval", str(run_id), "--level", "2", "--level", "3"]) == 0
+    out = capsys.readouterr().out
+    assert f"run {run_id}, base model, test sets" in out  # no adapter yet: in-use is the base
+    assert "test-2" in out and "2-digit addition" in out and "test-3" in out and "3-digit addition" in out
+    assert "test-1" not in out
+    assert main(["eval", "--set", "test-4", "--adapter", "base", "--format", "json"]) == 0  # the latest run
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["set"] for r in rows] == ["test-4"] and rows[0]["n"] == 6 and 0 <= rows[0]["accuracy"] <= 1
+    assert main(["sql", "select pool, eval_set, n from evals order by id", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[1:] == ["test,test-2,6", "test,test-3,6", "test,test-4,6"]
+    assert main(["eval", str(run_id), "--set", "dev-2"]) == 1  # dev sets are the gate's, not a report's
+    assert "has no test set dev-2" in capsys.readouterr().err
+    assert main(["eval", str(run_id), "--adapter", "99"]) == 1
+    assert f"run {run_id} has no adapter 99" in capsys.readouterr().err
