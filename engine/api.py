@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import EngineError, StoreError
-from engine.evaluate import Score
+from engine.evaluate import Score, record_score, score
 from engine.events import Event, EventBus, RunFailed, RunFinished, RunStarted, Subscriber
 from engine.models import check_gguf, resolve_model
-from engine.pools import ensure_pools, set_name
+from engine.pools import ensure_pools, report_sets, set_name
 from engine.paths import home_dir, store_path
 from engine.recipes import Recipe, load_recipe, parse_recipe
 from engine.rounds import RoundRunner, Stopped, next_difficulty
@@ -196,9 +196,6 @@ class Engine:
         sets (every level, or ``levels``; ``sets`` picks by name, e.g. ``test-2`` or
         ``imported:mini``), record the scores, and return them. The loop never reads these.
         Raises EngineError for an unknown run, adapter or set."""
-        from engine.evaluate import record_score, score
-        from engine.pools import report_sets
-
         info = self.run_info(run_id)
         q = self.store.execute
         if adapter == "in-use":

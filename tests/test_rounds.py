@@ -113,3 +113,23 @@ def test_round_token_budget_caps_generation(tmp_path: Path, tiny_model: Path) ->
     assert total <= 300
     assert '"budget_capped": 1.0' in q("select stats from rounds where run_id = ?", [run_id])[0][0]
     eng.close()
+
+
+def test_token_budget_is_a_hard_cap(tiny_recipe: Path) -> None:
+    """What is left is shared out; requests whose share is zero are not sent at all."""
+    import threading
+
+    from engine.events import EventBus
+    from engine.recipes import load_recipe
+    from engine.roundbase import PhaseRunner
+    from engine.runtime import Request, Sampling
+
+    recipe = load_recipe(str(tiny_recipe))[0]
+    runner = PhaseRunner(None, None, recipe, 1, 7, EventBus(), threading.Event())  # type: ignore[arg-type]
+    reqs = [Request(prompt="x", sampling=Sampling(max_tokens=32)) for _ in range(5)]
+    runner.round_tokens = recipe.round.max_tokens_per_round - 3
+    allowed = runner._within_budget(reqs)
+    assert allowed == [True, True, True, False, False] and runner.budget_capped
+    assert sum(r.sampling.max_tokens for r, ok in zip(reqs, allowed) if ok) == 3
+    runner.round_tokens = recipe.round.max_tokens_per_round + 10  # already over: nothing is sent
+    assert runner._within_budget([Request(prompt="x")]) == [False]
