@@ -37,7 +37,8 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
     from engine.api import Engine
     from engine.evaluate import control_answers, drift, record_score, score, stored_score
     from engine.events import PhaseFinished
-    from engine.pools import pool_tasks, set_name
+    from engine.pools import fact_set, pool_tasks, set_name
+    from engine.tasks.facts import SET_NAMES as FACT_SETS
     from engine.tasks import get_domain
     from engine.train.replay import CONTROL_PROMPTS
 
@@ -55,7 +56,9 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
             info = eng.run_info(run_id)
             rec, q = info.recipe, eng.store.execute
             domain = get_domain(rec.task.domain)
-            sets = {(pool, lvl): pool_tasks(eng.store, run_id, pool, lvl) for pool in ("test", "dev") for lvl in levels}
+            sets: dict[tuple[str, int | str], Any] = {
+                (pool, lvl): pool_tasks(eng.store, run_id, pool, lvl) for pool in ("test", "dev") for lvl in levels}
+            sets.update({(pool, "facts"): fact_set(eng.store, run_id, pool) for pool in ("test", "dev")})
             rt = eng.runtime_for(rec)
             measured: dict[int | None, dict[str, Any]] = {}
 
@@ -64,7 +67,7 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                     return measured[adapter_id]
                 out: dict[str, Any] = {"test": {}, "dev": {}}
                 for (pool, lvl), tasks in sets.items():
-                    name = set_name(pool, lvl)
+                    name = FACT_SETS[pool] if lvl == "facts" else set_name(pool, int(lvl))
                     sc = stored_score(eng.store, run_id, adapter_id, name)
                     if sc is None:
                         if not rt.serves(adapter_path):
@@ -72,7 +75,8 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                         sc, texts = score(rt, rec, tasks, seed=info.seed)
                         with eng.store.transaction():
                             record_score(eng.store, run_id, rnd, adapter_id, name, pool, sc, texts)
-                    out[pool][str(lvl)] = {"n": sc.n, "accuracy": sc.accuracy, "ci": [sc.ci_low, sc.ci_high]}
+                    out[pool][str(lvl)] = {"n": sc.n, "correct": sc.correct, "accuracy": sc.accuracy,
+                                           "ci": [sc.ci_low, sc.ci_high]}
                 if not rt.serves(adapter_path):
                     rt.set_adapter(adapter_path).result()
                 out["control_answers"] = control_answers(rt, CONTROL_PROMPTS)
@@ -112,7 +116,8 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                     "control_drift": drift(base["control_answers"], m["control_answers"]),
                 })
                 log(f"  seed {seed} round {r}: level {difficulty}, adapter {cur_id or 'base'}, "
-                    + ", ".join(f"test-{k} {v['accuracy']:.0%}" for k, v in m["test"].items()) + f" ({played:.0f} s)")
+                    + ", ".join(f"test-{k} {v['accuracy']:.0%}" for k, v in m["test"].items() if k != "facts")
+                    + f", facts {m['test']['facts']['correct']}/{m['test']['facts']['n']} ({played:.0f} s)")
             return {"seed": seed, "run_id": run_id, "level_names": {str(lvl): domain.level_name(lvl) for lvl in levels},
                     "base": {"test": base["test"], "dev": base["dev"], "seconds": base_seconds,
                              "control_answers": base["control_answers"]},
@@ -146,6 +151,14 @@ def summarise(per_seed: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[s
                       for s in per_seed]
             out[pool][key] = {"base": spread(base), "final": spread(final), "n": per_seed[0]["base"][pool][str(lvl)]["n"],
                               "curves": {str(s["seed"]): c for s, c in zip(per_seed, curves)}}
+    # General facts answered right, of the 16 in each half (test: reported; dev: the gate's)
+    for pool in ("test", "dev"):
+        base = [float(s["base"][pool]["facts"]["correct"]) for s in per_seed]
+        final = [float((s["per_round"][-1][pool] if s["per_round"] else s["base"][pool])["facts"]["correct"]) for s in per_seed]
+        out["control" if pool == "test" else "control_dev"] = {
+            "n": per_seed[0]["base"][pool]["facts"]["n"], "base": spread(base), "final": spread(final),
+            "curves": {str(s["seed"]): [s["base"][pool]["facts"]["correct"]] + [r[pool]["facts"]["correct"]
+                                                                           for r in s["per_round"]] for s in per_seed}}
     return out
 
 
@@ -177,11 +190,12 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
 
     for s in per_seed:
         head = ["round", "level", "s", "examples", "judge agrees", "adapter"] + \
-            [f"test-{lvl}" for lvl in levels] + [f"dev-{lvl}" for lvl in levels] + ["control sim"]
+            [f"test-{lvl}" for lvl in levels] + [f"dev-{lvl}" for lvl in levels] + ["facts-test", "control sim"]
 
         def cells(m: dict[str, Any]) -> list[str]:
             return [f"{m['test'][str(lvl)]['accuracy']:.0%}" for lvl in levels] + \
-                [f"{m['dev'][str(lvl)]['accuracy']:.0%}" for lvl in levels]
+                [f"{m['dev'][str(lvl)]['accuracy']:.0%}" for lvl in levels] + \
+                [f"{m['test']['facts']['correct']}/{m['test']['facts']['n']}"]
 
         rows: list[list[Any]] = [["base", "-", s["base"]["seconds"], "-", "-", "-", *cells(s["base"]), 1.0]]
         for pr in s["per_round"]:
@@ -202,6 +216,11 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
                      f"{v['final']['mean']:.1%} [{v['final']['min']:.0%}, {v['final']['max']:.0%}]",
                      f"{d['final']['mean']:.1%}", f"{100 * (d['final']['mean'] - v['final']['mean']):+.1f}"])
     print(f"\n{len(seeds)} seeds, {n_rounds} rounds, {minutes:.1f} min; mean [min, max] over seeds")
+    c = summary["control"]
+    rows.append([f"facts-test (general facts, right of {c['n']})", c["n"],
+                 f"{c['base']['mean']:.1f} [{c['base']['min']:.0f}, {c['base']['max']:.0f}]",
+                 f"{c['final']['mean']:.1f} [{c['final']['min']:.0f}, {c['final']['max']:.0f}]",
+                 f"{summary['control_dev']['final']['mean']:.1f}", "-"])
     print(table(["test set", "n", "base", f"after {n_rounds} rounds", "dev (gate's pool)", "dev - test points"], rows))
 
     start = per_seed[0]["per_round"][0]["difficulty"] if per_seed[0]["per_round"] else levels[0]
@@ -216,6 +235,7 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
     }
     data = {"quick": quick, "rounds": n_rounds, "recipe": recipe, "overrides": shrink, "levels": list(levels),
             "seeds": seeds, "minutes": minutes, "ratio_set": start_key, "test": summary["test"], "dev": summary["dev"],
+            "control": summary["control"], "control_dev": summary["control_dev"],
             "per_seed": per_seed, "ratios": ratios,
             "versions": versions("llama-cpp-python", "torch", "unsloth", "peft", "transformers")}
     if write:

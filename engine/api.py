@@ -227,7 +227,8 @@ class Engine:
                 with self.store.transaction():
                     record_score(self.store, run_id, int(rnd), adapter_id, name, "test", sc, texts)
                 level = int(name.split("-", 1)[1]) if name.startswith("test-") else None
-                out.append(SetScore(name, domain.level_name(level) if level else name, adapter_id, sc))
+                meaning = domain.level_name(level) if level else ("general facts" if name == "facts-test" else name)
+                out.append(SetScore(name, meaning, adapter_id, sc))
         finally:
             rt.set_adapter(before).result()
         return out

@@ -21,6 +21,8 @@ from engine.roundbase import TaskRow
 from engine.runtime import Runtime
 from engine.store import Store
 from engine.tasks import get_domain
+from engine.tasks.facts import FACTS
+from engine.tasks.facts import MAX_TOKENS as FACTS_MAX_TOKENS
 from engine.train.dataset import solve_messages
 
 
@@ -53,13 +55,19 @@ def bootstrap_ci(outcomes: Sequence[bool], resamples: int = 1000, seed: int = 0)
 
 
 def score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow], seed: int = 0) -> tuple[Score, list[str]]:
-    """Greedy pass@1 of whatever adapter the runtime serves now; also the answers, in order."""
-    domain = get_domain(recipe.task.domain)
-    solver = recipe.agents_with("solver")[0]
-    agent = AgentSpec(name="eval", role="solver", system=solver.system, temperature=0.0, max_tokens=solver.max_tokens)
-    reqs = [request(agent, solve_messages(recipe, tr.task.prompt)[-1]["content"], 0, greedy=True) for tr in tasks]
+    """Greedy pass@1 of whatever adapter the runtime serves now; also the answers, in order.
+    Tasks of the general facts are asked as plain questions; others as the solvers see them."""
+    if tasks and tasks[0].task.domain == FACTS.name:
+        agent = AgentSpec(name="facts", role="solver", system="", temperature=0.0, max_tokens=FACTS_MAX_TOKENS)
+        reqs = [request(agent, tr.task.prompt, 0, greedy=True) for tr in tasks]
+        verify = FACTS.verify
+    else:
+        solver = recipe.agents_with("solver")[0]
+        agent = AgentSpec(name="eval", role="solver", system=solver.system, temperature=0.0, max_tokens=solver.max_tokens)
+        reqs = [request(agent, solve_messages(recipe, tr.task.prompt)[-1]["content"], 0, greedy=True) for tr in tasks]
+        verify = get_domain(recipe.task.domain).verify
     texts = [c.result().text for c in runtime.submit_many(reqs)]
-    outcomes = [domain.verify(tr.task, text).correct for tr, text in zip(tasks, texts)]
+    outcomes = [verify(tr.task, text).correct for tr, text in zip(tasks, texts)]
     lo, hi = bootstrap_ci(outcomes, recipe.eval.bootstrap, seed)
     k = sum(outcomes)
     return Score(len(outcomes), k, k / len(outcomes) if outcomes else 0.0, lo, hi,
@@ -132,24 +140,46 @@ def paired(new: Mapping[int, bool], ref: Mapping[int, bool]) -> Paired:
                   worse, better, p)
 
 
-def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha: float) -> tuple[bool, str, dict[str, Any]]:
+def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha: float,
+         facts: tuple[Mapping[int, bool], Mapping[int, bool], int] | None = None) -> tuple[bool, str, dict[str, Any]]:
     """Keep the new adapter unless it is worse than any reference beyond what the pairing calls
-    noise (one-sided p < ``alpha``). Returns (keep, the reason in words, the numbers).
+    noise (one-sided p < ``alpha``), or, given ``facts`` = (base's outcomes, new's outcomes,
+    most allowed lost), it answers wrong more facts the base model answered right than allowed.
+    Returns (keep, the reason in words, the numbers).
 
     >>> keep, why, _ = gate({1: True, 2: True}, {"base": {1: False, 2: True}}, 0.05); keep
     True
-    >>> gate({i: i < 5 for i in range(30)}, {"best #3": {i: True for i in range(30)}}, 0.05)[0]
+    >>> gate({i: i < 5 for i in range(30)}, {"best kept #3": {i: True for i in range(30)}}, 0.05)[0]
     False
+    >>> keep, why, _ = gate({1: True}, {"base": {1: True}}, 0.05, ({7: True, 8: True, 9: True}, {7: False, 8: False, 9: True}, 1))
+    >>> keep, why.endswith("forgot 2 facts the base knew (allowed 1): dropped")
+    (False, True)
     """
     comps = {label: paired(new, ref) for label, ref in refs.items()}
     worse = [label for label, c in comps.items() if c.p_worse < alpha]
     parts = [f"{label} {c.ref_accuracy:.1%} (lost {c.worse}, won {c.better}, p={c.p_worse:.3f})"
              for label, c in comps.items()]
     head = f"dev {next(iter(comps.values())).new_accuracy:.1%}" if comps else "dev -"
-    keep = not worse
-    verdict = "not worse: kept" if keep else f"worse than {', '.join(worse)} (p < {alpha:g}): dropped"
-    return keep, f"{head} vs {'; '.join(parts)}: {verdict}", {
-        "kept": keep, "alpha": alpha, "test": "exact one-sided McNemar", "vs": {k: c.as_dict() for k, c in comps.items()}}
+    numbers: dict[str, Any] = {"alpha": alpha, "test": "exact one-sided McNemar",
+                               "vs": {k: c.as_dict() for k, c in comps.items()}}
+    reason = f"{head} vs {'; '.join(parts)}"
+    forgot = 0
+    if facts is not None:
+        base_f, new_f, allowed = facts
+        forgot = sum(1 for t, ok in base_f.items() if ok and not new_f.get(t, False))
+        numbers["facts"] = {"n": len(new_f), "base": sum(base_f.values()), "new": sum(new_f.values()), "lost": forgot,
+                            "lost_max": allowed}
+        reason += f"; facts {sum(new_f.values())}/{len(new_f)} (base {sum(base_f.values())})"
+        forgot = forgot if forgot > allowed else 0
+    keep = not worse and not forgot
+    if worse:
+        reason += f": worse than {', '.join(worse)} (p < {alpha:g}): dropped"
+    elif forgot:
+        reason += f": forgot {forgot} facts the base knew (allowed {facts[2] if facts else 0}): dropped"
+    else:
+        reason += ": not worse: kept"
+    numbers["kept"] = keep
+    return keep, reason, numbers
 
 
 def control_answers(runtime: Runtime, prompts: Sequence[str], max_tokens: int = 48) -> list[str]:

@@ -16,7 +16,8 @@ from engine.errors import TrainingError
 from engine.evaluate import Score, gate, record_score, score, stored_score
 from engine.events import AdapterExported, AdapterPromoted, EvalScored, TrainingProgress
 from engine.faults import checkpoint
-from engine.pools import dev_sets
+from engine.pools import dev_sets, fact_set
+from engine.tasks.facts import SET_NAMES as FACT_SETS
 from engine.roundbase import TASK_COLUMNS, PhaseRunner, Stopped, task_from_row
 
 
@@ -121,9 +122,14 @@ class LearningPhases(PhaseRunner):
         sets = dev_sets(self.store, self.run_id, self.recipe, difficulty)
         pending: list[Pending] = []  # scores measured now, written together with the decision
 
-        def outcomes(adapter_id: int | None, path: str | None, sha: str | None = None) -> dict[int, bool]:
+        # The general facts' dev half: what the base model answers right must survive training.
+        facts = {FACT_SETS["dev"]: fact_set(self.store, self.run_id, "dev")}
+        facts = {k: v for k, v in facts.items() if v}  # runs from before the facts existed have none
+
+        def outcomes(adapter_id: int | None, path: str | None, sha: str | None = None,
+                     which: dict[str, Any] | None = None) -> dict[int, bool]:
             out: dict[int, bool] = {}
-            for name, tasks in sets.items():
+            for name, tasks in (sets if which is None else which).items():
                 sc = self._dev_score(adapter_id, name, pending)
                 if sc is None:
                     if not self.rt.serves(path):
@@ -135,8 +141,9 @@ class LearningPhases(PhaseRunner):
                 out.update(sc.outcomes)
             return out
 
-        new_out = outcomes(new_id, new_path, new_sha)
+        new_out, new_facts = outcomes(new_id, new_path, new_sha), outcomes(new_id, new_path, new_sha, facts)
         refs: dict[str, dict[int, bool]] = {"base": outcomes(None, None)}
+        base_facts = outcomes(None, None, None, facts)
         best_id, best_out = self._best_kept(sets, pending)
         if cur_id is not None:
             cur_out = outcomes(cur_id, cur_path)
@@ -144,8 +151,9 @@ class LearningPhases(PhaseRunner):
                 best_id, best_out = cur_id, cur_out
         if best_id is not None:
             refs[f"best kept #{best_id}"] = best_out
-        keep, reason, numbers = gate(new_out, refs, self.recipe.eval.alpha)
-        numbers["sets"] = list(sets)
+        keep, reason, numbers = gate(new_out, refs, self.recipe.eval.alpha,
+                                     (base_facts, new_facts, self.recipe.eval.facts_lost_max) if facts else None)
+        numbers["sets"] = list(sets) + list(facts)
         keep_path = new_path if keep else cur_path
         if not self.rt.serves(keep_path):
             self.rt.set_adapter(keep_path).result()

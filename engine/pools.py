@@ -6,6 +6,9 @@
   them, so a number reported on them was not selected on them. Imported task sets (HumanEval
   style) are test sets too.
 
+Beside them each run holds the two halves of the general facts (``engine.tasks.facts``):
+``facts-dev`` for the gate's forgetting check, ``facts-test`` for reports.
+
 Every task's canonical form (``Task.keys``) decides its pool: a keyed hash of the run's seed
 and the task's fingerprint puts a fixed share of all possible tasks in each pool, so a
 generator drawing for one pool can never produce another pool's task, whatever the round or
@@ -24,6 +27,8 @@ from engine.recipes import Recipe
 from engine.roundbase import TASK_COLUMNS, TaskRow, task_from_row
 from engine.store import Store
 from engine.tasks import Task, get_domain
+from engine.tasks.facts import SET_NAMES as FACT_SETS
+from engine.tasks.facts import fact_tasks
 
 POOLS = ("train", "dev", "test")
 #: Share of the space of possible tasks in each pool. Sets are far smaller than their share on
@@ -77,7 +82,9 @@ def duplicate_reason(task: Task, known: dict[str, str]) -> str | None:
     for key in task.keys:
         pool = known.get(key)
         if pool is not None:
-            return "duplicates an earlier task" if pool == "train" else f"duplicates a {pool} task"
+            if pool == "train":
+                return "duplicates an earlier task"
+            return f"duplicates {'an' if pool[0] in 'aeiou' else 'a'} {pool} task"
     return None
 
 
@@ -118,7 +125,25 @@ def ensure_pools(store: Store, run_id: int, recipe: Recipe, seed: int) -> int:
                 held_out=True, rejected_reason=None, pool=pool, behaviour=t.behaviour,
             ) for i, t in zip(ids, rows)])
             written += len(rows)
+    for pool, name in FACT_SETS.items():  # general facts, to see forgetting (engine.tasks.facts)
+        if name in have:
+            continue
+        facts = fact_tasks(pool)
+        ids = store.allocate_ids("tasks", len(facts))
+        store.insert("tasks", [dict(
+            id=i, run_id=run_id, round=None, source="builtin", task_set=name, domain=t.domain, difficulty=0,
+            prompt=t.prompt, reference=t.reference, payload=t.payload, fingerprint=t.fingerprint, held_out=True,
+            rejected_reason=None, pool=pool, behaviour=None,
+        ) for i, t in zip(ids, facts)])
+        written += len(facts)
     return written
+
+
+def fact_set(store: Store, run_id: int, pool: str) -> list[TaskRow]:
+    """The run's general-facts set of ``pool`` (dev: the gate's; test: the reports')."""
+    rows = store.execute(f"select {TASK_COLUMNS} from tasks where run_id = ? and task_set = ? order by id",
+                         [run_id, FACT_SETS[pool]])
+    return [task_from_row(r) for r in rows]
 
 
 def dev_sets(store: Store, run_id: int, recipe: Recipe, difficulty: int) -> dict[str, list[TaskRow]]:
@@ -130,8 +155,8 @@ def dev_sets(store: Store, run_id: int, recipe: Recipe, difficulty: int) -> dict
 
 def report_sets(store: Store, run_id: int, recipe: Recipe, levels: list[int] | None = None,
               imported: bool = True) -> dict[str, list[TaskRow]]:
-    """What reports score: the run's test sets (every reachable level, or ``levels``) and the
-    domain's imported sets. Never called from the loop."""
+    """What reports score: the run's test sets (every reachable level, or ``levels``), the
+    domain's imported sets, and the test half of the general facts. Never called from the loop."""
     sets = {set_name("test", lvl): pool_tasks(store, run_id, "test", lvl)
             for lvl in (levels if levels is not None else reachable_levels(recipe))}
     if imported:
@@ -142,4 +167,5 @@ def report_sets(store: Store, run_id: int, recipe: Recipe, levels: list[int] | N
             rows = store.execute(f"select {TASK_COLUMNS} from tasks where run_id is null and source = 'imported' "
                                  "and task_set = ? order by id", [name])
             sets[f"imported:{name}"] = [task_from_row(r) for r in rows]
+    sets[FACT_SETS["test"]] = fact_set(store, run_id, "test")
     return {k: v for k, v in sets.items() if v}

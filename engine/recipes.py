@@ -117,6 +117,9 @@ class EvalSpec(_Strict):
                          "(exact one-sided McNemar on the same dev tasks) says it is worse than the best adapter kept "
                          "so far, or than the base model, at this significance level.")
     bootstrap: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples for the 95% interval.")
+    facts_lost_max: int = Field(
+        2, ge=0, le=16, description="The gate drops a new adapter that answers wrong more than this many of the 16 "
+        "general facts (the dev half) the base model answers right: training one skill must not erase others.")
 
     @model_validator(mode="before")
     @classmethod

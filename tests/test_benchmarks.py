@@ -60,3 +60,7 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path) -> No
         lvl2 = s["base"]["test"]["2"]
         assert lvl2["n"] == 6 and lvl2["ci"][0] <= lvl2["accuracy"] <= lvl2["ci"][1]
     assert data["ratios"]["final_minus_base_points"] == {k: 0.0 for k in data["test"]}
+    for key in ("control", "control_dev"):  # general facts answered right, of 16
+        c = data[key]
+        assert c["n"] == 16 and set(c["base"]) == {"mean", "min", "max"} and c["base"] == c["final"]
+        assert set(c["curves"]) == {"7", "8"}

@@ -120,12 +120,13 @@ def test_eval_scores_the_test_sets_and_records_them(tmp_path: Path, tiny_model: 
     out = capsys.readouterr().out
     assert f"run {run_id}, base model, test sets" in out  # no adapter yet: in-use is the base
     assert "test-2" in out and "2-digit addition" in out and "test-3" in out and "3-digit addition" in out
-    assert "test-1" not in out
+    assert "test-1" not in out and "facts-test" in out and "general facts" in out
     assert main(["eval", "--set", "test-4", "--adapter", "base", "--format", "json"]) == 0  # the latest run
     rows = json.loads(capsys.readouterr().out)
     assert [r["set"] for r in rows] == ["test-4"] and rows[0]["n"] == 6 and 0 <= rows[0]["accuracy"] <= 1
     assert main(["sql", "select pool, eval_set, n from evals order by id", "--format", "csv"]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[1:] == ["test,test-2,6", "test,test-3,6", "test,test-4,6"]
+    assert capsys.readouterr().out.strip().splitlines()[1:] == [
+        "test,test-2,6", "test,test-3,6", "test,facts-test,16", "test,test-4,6"]
     assert main(["eval", str(run_id), "--set", "dev-2"]) == 1  # dev sets are the gate's, not a report's
     assert "has no test set dev-2" in capsys.readouterr().err
     assert main(["eval", str(run_id), "--adapter", "99"]) == 1

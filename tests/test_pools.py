@@ -19,9 +19,11 @@ def test_pools_exist_for_every_reachable_level_before_round_0(tiny_recipe: Path)
     recipe = load_recipe(str(tiny_recipe))[0]
     sets = eng.store.execute("select pool, task_set, count(*) from tasks where run_id = ? group by all order by all", [run_id])
     expected = {(p, f"{p}-{lvl}") for p in ("dev", "test") for lvl in reachable_levels(recipe)}
+    expected |= {("dev", "facts-dev"), ("test", "facts-test")}  # general facts, to see forgetting
     assert {(p, s) for p, s, _ in sets} == expected
     assert reachable_levels(recipe) == list(range(1, 9))
-    assert all(n == 6 for p, s, n in sets if s not in ("dev-1", "test-1"))  # level 1 has 55 sums in all
+    assert all(n == 6 for p, s, n in sets if s not in ("dev-1", "test-1", "facts-dev", "facts-test"))  # 55 1-digit sums
+    assert all(n == 16 for p, s, n in sets if s.startswith("facts-"))
     assert eng.store.execute("select count(*) from rounds where run_id = ?", [run_id])[0][0] == 0
     eng.close()
 
@@ -29,7 +31,8 @@ def test_pools_exist_for_every_reachable_level_before_round_0(tiny_recipe: Path)
 def test_pools_are_disjoint_on_the_canonical_form(tiny_recipe: Path) -> None:
     eng = Engine.open()
     run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
-    rows = eng.store.execute("select fingerprint, pool, payload->>'expression' from tasks where run_id = ?", [run_id])
+    rows = eng.store.execute("select fingerprint, pool, payload->>'expression' from tasks where run_id = ? "
+                             "and domain = 'arith'", [run_id])
     by_key: dict[str, set[str]] = {}
     for fp, pool, expr in rows:
         by_key.setdefault(fp, set()).add(pool)

@@ -152,8 +152,10 @@ def test_two_rounds_train_export_swap_evaluate_on_the_real_model(tmp_path: Path)
     assert {r[0] for r in q("select pool from evals where run_id = ?", [run_id])} == {"dev"}
     assert q("select count(*) from evals e where run_id = ? and not exists "
              "(select 1 from eval_answers a where a.eval_id = e.id)", [run_id])[0][0] == 0
-    assert all(json.loads(q("select gate from adapters where id = ?", [a[0]])[0][0])["test"].startswith("exact")
-               for a in adapters)
+    for a in adapters:
+        numbers = json.loads(q("select gate from adapters where id = ?", [a[0]])[0][0])
+        assert numbers["test"].startswith("exact") and numbers["facts"]["n"] == 16  # forgetting checked too
+        assert numbers["facts"]["base"] >= 12  # the base model knows the facts it is checked on
     assert q("select count(*) from rounds where run_id = ? and status = 'complete'", [run_id])[0][0] == 2
     assert q("select count(*) from examples where run_id = ? and source = 'replay'", [run_id])[0][0] > 0
     eng.close()
@@ -192,7 +194,7 @@ def test_imported_sets_are_test_sets_the_gate_never_reads(tmp_path: Path) -> Non
     run_id = eng.create_run(str(recipe_path), rounds=1, train=True)
     assert list(dev_sets(eng.store, run_id, recipe, recipe.task.difficulty)) == ["dev-2", "dev-3"]
     sets = report_sets(eng.store, run_id, recipe)
-    assert list(sets) == [f"test-{lvl}" for lvl in range(1, 6)] + ["imported:mini"]
+    assert list(sets) == [f"test-{lvl}" for lvl in range(1, 6)] + ["imported:mini", "facts-test"]
     assert len(sets["imported:mini"]) == 3
     arith = load_recipe("default")[0]
     assert "imported:mini" not in report_sets(eng.store, run_id, arith, [2])  # another domain's sets stay out

@@ -201,6 +201,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         """
         ALTER TABLE tasks ADD COLUMN pool TEXT;           -- train | dev | test (imported sets: test)
         ALTER TABLE tasks ADD COLUMN behaviour TEXT;      -- a second canonical key (python: outputs on inputs)
+        -- tasks.source gains 'builtin': the general facts (task_set facts-dev / facts-test)
         UPDATE tasks SET pool = CASE WHEN held_out AND run_id IS NULL THEN 'test'
                                      WHEN held_out THEN 'dev' ELSE 'train' END;
         ALTER TABLE evals ADD COLUMN pool TEXT;           -- dev | test: which pool the set belongs to
