@@ -11,7 +11,10 @@ with the verifier, the round's wall time, and the drift of answers to general co
 from the base model's.
 
 Results: ``seeds``; ``test`` and ``dev``: set name -> ``{"base": {mean, min, max}, "final":
-{mean, min, max}}`` (fractions); ``per_seed``: every seed's per-round curves.
+{mean, min, max}}`` (fractions); ``debate``: the debate as a protocol on the test sets (all levels
+pooled; ``engine.protocol``): ``gain_final``, ``judge_balanced_accuracy_final``,
+``right_to_wrong_final`` (and first, final, wrong_to_right), each {mean, min, max} over seeds,
+with per-round curves; ``per_seed``: every seed's per-round curves.
 This is the number the project lives by; it is reported as measured, flat or not.
 """
 
@@ -38,6 +41,7 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
     from engine.evaluate import control_answers, drift, record_score, score, stored_score
     from engine.events import PhaseFinished
     from engine.pools import fact_set, pool_tasks, set_name
+    from engine.protocol import DebateScore, debate_score, record_debate, stored_debate
     from engine.tasks.facts import SET_NAMES as FACT_SETS
     from engine.tasks import get_domain
     from engine.train.replay import CONTROL_PROMPTS
@@ -65,10 +69,12 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
             def measure(adapter_id: int | None, adapter_path: str | None, rnd: int) -> dict[str, Any]:
                 if adapter_id in measured:
                     return measured[adapter_id]
-                out: dict[str, Any] = {"test": {}, "dev": {}}
+                out: dict[str, Any] = {"test": {}, "dev": {}, "debate": {}}
+                debates: list[DebateScore] = []
                 for (pool, lvl), tasks in sets.items():
                     name = FACT_SETS[pool] if lvl == "facts" else set_name(pool, int(lvl))
                     sc = stored_score(eng.store, run_id, adapter_id, name)
+                    texts = None
                     if sc is None:
                         if not rt.serves(adapter_path):
                             rt.set_adapter(adapter_path).result()
@@ -77,6 +83,17 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                             record_score(eng.store, run_id, rnd, adapter_id, name, pool, sc, texts)
                     out[pool][str(lvl)] = {"n": sc.n, "correct": sc.correct, "accuracy": sc.accuracy,
                                            "ci": [sc.ci_low, sc.ci_high]}
+                    if pool == "test" and lvl != "facts":  # the debate as a protocol, on test sets only
+                        deb = stored_debate(eng.store, run_id, adapter_id, name)
+                        if deb is None:
+                            if not rt.serves(adapter_path):
+                                rt.set_adapter(adapter_path).result()
+                            deb = debate_score(rt, rec, tasks, texts)
+                            with eng.store.transaction():
+                                record_debate(eng.store, run_id, rnd, adapter_id, name, pool, deb)
+                        out["debate"][str(lvl)] = deb.summary()
+                        debates.append(deb)
+                out["debate"]["all"] = sum(debates, DebateScore(0, 0, 0, 0, 0)).summary()  # every level pooled
                 if not rt.serves(adapter_path):
                     rt.set_adapter(adapter_path).result()
                 out["control_answers"] = control_answers(rt, CONTROL_PROMPTS)
@@ -112,20 +129,47 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                     "judge_agreement": stats.get("judge_agreement"),
                     "training": dict(zip(("examples", "backend", "seconds", "status", "error"), trained[0])) if trained else None,
                     "new_adapter": dict(zip(("id", "promoted", "decision", "export_cosine", "sha256"), new[0])) if new else None,
-                    "adapter_in_use": cur_id, "test": m["test"], "dev": m["dev"],
+                    "adapter_in_use": cur_id, "test": m["test"], "dev": m["dev"], "debate": m["debate"],
                     "control_drift": drift(base["control_answers"], m["control_answers"]),
                 })
                 log(f"  seed {seed} round {r}: level {difficulty}, adapter {cur_id or 'base'}, "
                     + ", ".join(f"test-{k} {v['accuracy']:.0%}" for k, v in m["test"].items() if k != "facts")
-                    + f", facts {m['test']['facts']['correct']}/{m['test']['facts']['n']} ({played:.0f} s)")
+                    + f", facts {m['test']['facts']['correct']}/{m['test']['facts']['n']}"
+                    + f", debate {_pts(m['debate']['all']['gain'])} judge {_pct(m['debate']['all']['judge_balanced_accuracy'])}"
+                    + f" ({played:.0f} s)")
             return {"seed": seed, "run_id": run_id, "level_names": {str(lvl): domain.level_name(lvl) for lvl in levels},
-                    "base": {"test": base["test"], "dev": base["dev"], "seconds": base_seconds,
+                    "base": {"test": base["test"], "dev": base["dev"], "debate": base["debate"], "seconds": base_seconds,
                              "control_answers": base["control_answers"]},
                     "per_round": per_round,
                     "final_control_answers": measured[per_round[-1]["adapter_in_use"]]["control_answers"] if per_round else None,
                     "minutes": (time.perf_counter() - loop_start) / 60}
         finally:
             eng.close()
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0%}"
+
+
+def _pts(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:+.0f}"
+
+
+def debate_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The debate protocol on the test sets (all levels pooled): final-round figures over seeds
+    and every seed's per-round curves (index 0: the base model)."""
+    keys = {"gain": "gain", "judge_balanced_accuracy": "judge_balanced_accuracy", "right_to_wrong": "right_to_wrong",
+            "wrong_to_right": "wrong_to_right", "first": "first", "final": "final"}
+    out: dict[str, Any] = {}
+    for key, src in keys.items():
+        finals = [(s["per_round"][-1] if s["per_round"] else s["base"])["debate"]["all"][src] for s in per_seed]
+        present = [v for v in finals if v is not None]
+        out[f"{key}_final"] = spread(present) if present else None
+        out[f"{key}_curves"] = {str(s["seed"]): [s["base"]["debate"]["all"][src]] + [r["debate"]["all"][src]
+                                                                                  for r in s["per_round"]]
+                                for s in per_seed}
+    out["n"] = per_seed[0]["base"]["debate"]["all"]["n"]
+    return out
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -190,12 +234,15 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
 
     for s in per_seed:
         head = ["round", "level", "s", "examples", "judge agrees", "adapter"] + \
-            [f"test-{lvl}" for lvl in levels] + [f"dev-{lvl}" for lvl in levels] + ["facts-test", "control sim"]
+            [f"test-{lvl}" for lvl in levels] + [f"dev-{lvl}" for lvl in levels] + \
+            ["facts-test", "debate gain", "r->w", "judge bal.", "control sim"]
 
         def cells(m: dict[str, Any]) -> list[str]:
+            d = m["debate"]["all"]
             return [f"{m['test'][str(lvl)]['accuracy']:.0%}" for lvl in levels] + \
                 [f"{m['dev'][str(lvl)]['accuracy']:.0%}" for lvl in levels] + \
-                [f"{m['test']['facts']['correct']}/{m['test']['facts']['n']}"]
+                [f"{m['test']['facts']['correct']}/{m['test']['facts']['n']}", _pts(d["gain"]),
+                 _pct(d["right_to_wrong"]), _pct(d["judge_balanced_accuracy"])]
 
         rows: list[list[Any]] = [["base", "-", s["base"]["seconds"], "-", "-", "-", *cells(s["base"]), 1.0]]
         for pr in s["per_round"]:
@@ -208,6 +255,7 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
         print(table(head, rows))
 
     summary = summarise(per_seed, levels)
+    debate = debate_summary(per_seed)
     rows = []
     for key, v in summary["test"].items():
         dev_key = key.replace("test-", "dev-", 1)
@@ -223,6 +271,15 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
                  f"{summary['control_dev']['final']['mean']:.1f}", "-"])
     print(table(["test set", "n", "base", f"after {n_rounds} rounds", "dev (gate's pool)", "dev - test points"], rows))
 
+    def span(v: dict[str, float] | None, fmt: str) -> str:
+        return "-" if v is None else f"{v['mean']:{fmt}} [{v['min']:{fmt}}, {v['max']:{fmt}}]"
+
+    print(f"\nthe debate on the test sets ({debate['n']} tasks, all levels), after {n_rounds} rounds; mean [min, max]")
+    print(table(["first answers", "after debate", "gain", "right->wrong", "wrong->right", "judge balanced acc."],
+                [[span(debate["first_final"], ".1%"), span(debate["final_final"], ".1%"), span(debate["gain_final"], "+.1%"),
+                  span(debate["right_to_wrong_final"], ".1%"), span(debate["wrong_to_right_final"], ".1%"),
+                  span(debate["judge_balanced_accuracy_final"], ".1%")]]))
+
     start = per_seed[0]["per_round"][0]["difficulty"] if per_seed[0]["per_round"] else levels[0]
     start = start if start in levels else levels[0]
     start_key = next(k for k in summary["test"] if k.startswith(f"test-{start} "))
@@ -235,7 +292,7 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
     }
     data = {"quick": quick, "rounds": n_rounds, "recipe": recipe, "overrides": shrink, "levels": list(levels),
             "seeds": seeds, "minutes": minutes, "ratio_set": start_key, "test": summary["test"], "dev": summary["dev"],
-            "control": summary["control"], "control_dev": summary["control_dev"],
+            "control": summary["control"], "control_dev": summary["control_dev"], "debate": debate,
             "per_seed": per_seed, "ratios": ratios,
             "versions": versions("llama-cpp-python", "torch", "unsloth", "peft", "transformers")}
     if write:

@@ -103,15 +103,29 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 return 1
             run_id = int(row[0][0])
         adapter = args.adapter if args.adapter in ("in-use", "base") else int(args.adapter)
-        scores = eng.evaluate(run_id, adapter, levels=args.level or None, sets=args.set or None)
+        scores = eng.evaluate(run_id, adapter, levels=args.level or None, sets=args.set or None, debate=args.debate)
     finally:
         eng.close()
     who = "base model" if not scores or scores[0].adapter_id is None else f"adapter {scores[0].adapter_id}"
-    rows = [(s.set, s.meaning, s.score.n, s.score.correct, round(s.score.accuracy, 4),
-             f"[{s.score.ci_low:.1%}, {s.score.ci_high:.1%}]") for s in scores]
+    head = ["set", "what", "n", "correct", "accuracy", "95% CI"]
+    rows = [[s.set, s.meaning, s.score.n, s.score.correct, round(s.score.accuracy, 4),
+             f"[{s.score.ci_low:.1%}, {s.score.ci_high:.1%}]"] for s in scores]
+    if args.debate:
+        head += ["after debate", "gain", "right->wrong", "wrong->right", "judge bal. acc."]
+
+        def cell(v: float | None) -> float | None:
+            return None if v is None else round(v, 4)
+
+        for row, s in zip(rows, scores):
+            d = s.debate
+            row += [None] * 5 if d is None else [cell(d.final_accuracy), cell(d.gain), cell(d.right_to_wrong_rate),
+                                                 cell(d.wrong_to_right_rate), cell(d.judge_balanced_accuracy)]
     if args.format == "table":
         print(f"run {run_id}, {who}, test sets (never read by the loop); greedy pass@1 with 95% bootstrap intervals")
-    print(render(["set", "what", "n", "correct", "accuracy", "95% CI"], rows, args.format))
+        if args.debate:
+            print("debate: the first answer critiqued, revised and judged, greedy; the verifier only scores it "
+                  "(gain in accuracy, flips as shares of right / wrong first answers, judge balanced accuracy)")
+    print(render(head, rows, args.format))
     return 0
 
 
@@ -175,7 +189,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     eng = Engine.open(args.home)
     try:
-        cols, rows = export_rows(eng.store, args.run)
+        cols, rows = export_rows(eng.store, args.run, args.role)
         out = args.output or f"examples.{args.format}"
         if args.format == "jsonl":
             import json
@@ -186,7 +200,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
                     rec["messages"] = json.loads(rec["messages"])
                     fh.write(json.dumps(rec, default=str) + "\n")
         else:
-            where = "" if args.run is None else f" where run_id = {int(args.run)}"
+            conds = ([] if args.run is None else [f"run_id = {int(args.run)}"]) + \
+                ([f"role in ({', '.join(repr(r) for r in args.role)})"] if args.role else [])  # roles: argparse choices
+            where = " where " + " and ".join(conds) if conds else ""
             target = out.replace("'", "''")
             eng.store.cursor().execute(
                 f"copy (select {', '.join(cols)} from examples{where} order by id) to '{target}' (format parquet)")
@@ -256,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="in-use (default: the run's promoted adapter), base, or an adapter id")
     ev.add_argument("--level", type=int, action="append", help="only this level's test set (repeatable)")
     ev.add_argument("--set", action="append", help="only this set, e.g. test-2 or imported:NAME (repeatable)")
+    ev.add_argument("--debate", action="store_true",
+                    help="also play the debate on each set (critique, revision, judge) and score what it changed")
     ev.add_argument("--format", choices=["table", "csv", "json"], default="table")
     ev.set_defaults(func=_cmd_eval)
 
@@ -278,9 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="export data from the store")
     exsub = ex.add_subparsers(title="what", metavar="WHAT", required=True)
-    exe = exsub.add_parser("examples", help="the training set (verified answers and replay)")
+    exe = exsub.add_parser("examples", help="the training set: every role's verifier-labelled examples and replay")
     exe.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
     exe.add_argument("--run", type=int, help="only this run")
+    exe.add_argument("--role", action="append", choices=["solver", "reviser", "critic", "judge"],
+                     help="only this role's examples (repeat for several; replay has no role)")
     exe.add_argument("-o", "--output", help="file to write (default: examples.FORMAT)")
     exe.set_defaults(func=_cmd_export)
 

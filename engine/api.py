@@ -24,6 +24,7 @@ from engine.errors import EngineError, StoreError
 from engine.evaluate import Score, record_score, score
 from engine.events import Event, EventBus, RunFailed, RunFinished, RunStarted, Subscriber
 from engine.models import check_gguf, resolve_model
+from engine.protocol import DebateScore, debate_score, record_debate
 from engine.pools import ensure_pools, report_sets, set_name
 from engine.paths import home_dir, store_path
 from engine.recipes import Recipe, load_recipe, parse_recipe
@@ -51,6 +52,8 @@ class SetScore:
     meaning: str
     adapter_id: int | None
     score: Score
+    #: the debate protocol on the same tasks (``evaluate(..., debate=True)``; not for the facts)
+    debate: DebateScore | None = None
 
 
 class Engine:
@@ -191,10 +194,11 @@ class Engine:
             return
 
     def evaluate(self, run_id: int, adapter: int | str | None = "in-use", levels: list[int] | None = None,
-                 sets: list[str] | None = None) -> list[SetScore]:
+                 sets: list[str] | None = None, debate: bool = False) -> list[SetScore]:
         """Score an adapter of the run (an id, ``"in-use"``, or ``"base"``/None) on the run's test
         sets (every level, or ``levels``; ``sets`` picks by name, e.g. ``test-2`` or
         ``imported:mini``), record the scores, and return them. The loop never reads these.
+        ``debate`` also plays the debate protocol on each task set (``engine.protocol``).
         Raises EngineError for an unknown run, adapter or set."""
         info = self.run_info(run_id)
         q = self.store.execute
@@ -224,11 +228,14 @@ class Engine:
         try:
             for name, tasks in chosen.items():
                 sc, texts = score(rt, info.recipe, tasks, seed=info.seed)
+                deb = debate_score(rt, info.recipe, tasks, texts) if debate and name != "facts-test" else None
                 with self.store.transaction():
                     record_score(self.store, run_id, int(rnd), adapter_id, name, "test", sc, texts)
+                    if deb is not None:
+                        record_debate(self.store, run_id, int(rnd), adapter_id, name, "test", deb)
                 level = int(name.split("-", 1)[1]) if name.startswith("test-") else None
                 meaning = domain.level_name(level) if level else ("general facts" if name == "facts-test" else name)
-                out.append(SetScore(name, meaning, adapter_id, sc))
+                out.append(SetScore(name, meaning, adapter_id, sc, deb))
         finally:
             rt.set_adapter(before).result()
         return out

@@ -33,14 +33,14 @@ class LearningPhases(PhaseRunner):
         with self.store.transaction():
             if self.train and self.recipe.train.replay_fraction > 0:
                 collect_replay(self.store, self.rt, self.run_id, rnd)
-            collect(self.store, self.recipe, self.run_id, rnd)
+            collect(self.store, self.recipe, self.run_id, rnd, seed=self.seed)
             self._mark(rnd, "collect")
 
     def _train(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
         if not self.train:
             self._mark(rnd, "train")
             return
-        from engine.train.dataset import training_set
+        from engine.train.dataset import solver_examples, training_set
         from engine.train.runner import TrainConfig, train_lora
 
         q = self.store.execute
@@ -49,7 +49,7 @@ class LearningPhases(PhaseRunner):
           "where run_id = ? and round = ? and status = 'running'", [self.run_id, rnd])
         spec = self.recipe.train
         examples = training_set(self.store, self.recipe, self.run_id, seed_for(self.seed, rnd, "train"))
-        n_verified = int(q("select count(*) from examples where run_id = ? and source = 'verified'", [self.run_id])[0][0])
+        n_verified = solver_examples(self.store, self.run_id)
         skip = None
         if n_verified < spec.min_examples:
             skip = f"{n_verified} verified example{'' if n_verified == 1 else 's'} so far, train.min_examples is {spec.min_examples}"

@@ -101,6 +101,12 @@ class TrainSpec(_Strict):
         4, ge=1, le=100_000, description="Verified examples the run needs before a round trains; with fewer the "
         "round skips training and records why (an adapter fitted to one or two answers only memorises them).")
     replay_fraction: float = Field(0.2, ge=0.0, le=0.9, description="Share of general replay examples.")
+    roles: list[Literal["solver", "reviser", "critic", "judge"]] = Field(
+        default_factory=lambda: ["solver", "reviser", "critic", "judge"], min_length=1,
+        description="Whose examples the adapter trains on, each labelled by the verifier in the context that role "
+        "sees: solver (verified answers), reviser (revisions verified right, fixes and keeps), critic (critiques "
+        "after which a wrong answer was revised right; confirmations of right answers, as many), judge (verdicts "
+        "on the round's answers from the verifier, as many right as wrong).")
     targets: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         min_length=1,

@@ -64,3 +64,13 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path) -> No
         c = data[key]
         assert c["n"] == 16 and set(c["base"]) == {"mean", "min", "max"} and c["base"] == c["final"]
         assert set(c["curves"]) == {"7", "8"}
+    deb = data["debate"]  # the debate protocol on the test sets, both levels pooled
+    assert deb["n"] == 12
+    for key in ("gain_final", "first_final", "final_final"):
+        assert set(deb[key]) == {"mean", "min", "max"} and deb[key]["min"] <= deb[key]["mean"] <= deb[key]["max"]
+    assert deb["first_final"]["mean"] == pytest.approx(
+        sum(v["final"]["mean"] for v in data["test"].values()) / 2)  # first answers are the pass@1 answers
+    for key in ("judge_balanced_accuracy_final", "right_to_wrong_final"):
+        assert deb[key] is None or 0 <= deb[key]["min"] <= deb[key]["max"] <= 1
+    assert set(deb["gain_curves"]) == {"7", "8"} and all(len(c) == 2 for c in deb["gain_curves"].values())
+    assert data["per_seed"][0]["per_round"][0]["debate"]["2"]["n"] == 6

@@ -112,6 +112,10 @@ def test_eval_scores_the_test_sets_and_records_them(tmp_path: Path, tiny_model: 
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     from engine.api import Engine
 
+    def swarm_sql(query: str) -> str:
+        assert main(["sql", query, "--format", "json"]) == 0
+        return capsys.readouterr().out
+
     recipe = small_recipe(tmp_path, tiny_model)
     eng = Engine.open()
     run_id = eng.create_run(str(recipe), rounds=1, train=False)
@@ -127,6 +131,13 @@ def test_eval_scores_the_test_sets_and_records_them(tmp_path: Path, tiny_model: 
     assert main(["sql", "select pool, eval_set, n from evals order by id", "--format", "csv"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[1:] == [
         "test,test-2,6", "test,test-3,6", "test,facts-test,16", "test,test-4,6"]
+    assert main(["eval", str(run_id), "--set", "test-2", "--debate", "--format", "json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["set"] == "test-2" and 0 <= row["after debate"] <= 1 and -1 <= row["gain"] <= 1
+    deb = json.loads(swarm_sql("select n, first_correct, final_correct, judge_tp + judge_tn + judge_fp + judge_fn j, "
+                               "(select count(*) from debate_eval_answers) traces from debate_evals"))
+    assert len(deb) == 1 and deb[0]["n"] == 6 == deb[0]["traces"] and 6 <= deb[0]["j"] <= 12
+    assert deb[0]["final_correct"] / 6 == pytest.approx(row["after debate"], abs=1e-4)
     assert main(["eval", str(run_id), "--set", "dev-2"]) == 1  # dev sets are the gate's, not a report's
     assert "has no test set dev-2" in capsys.readouterr().err
     assert main(["eval", str(run_id), "--adapter", "99"]) == 1

@@ -21,10 +21,19 @@ from engine.train.runner import EXPORT_COSINE_MIN
 from tests.conftest import small_recipe
 
 
-def _attempt(eng: Engine, run_id: int, rnd: int, task_id: int, text: str, correct: bool) -> None:
+def _attempt(eng: Engine, run_id: int, rnd: int, task_id: int, text: str, correct: bool, *, agent: str = "solver-a",
+             sample: int = 0, turn: int = 0, answer: str | None = None) -> int:
     aid = eng.store.allocate_ids("attempts", 1)[0]
-    eng.store.insert("attempts", [dict(id=aid, run_id=run_id, round=rnd, task_id=task_id, agent="solver-a", sample=0,
-                                       turn=0, text=text, answer=None, correct=correct, status="ok", tokens=1, seconds=0.0)])
+    eng.store.insert("attempts", [dict(id=aid, run_id=run_id, round=rnd, task_id=task_id, agent=agent, sample=sample,
+                                       turn=turn, text=text, answer=answer, correct=correct, status="ok", tokens=1,
+                                       seconds=0.0)])
+    return aid
+
+
+def _critique(eng: Engine, run_id: int, rnd: int, task_id: int, attempt_id: int, text: str) -> None:
+    cid = eng.store.allocate_ids("critiques", 1)[0]
+    eng.store.insert("critiques", [dict(id=cid, run_id=run_id, round=rnd, task_id=task_id, attempt_id=attempt_id,
+                                        agent="critic", turn=1, text=text, tokens=1, seconds=0.0)])
 
 
 def _task(eng: Engine, run_id: int, rnd: int | None, prompt: str, held_out: bool = False) -> int:
@@ -45,17 +54,71 @@ def test_dataset_dedupes_caps_accumulates_and_never_takes_held_out(tiny_recipe: 
         _attempt(eng, run_id, 0, t1, text, True)
     _attempt(eng, run_id, 0, t1, "2", False)
     _attempt(eng, run_id, 0, held, "1", True)  # even a correct answer on a held-out task
-    assert collect(eng.store, recipe, run_id, 0) == recipe.train.max_per_task == 2
-    assert collect(eng.store, recipe, run_id, 0) == 0  # idempotent
+    got = collect(eng.store, recipe, run_id, 0)
+    assert got["solver"] == recipe.train.max_per_task == 2
+    assert got["judge"] == 2  # one right and one wrong answer: the classes are balanced
+    assert sum(collect(eng.store, recipe, run_id, 0).values()) == 0  # idempotent
     t2 = _task(eng, run_id, 1, "What is 2 + 0?")
     _attempt(eng, run_id, 1, t2, "2", True)
-    assert collect(eng.store, recipe, run_id, 1) == 1
+    assert collect(eng.store, recipe, run_id, 1) == {"solver": 1, "reviser": 0, "critic": 0, "judge": 0}
     data = training_set(eng.store, recipe, run_id, seed=0)
-    assert len(data) == 3  # accumulated across rounds, no replay recorded yet
+    assert len(data) == 5  # accumulated across rounds, no replay recorded yet
+    solver_only = recipe.model_copy(update={"train": recipe.train.model_copy(update={"roles": ["solver"]})})
+    assert len(training_set(eng.store, solver_only, run_id, seed=0)) == 3
     prompts = [m[-2]["content"] for m in data]
     assert all("0 + 1" not in p for p in prompts)
     assert data[0][:-1] == solve_messages(recipe, data[0][-2]["content"])[:-1] or data[0][0]["role"] == "system"
     assert {m[-1]["role"] for m in data} == {"assistant"}
+    eng.close()
+
+
+def test_every_role_gets_examples_in_its_own_context_labelled_by_the_verifier(tiny_recipe: Path) -> None:
+    from engine.agents import JUDGE_PREFIX, fill
+    from engine.train.dataset import export_rows
+
+    eng = Engine.open()
+    run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
+    recipe = load_recipe(str(tiny_recipe))[0]
+    p, agents = recipe.prompts, {a.name: a for a in recipe.agents}
+    t = _task(eng, run_id, 0, "What is 23 + 58?")
+    # solver-b: wrong, then fixed after a critique; solver-a: right, kept right after a critique
+    wrong = _attempt(eng, run_id, 0, t, "71", False, agent="solver-b", answer="71")
+    _critique(eng, run_id, 0, t, wrong, "71 is too small.")
+    _attempt(eng, run_id, 0, t, "It is 81.", True, agent="solver-b", turn=1, answer="81")
+    right = _attempt(eng, run_id, 0, t, "81", True, agent="solver-a", answer="81")
+    _critique(eng, run_id, 0, t, right, "Looks fine.")
+    _attempt(eng, run_id, 0, t, "81.", True, agent="solver-a", turn=1, answer="81")
+    got = collect(eng.store, recipe, run_id, 0)
+    assert got == {"solver": 2, "reviser": 2, "critic": 2, "judge": 2}
+    cols, rows = export_rows(eng.store, run_id)
+    ex = [dict(zip(cols, r)) for r in rows]
+    for e in ex:
+        e["messages"] = json.loads(e["messages"])
+    by = lambda role: [e for e in ex if e["role"] == role]  # noqa: E731
+    # solver: each answer in the system prompt of the agent that gave it (max_per_task = 2 per task)
+    solver = by("solver")
+    assert {e["source"] for e in solver} <= {"first", "revision"}
+    for e in solver:
+        assert e["messages"][-2]["content"] == fill(p.solve, {"task": "What is 23 + 58?"})
+    assert {e["messages"][0]["content"] for e in solver} <= {agents["solver-a"].system, agents["solver-b"].system}
+    # reviser: the revise prompt with the answer and critique it revised
+    fix = next(e for e in by("reviser") if "71 is too small." in e["messages"][-2]["content"])
+    assert fix["messages"][-2]["content"] == fill(p.revise, {"task": "What is 23 + 58?", "answer": "71",
+                                                             "critique": "71 is too small."})
+    assert fix["messages"][0]["content"] == agents["solver-b"].system and fix["messages"][-1]["content"] == "It is 81."
+    # critic: the critique that led to a fix, and one confirmation (no more than the fixes)
+    critic = sorted(by("critic"), key=lambda e: e["source"])
+    assert [e["source"] for e in critic] == ["critique", "verifier"]
+    assert critic[0]["messages"][-1]["content"] == "71 is too small." and critic[0]["attempt_id"] == wrong
+    assert critic[1]["messages"][-1]["content"] == "The answer 81 is right." and critic[1]["attempt_id"] == right
+    assert critic[0]["messages"][0]["content"] == agents["critic"].system
+    # judge: as many right as wrong verdicts, from the verifier, in the judge's own context
+    judge = by("judge")
+    assert sorted(e["messages"][-1]["content"] for e in judge) == [JUDGE_PREFIX + "false}", JUDGE_PREFIX + "true}"]
+    assert all(e["messages"][0]["content"] == agents["judge"].system for e in judge)
+    wrong_verdict = next(e for e in judge if e["messages"][-1]["content"].endswith("false}"))
+    assert wrong_verdict["messages"][-2]["content"] == fill(p.judge, {"task": "What is 23 + 58?", "answer": "71"})
+    assert len(export_rows(eng.store, run_id, ["judge", "critic"])[1]) == 4
     eng.close()
 
 

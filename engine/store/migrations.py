@@ -216,6 +216,56 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE adapters ADD COLUMN gate JSON;       -- the paired comparisons behind the decision
         """,
     ),
+    Migration(
+        3,
+        "m003_roles_and_debate_protocol",
+        "Every role learns from the verifier, so a training example says which role it trains "
+        "(solver, reviser, critic, judge) and where its target text came from; old examples were "
+        "solver answers. The debate is measured as a protocol on fixed sets (first answer, "
+        "critique, revision, judge; the verifier only scores), with each task's trace kept.",
+        """
+        ALTER TABLE examples ADD COLUMN role TEXT;       -- solver | reviser | critic | judge
+        UPDATE examples SET role = 'solver';
+        -- source: first | revision (an answer of that kind) | critique (a debate critique that led to
+        -- a verified fix) | verifier (text written from the verifier's result: verdicts, confirmations)
+        -- | replay
+        UPDATE examples SET source = CASE
+            WHEN source <> 'verified' THEN source
+            WHEN coalesce((SELECT a.turn FROM attempts a WHERE a.id = examples.attempt_id), 0) > 0 THEN 'revision'
+            ELSE 'first' END;
+        CREATE SEQUENCE seq_debate_evals START 1;
+        CREATE TABLE debate_evals (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_debate_evals'),
+            run_id BIGINT NOT NULL,
+            round INTEGER NOT NULL,
+            adapter_id BIGINT,               -- NULL: the base model
+            eval_set TEXT NOT NULL,
+            pool TEXT NOT NULL,              -- dev | test
+            n INTEGER NOT NULL,
+            first_correct INTEGER NOT NULL,  -- right first answers
+            final_correct INTEGER NOT NULL,  -- right answers after the debate
+            right_to_wrong INTEGER NOT NULL,
+            wrong_to_right INTEGER NOT NULL,
+            judge_tp INTEGER NOT NULL,       -- judge said right, verifier said right (first and final answers)
+            judge_tn INTEGER NOT NULL,
+            judge_fp INTEGER NOT NULL,
+            judge_fn INTEGER NOT NULL,       -- includes verdicts the judge left unusable on right answers
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE TABLE debate_eval_answers (
+            debate_eval_id BIGINT NOT NULL,
+            task_id BIGINT NOT NULL,
+            first_text TEXT NOT NULL,
+            critique TEXT,
+            final_text TEXT NOT NULL,
+            first_correct BOOLEAN NOT NULL,
+            final_correct BOOLEAN NOT NULL,
+            judge_first BOOLEAN,             -- NULL: unusable verdict
+            judge_final BOOLEAN,
+            PRIMARY KEY (debate_eval_id, task_id)
+        );
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,10 +1,20 @@
-"""The training set, built from the store: verified answers plus replay, never held-out tasks.
+"""The training set, built from the store: examples for every role, labelled by the verifier,
+plus replay; never dev or test tasks.
 
-After each round, ``collect`` adds that round's verified-correct answers (deduplicated by
-task and text, at most ``max_per_task`` per task across the whole run) to ``examples``; the
-set accumulates across rounds. Each example is the conversation the model will be evaluated
-on: the first solver's system prompt, the solve prompt with the task, and the verified answer.
-Held-out tasks are excluded in the query itself, so nothing else can let them in.
+After each round, ``collect`` turns that round's answers, critiques and revisions into examples,
+each in the exact context its role sees at inference (that agent's system prompt and the
+recipe's prompt template for the role):
+
+- solver: verified-right answers to the plain question (first answers and revisions alike);
+- reviser: revisions verified right, given the answer and the critique they revised (fixes of
+  wrong answers and keeps of right ones);
+- critic: critiques after which a wrong answer was revised into a right one; and as many
+  confirmations of right answers that the revision kept, written from the verifier's result;
+- judge: the verdict the verifier gave the round's answers, as many right as wrong.
+
+Examples are deduplicated by role, task and text, at most ``max_per_task`` per role and task
+(per task and class for the judge) across the run; the set accumulates across rounds. Tasks
+outside the train pool are excluded in the query itself, so nothing else can let them in.
 """
 
 from __future__ import annotations
@@ -12,58 +22,168 @@ from __future__ import annotations
 import json
 import random
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from engine.agents import fill, request, seed_for
-from engine.recipes import Recipe
+from engine.agents import JUDGE_PREFIX, fill, request, seed_for
+from engine.recipes import AgentSpec, Recipe
 from engine.runtime import Runtime
 from engine.store import Store
 from engine.train.replay import REPLAY_PROMPTS
 
+ROLES = ("solver", "reviser", "critic", "judge")
 
-def solve_messages(recipe: Recipe, task_prompt: str) -> list[dict[str, str]]:
-    """The prompt a solver sees for a task, as used for training and evaluation alike."""
-    solver = recipe.agents_with("solver")[0]
-    msgs = [{"role": "system", "content": solver.system}] if solver.system else []
-    return msgs + [{"role": "user", "content": fill(recipe.prompts.solve, {"task": task_prompt})}]
+
+def _agent(recipe: Recipe, name: str | None, role: str) -> AgentSpec | None:
+    named = [a for a in recipe.agents if a.name == name]
+    if named:
+        return named[0]
+    fallback = recipe.agents_with(role)  # type: ignore[arg-type]
+    return fallback[0] if fallback else None
+
+
+def role_messages(recipe: Recipe, agent: AgentSpec | None, user: str) -> list[dict[str, str]]:
+    """The conversation an agent sees: its system prompt, then ``user``."""
+    msgs = [{"role": "system", "content": agent.system}] if agent is not None and agent.system else []
+    return msgs + [{"role": "user", "content": user}]
+
+
+def solve_messages(recipe: Recipe, task_prompt: str, agent: AgentSpec | None = None) -> list[dict[str, str]]:
+    """The prompt a solver (by default the first) sees for a task, as used for training and evaluation."""
+    return role_messages(recipe, agent or recipe.agents_with("solver")[0], fill(recipe.prompts.solve, {"task": task_prompt}))
 
 
 def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip().lower())
 
 
-def collect(store: Store, recipe: Recipe, run_id: int, rnd: int) -> int:
-    """Add round ``rnd``'s verified-correct answers to the run's examples; returns how many."""
+def confirmation(answer: str) -> str:
+    """What a critic trained on the verifier says of a right answer.
+
+    >>> confirmation("91")
+    'The answer 91 is right.'
+    """
+    return f"The answer {answer} is right."
+
+
+def verdict_text(correct: bool) -> str:
+    """The judge's whole reply for a verdict (its reply starts with JUDGE_PREFIX at inference).
+
+    >>> verdict_text(False)
+    '{"correct": false}'
+    """
+    return JUDGE_PREFIX + ("true}" if correct else "false}")
+
+
+@dataclass
+class _Attempt:
+    id: int
+    task_id: int
+    agent: str
+    sample: int
+    turn: int
+    text: str
+    answer: str
+    correct: bool
+    prompt: str
+    fingerprint: str
+
+
+def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) -> dict[str, int]:
+    """Add round ``rnd``'s examples for every role to the run's set; returns how many per role."""
     rows = store.execute(
         """
-        select a.id, a.task_id, a.text, t.prompt
+        select a.id, a.task_id, a.agent, a.sample, a.turn, a.text, coalesce(a.answer, ''), a.correct, t.prompt,
+               t.fingerprint
         from attempts a join tasks t on t.id = a.task_id
-        where a.run_id = ? and a.round = ? and a.correct and not t.held_out and t.rejected_reason is null
-        order by a.task_id, a.turn desc, a.id
+        where a.run_id = ? and a.round = ? and coalesce(t.pool, 'train') = 'train' and not t.held_out and t.rejected_reason is null
+        order by t.fingerprint, a.agent, a.sample, a.turn
         """,
         [run_id, rnd],
     )
-    have: dict[int, set[str]] = {}
-    for task_id, messages in store.execute(
-        "select task_id, messages from examples where run_id = ? and source = 'verified' and task_id is not null",
-        [run_id],
+    atts = [_Attempt(int(r[0]), int(r[1]), r[2], int(r[3]), int(r[4]), r[5] or "", r[6], bool(r[7]), r[8], r[9])
+            for r in rows]
+    by_key = {(a.task_id, a.agent, a.sample, a.turn): a for a in atts}
+    crits = {int(aid): (agent, text) for aid, agent, text in store.execute(
+        "select attempt_id, agent, text from critiques where run_id = ? and round = ? order by id", [run_id, rnd])}
+
+    have: dict[tuple[str, int], set[str]] = {}  # (role, task) -> normalised conversations kept
+    for role, task_id, messages in store.execute(
+        "select coalesce(role, 'solver'), task_id, messages from examples where run_id = ? and task_id is not null "
+        "and source <> 'replay'", [run_id],
     ):
-        have.setdefault(int(task_id), set()).add(_norm(json.loads(messages)[-1]["content"]))
+        msgs = json.loads(messages)
+        if role == "judge":  # the judge's cap is per task and class
+            role += str(msgs[-1]["content"] == verdict_text(True))
+        have.setdefault((role, int(task_id)), set()).add(_norm(msgs[-2]["content"] + "\n" + msgs[-1]["content"]))
     cap = recipe.train.max_per_task
-    new = []
-    for attempt_id, task_id, text, prompt in rows:
-        seen = have.setdefault(int(task_id), set())
-        if len(seen) >= cap or _norm(text) in seen or not text.strip():
+    p = recipe.prompts
+    new: list[dict[str, Any]] = []
+
+    def add(role: str, a: _Attempt, source: str, messages: list[dict[str, str]], reply: str, key: str = "") -> bool:
+        """Add an example unless it is empty, over the cap or known; True if it is in the set now."""
+        if not reply.strip():
+            return False
+        seen = have.setdefault((role + key, a.task_id), set())
+        k = _norm(messages[-1]["content"] + "\n" + reply)
+        if k in seen:
+            return True
+        if len(seen) >= cap:
+            return False
+        seen.add(k)
+        new.append(dict(role=role, task_id=a.task_id, attempt_id=a.id, source=source,
+                        messages=messages + [{"role": "assistant", "content": reply.strip()}]))
+        return True
+
+    fixes: list[tuple[_Attempt, str, str]] = []   # critic examples: (critiqued attempt, critic, critique)
+    confirms: list[tuple[_Attempt, str]] = []
+    for a in atts:
+        if a.correct:
+            add("solver", a, "first" if a.turn == 0 else "revision", solve_messages(recipe, a.prompt, _agent(recipe, a.agent, "solver")), a.text)
+        prev = by_key.get((a.task_id, a.agent, a.sample, a.turn - 1)) if a.turn > 0 else None
+        if prev is None or prev.id not in crits:
             continue
-        seen.add(_norm(text))
-        msgs = solve_messages(recipe, prompt) + [{"role": "assistant", "content": text.strip()}]
-        new.append((task_id, attempt_id, msgs))
+        critic, critique = crits[prev.id]
+        if a.correct:
+            user = fill(p.revise, {"task": a.prompt, "answer": prev.text, "critique": critique})
+            add("reviser", a, "revision", role_messages(recipe, _agent(recipe, a.agent, "solver"), user), a.text)
+            if not prev.correct:
+                fixes.append((prev, critic, critique))
+            elif prev.answer and a.answer == prev.answer:
+                confirms.append((prev, critic))
+    for prev, critic, critique in fixes:
+        user = fill(p.critique, {"task": prev.prompt, "answer": prev.text})
+        add("critic", prev, "critique", role_messages(recipe, _agent(recipe, critic, "critic"), user), critique)
+    n_fix = sum(1 for e in new if e["role"] == "critic")
+    for prev, critic in confirms:
+        if sum(1 for e in new if e["role"] == "critic" and e["source"] == "verifier") >= n_fix:
+            break
+        user = fill(p.critique, {"task": prev.prompt, "answer": prev.text})
+        add("critic", prev, "verifier", role_messages(recipe, _agent(recipe, critic, "critic"), user),
+            confirmation(prev.answer))
+
+    judge = _agent(recipe, None, "judge")
+    if judge is not None:
+        classes: dict[bool, list[_Attempt]] = {True: [], False: []}
+        seen_text: set[tuple[int, str]] = set()
+        for a in atts:
+            if a.text.strip() and (a.task_id, _norm(a.text)) not in seen_text:
+                seen_text.add((a.task_id, _norm(a.text)))
+                classes[a.correct].append(a)
+        rng = random.Random(seed_for(seed, rnd, "judge examples"))
+        for group in classes.values():
+            rng.shuffle(group)
+        n = min(len(classes[True]), len(classes[False]))
+        for ok in (True, False):
+            kept = 0
+            for a in classes[ok]:
+                if kept >= n:
+                    break
+                user = fill(p.judge, {"task": a.prompt, "answer": a.text})
+                kept += add("judge", a, "verifier", role_messages(recipe, judge, user), verdict_text(ok), key=str(ok))
     ids = store.allocate_ids("examples", len(new))
-    store.insert("examples", [
-        dict(id=i, run_id=run_id, round=rnd, task_id=t, attempt_id=a, source="verified", messages=m)
-        for i, (t, a, m) in zip(ids, new)
-    ])
-    return len(new)
+    store.insert("examples", [dict(id=i, run_id=run_id, round=rnd, **e) for i, e in zip(ids, new)])
+    return {role: sum(1 for e in new if e["role"] == role) for role in ROLES}
 
 
 def collect_replay(store: Store, runtime: Runtime, run_id: int, rnd: int, max_tokens: int = 96) -> int:
@@ -88,29 +208,44 @@ def collect_replay(store: Store, runtime: Runtime, run_id: int, rnd: int, max_to
 
 
 def training_set(store: Store, recipe: Recipe, run_id: int, seed: int) -> list[list[dict[str, str]]]:
-    """All verified examples of the run so far, plus the recipe's share of replay examples."""
-    verified = [json.loads(r[0]) for r in store.execute(
-        """
+    """The run's examples so far for the recipe's ``train.roles``, plus its share of replay."""
+    roles = list(recipe.train.roles)
+    marks = ", ".join("?" for _ in roles)
+    labelled = [json.loads(r[0]) for r in store.execute(
+        f"""
         select e.messages from examples e left join tasks t on t.id = e.task_id
-        where e.run_id = ? and e.source = 'verified' and not coalesce(t.held_out, false)
+        where e.run_id = ? and e.source <> 'replay' and coalesce(e.role, 'solver') in ({marks})
+          and not coalesce(t.held_out, false) and coalesce(t.pool, 'train') = 'train'
         order by e.id
-        """, [run_id])]
+        """, [run_id, *roles])]
     replay = [json.loads(r[0]) for r in store.execute(
         "select messages from examples where run_id = ? and source = 'replay' order by id", [run_id])]
     frac = recipe.train.replay_fraction
-    n_replay = min(len(replay), round(len(verified) * frac / (1 - frac))) if verified else 0
+    n_replay = min(len(replay), round(len(labelled) * frac / (1 - frac))) if labelled else 0
     rng = random.Random(seed)
     chosen = rng.sample(replay, n_replay) if n_replay else []
-    data = verified + chosen
+    data = labelled + chosen
     rng.shuffle(data)
     return data
 
 
-def export_rows(store: Store, run_id: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
-    sql = "select id, run_id, round, task_id, attempt_id, source, messages, created_at from examples"
-    params: list[object] = []
+def solver_examples(store: Store, run_id: int) -> int:
+    """Verified solver answers the run has collected (what ``train.min_examples`` counts)."""
+    return int(store.execute("select count(*) from examples where run_id = ? and source in ('first', 'revision', 'verified') "
+                             "and coalesce(role, 'solver') = 'solver'", [run_id])[0][0])
+
+
+EXPORT_COLUMNS = ["id", "run_id", "round", "task_id", "attempt_id", "role", "source", "messages", "created_at"]
+
+
+def export_rows(store: Store, run_id: int | None = None, roles: list[str] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The examples (of one run, of some roles; replay has no role) as columns and rows."""
+    sql, where, params = f"select {', '.join(EXPORT_COLUMNS)} from examples", [], []  # type: ignore[var-annotated]
     if run_id is not None:
-        sql += " where run_id = ?"
+        where.append("run_id = ?")
         params.append(run_id)
-    rows = store.execute(sql + " order by id", params)
-    return ["id", "run_id", "round", "task_id", "attempt_id", "source", "messages", "created_at"], rows
+    if roles:
+        where.append(f"role in ({', '.join('?' for _ in roles)})")
+        params.extend(roles)
+    rows = store.execute(sql + (" where " + " and ".join(where) if where else "") + " order by id", params)
+    return list(EXPORT_COLUMNS), rows

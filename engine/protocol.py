@@ -1,0 +1,173 @@
+"""The debate measured as a protocol on fixed task sets: what the swarm's own machinery does to
+answers when no verifier is there to help.
+
+For every task: the first solver answers (greedy, the solve prompt: the same answer pass@1
+scores), the first critic critiques it, the solver revises it with the critique (once per
+recipe debate turn), and the judge gives a verdict on the first answer and on the final one.
+Only then does the verifier score the answers, so the figures say what the debate is worth
+to a user who has no checker: accuracy before and after, right->wrong and wrong->right flips,
+and the judge's balanced accuracy (the mean of its hit rates on right and on wrong answers;
+a judge that always says the same thing scores 50%). Greedy decoding makes the figures
+reproducible; the round's debate samples with each agent's temperature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.agents import JUDGE_GRAMMAR, JUDGE_PREFIX, fill, request
+from engine.recipes import AgentSpec, Recipe
+from engine.roundbase import TaskRow
+from engine.rounds import parse_judgement
+from engine.runtime import Runtime
+from engine.store import Store
+from engine.tasks import get_domain
+
+
+@dataclass(frozen=True)
+class DebateScore:
+    n: int
+    first: int  # right first answers
+    final: int  # right answers after the debate
+    right_to_wrong: int
+    wrong_to_right: int
+    judge_tp: int = 0  # judge: right, verifier: right (first and final answers together)
+    judge_tn: int = 0
+    judge_fp: int = 0
+    judge_fn: int = 0  # an unusable verdict counts against the judge
+    #: task id -> (first text, critique, final text, first right, final right, judge on first, judge on final)
+    traces: dict[int, tuple[Any, ...]] = field(default_factory=dict, compare=False)
+
+    @property
+    def first_accuracy(self) -> float:
+        return self.first / self.n if self.n else 0.0
+
+    @property
+    def final_accuracy(self) -> float:
+        return self.final / self.n if self.n else 0.0
+
+    @property
+    def gain(self) -> float:
+        """Accuracy after the debate minus before (fraction)."""
+        return (self.final - self.first) / self.n if self.n else 0.0
+
+    @property
+    def right_to_wrong_rate(self) -> float | None:
+        """Share of right first answers the debate turned wrong."""
+        return self.right_to_wrong / self.first if self.first else None
+
+    @property
+    def wrong_to_right_rate(self) -> float | None:
+        wrong = self.n - self.first
+        return self.wrong_to_right / wrong if wrong else None
+
+    @property
+    def judge_balanced_accuracy(self) -> float | None:
+        """Mean of the judge's hit rates on right and on wrong answers; None without both kinds.
+
+        >>> DebateScore(4, 2, 2, 0, 0, judge_tp=4, judge_tn=0, judge_fp=4, judge_fn=0).judge_balanced_accuracy
+        0.5
+        """
+        pos, neg = self.judge_tp + self.judge_fn, self.judge_tn + self.judge_fp
+        if not pos or not neg:
+            return None
+        return (self.judge_tp / pos + self.judge_tn / neg) / 2
+
+    def summary(self) -> dict[str, Any]:
+        return {"n": self.n, "first": self.first_accuracy, "final": self.final_accuracy, "gain": self.gain,
+                "right_to_wrong": self.right_to_wrong_rate, "wrong_to_right": self.wrong_to_right_rate,
+                "judge_balanced_accuracy": self.judge_balanced_accuracy,
+                "judge": {"tp": self.judge_tp, "tn": self.judge_tn, "fp": self.judge_fp, "fn": self.judge_fn}}
+
+    def __add__(self, other: DebateScore) -> DebateScore:
+        """Pool two scores (over disjoint task sets)."""
+        return DebateScore(self.n + other.n, self.first + other.first, self.final + other.final,
+                           self.right_to_wrong + other.right_to_wrong, self.wrong_to_right + other.wrong_to_right,
+                           self.judge_tp + other.judge_tp, self.judge_tn + other.judge_tn,
+                           self.judge_fp + other.judge_fp, self.judge_fn + other.judge_fn,
+                           {**self.traces, **other.traces})
+
+
+def _greedy(agent: AgentSpec) -> AgentSpec:
+    return agent.model_copy(update={"temperature": 0.0})
+
+
+def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
+                 first_texts: Sequence[str] | None = None) -> DebateScore:
+    """Play the debate protocol on ``tasks`` with whatever adapter the runtime serves now.
+    ``first_texts``: the greedy first answers if already generated (pass@1 scoring made them)."""
+    domain = get_domain(recipe.task.domain)
+    solver = _greedy(recipe.agents_with("solver")[0])
+    critics, judges = recipe.agents_with("critic"), recipe.agents_with("judge")
+    p = recipe.prompts
+    if first_texts is None:
+        comps = runtime.submit_many([request(solver, fill(p.solve, {"task": tr.task.prompt}), 0, greedy=True)
+                                     for tr in tasks])
+        first_texts = [c.result().text for c in comps]
+    texts = list(first_texts)
+    critiques: list[str | None] = [None] * len(tasks)
+    if critics:
+        critic = _greedy(critics[0])
+        for _turn in range(recipe.round.debate_turns):
+            crits = [c.result().text for c in runtime.submit_many([
+                request(critic, fill(p.critique, {"task": tr.task.prompt, "answer": t}), 0, greedy=True)
+                for tr, t in zip(tasks, texts)])]
+            texts = [c.result().text for c in runtime.submit_many([
+                request(solver, fill(p.revise, {"task": tr.task.prompt, "answer": t, "critique": k}), 0, greedy=True)
+                for tr, t, k in zip(tasks, texts, crits)])]
+            critiques = list(crits)
+    first_ok = [domain.verify(tr.task, t).correct for tr, t in zip(tasks, first_texts)]
+    final_ok = [domain.verify(tr.task, t).correct for tr, t in zip(tasks, texts)]
+    judged_first: list[bool | None] = [None] * len(tasks)
+    judged_final: list[bool | None] = [None] * len(tasks)
+    if judges:
+        judge = _greedy(judges[0])
+        asked = [(i, which, t) for i, (a, b) in enumerate(zip(first_texts, texts))
+                 for which, t in (("first", a), ("final", b)) if which == "first" or b != a]
+        comps = runtime.submit_many([
+            request(judge, fill(p.judge, {"task": tasks[i].task.prompt, "answer": t}), 0, grammar=JUDGE_GRAMMAR,
+                    prefix=JUDGE_PREFIX, greedy=True) for i, _w, t in asked])
+        for (i, which, _t), c in zip(asked, comps):
+            (judged_first if which == "first" else judged_final)[i] = parse_judgement(JUDGE_PREFIX + c.result().text)
+        for i, (a, b) in enumerate(zip(first_texts, texts)):
+            if b == a:
+                judged_final[i] = judged_first[i]
+    tp = tn = fp = fn = 0
+    if judges:
+        for truth, said in [*zip(first_ok, judged_first), *zip(final_ok, judged_final)]:
+            if truth:
+                tp, fn = (tp + 1, fn) if said is True else (tp, fn + 1)
+            else:
+                tn, fp = (tn + 1, fp) if said is False else (tn, fp + 1)
+    traces = {tr.id: (a, k, b, fo, lo, jf, jl) for tr, a, k, b, fo, lo, jf, jl in
+              zip(tasks, first_texts, critiques, texts, first_ok, final_ok, judged_first, judged_final)}
+    return DebateScore(len(tasks), sum(first_ok), sum(final_ok),
+                       sum(1 for a, b in zip(first_ok, final_ok) if a and not b),
+                       sum(1 for a, b in zip(first_ok, final_ok) if b and not a), tp, tn, fp, fn, traces)
+
+
+def record_debate(store: Store, run_id: int, rnd: int, adapter_id: int | None, eval_set: str, pool: str,
+                  sc: DebateScore) -> int:
+    """Write a debate score and each task's trace (inside the caller's transaction); returns its id."""
+    did = store.allocate_ids("debate_evals", 1)[0]
+    store.insert("debate_evals", [dict(
+        id=did, run_id=run_id, round=rnd, adapter_id=adapter_id, eval_set=eval_set, pool=pool, n=sc.n,
+        first_correct=sc.first, final_correct=sc.final, right_to_wrong=sc.right_to_wrong,
+        wrong_to_right=sc.wrong_to_right, judge_tp=sc.judge_tp, judge_tn=sc.judge_tn, judge_fp=sc.judge_fp,
+        judge_fn=sc.judge_fn)])
+    store.insert("debate_eval_answers", [
+        dict(debate_eval_id=did, task_id=tid, first_text=a, critique=k, final_text=b, first_correct=fo,
+             final_correct=lo, judge_first=jf, judge_final=jl)
+        for tid, (a, k, b, fo, lo, jf, jl) in sc.traces.items()])
+    return did
+
+
+def stored_debate(store: Store, run_id: int, adapter_id: int | None, eval_set: str) -> DebateScore | None:
+    """The debate score already recorded for this adapter on ``eval_set`` (counts only)."""
+    row = store.execute(
+        "select n, first_correct, final_correct, right_to_wrong, wrong_to_right, judge_tp, judge_tn, judge_fp, judge_fn "
+        "from debate_evals where run_id = ? and adapter_id is not distinct from ? and eval_set = ? order by id desc limit 1",
+        [run_id, adapter_id, eval_set])
+    return DebateScore(*(int(v) for v in row[0])) if row else None

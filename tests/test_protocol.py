@@ -1,0 +1,85 @@
+"""The debate protocol's bookkeeping, with a scripted stand-in for the model (the real model
+plays it in test_cli's eval test and in the improve benchmark)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from engine.agents import JUDGE_PREFIX
+from engine.api import Engine
+from engine.protocol import DebateScore, debate_score, record_debate, stored_debate
+from engine.recipes import load_recipe
+from engine.roundbase import TaskRow
+from engine.runtime import Request, Result
+from engine.tasks import Task
+
+
+class _Done:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def result(self, timeout: float | None = None) -> Result:
+        return Result(self.text, "stop", 1, 1, 0.0)
+
+
+class Scripted:
+    """Answers by role and task: solve / critique / revise / judge, read from the prompt."""
+
+    def __init__(self, first: dict[str, str], revised: dict[str, str], judge: dict[str, bool]) -> None:
+        self.first, self.revised, self.judge = first, revised, judge
+        self.asked: list[Request] = []
+
+    def submit_many(self, reqs: list[Request]) -> list[_Done]:
+        self.asked += reqs
+        out = []
+        for r in reqs:
+            user = r.messages[-1]["content"]
+            q = next(k for k in self.first if k in user)
+            if r.sampling.grammar:
+                answer = user.split("Answer: ")[1].split("\n")[0]
+                out.append(_Done("true}" if self.judge[answer] else "false}"))
+            elif "A reviewer said" in user:
+                out.append(_Done(self.revised[q]))
+            elif "Is the answer right?" in user:
+                out.append(_Done("Check it."))
+            else:
+                out.append(_Done(self.first[q]))
+        return out
+
+
+def _tasks() -> list[TaskRow]:
+    return [TaskRow(i, Task("arith", f"What is {e}?", str(eval(e)), 2, f"fp{i}", {"expression": e}))
+            for i, e in enumerate(["10 + 10", "20 + 20", "30 + 30", "40 + 40"], 1)]
+
+
+def test_debate_protocol_counts_flips_and_the_judges_balanced_accuracy() -> None:
+    recipe = load_recipe("recipes/default.toml")[0]
+    first = {"10 + 10": "20", "20 + 20": "40", "30 + 30": "61", "40 + 40": "81"}
+    revised = {"10 + 10": "20", "20 + 20": "41", "30 + 30": "60", "40 + 40": "81"}  # keep, right->wrong, wrong->right, stay wrong
+    judge = {"20": True, "40": True, "41": True, "61": False, "60": False, "81": True}
+    rt = Scripted(first, revised, judge)
+    sc = debate_score(rt, recipe, _tasks())  # type: ignore[arg-type]
+    assert (sc.n, sc.first, sc.final, sc.right_to_wrong, sc.wrong_to_right) == (4, 2, 2, 1, 1)
+    assert sc.gain == 0 and sc.right_to_wrong_rate == 0.5 and sc.wrong_to_right_rate == 0.5
+    # verdicts on first answers (20 T, 40 T, 61 F, 81 T) and on changed finals (41 T, 60 F); unchanged finals reuse
+    # the first verdict: right answers 20, 40, 20, 60 -> judged T, T, T, F; wrong 61, 81, 41, 81 -> F, T, T, T
+    assert (sc.judge_tp, sc.judge_fn, sc.judge_tn, sc.judge_fp) == (3, 1, 1, 3)
+    assert sc.judge_balanced_accuracy == (3 / 4 + 1 / 4) / 2
+    judged = [r for r in rt.asked if r.sampling.grammar]
+    assert len(judged) == 6 and all(r.assistant_prefix == JUDGE_PREFIX for r in judged)
+    assert all(r.sampling.temperature == 0 for r in rt.asked)  # greedy: reproducible
+    # no first answer right: flips of right answers are undefined, not zero
+    none_right = debate_score(Scripted({k: "0" for k in first}, {k: "0" for k in first}, {"0": False}), recipe,
+                              _tasks())  # type: ignore[arg-type]
+    assert none_right.right_to_wrong_rate is None and none_right.judge_balanced_accuracy is None
+
+
+def test_a_debate_score_is_recorded_with_its_traces(tmp_path: Path) -> None:
+    eng = Engine.open(tmp_path / "home")
+    sc = DebateScore(2, 1, 2, 0, 1, 2, 1, 1, 0, {1: ("a", "c", "b", False, True, None, True),
+                                               2: ("x", None, "x", True, True, True, True)})
+    with eng.store.transaction():
+        record_debate(eng.store, 1, 0, None, "test-2", "test", sc)
+    assert stored_debate(eng.store, 1, None, "test-2") == sc
+    assert eng.store.execute("select count(*) from debate_eval_answers")[0][0] == 2
+    assert (sc + sc).n == 4 and (sc + sc).judge_balanced_accuracy == sc.judge_balanced_accuracy
+    eng.close()
