@@ -81,7 +81,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         results = {"batched": _child(batched_recipe, work / "batched" / "home"),
                    "sequential": _child(seq_recipe, work / "sequential" / "home")}
     b, s = results["batched"], results["sequential"]
-    names = [p for p in ("propose", "solve", "debate", "judge", "verify", "collect", "train", "evaluate")
+    names = [p for p in ("propose", "solve", "debate", "judge", "hint", "verify", "collect", "train", "evaluate")
              if p in b["phases"] or p in s["phases"]]
     rows = [[p, b["phases"].get(p, 0.0), s["phases"].get(p, 0.0)] for p in names]
     rows.append(["whole round (wall)", b["wall_seconds"], s["wall_seconds"]])

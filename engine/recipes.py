@@ -71,6 +71,11 @@ class RoundSpec(_Strict):
     debate_turns: int = Field(1, ge=0, le=8, description="Critique-and-revise turns after the first answer.")
     max_tokens_per_round: int = Field(
         400_000, ge=100, description="Most tokens all agents generate in one round; requests are capped to fit.")
+    hints: bool = Field(
+        True, description="After the judge, the hint phase: each wrong final answer (at most train.max_per_task per "
+        "task) gets a critique written with the verified result in view (prompts.hint) and a revision by its solver "
+        "with that critique; each task no answer got right gets a rationale written with the result in view "
+        "(prompts.rationale). Those the verifier passes train the critic, the reviser and the solver, without the hint.")
 
 
 class PromptSpec(_Strict):
@@ -79,6 +84,14 @@ class PromptSpec(_Strict):
     critique: str = Field(min_length=1, description="Critic's request; {task}, {answer}.")
     revise: str = Field(min_length=1, description="Solver's revision; {task}, {answer}, {critique}.")
     judge: str = Field(min_length=1, description="Judge's request; {task}, {answer}.")
+    hint: str = Field(
+        "Question: {task}\nAnswer: {answer}\nA correct answer: {reference}\nSay briefly what is wrong with the answer.",
+        min_length=1, description="Critic's request with the verified result in view (hint phase); {task}, {answer}, "
+        "{reference}. The critique is trained as the reply to prompts.critique, without the result.")
+    rationale: str = Field(
+        "{task}\n(The correct answer is {reference}. Work it out.)", min_length=1,
+        description="Solver's request with the verified result in view, for tasks nobody solved (hint phase); {task}, "
+        "{reference}. A rationale the verifier passes is trained as the reply to prompts.solve.")
 
 
 class TrainSpec(_Strict):

@@ -46,12 +46,12 @@ TASK_COLUMNS = "id, domain, prompt, reference, difficulty, fingerprint, payload,
 
 
 def tokens_used(store: Store, run_id: int, rnd: int | None = None) -> int:
-    """Tokens the agents generated in a run (or one of its rounds): answers, critiques, verdicts."""
+    """Tokens the agents generated in a run (or one of its rounds): answers, critiques, verdicts, hints."""
     where = "run_id = ?" + (" and round = ?" if rnd is not None else "")
     params = [run_id] if rnd is None else [run_id, rnd]
     sums = " + ".join(f"(select coalesce(sum(tokens), 0) from {t} where {where})"
-                      for t in ("attempts", "critiques", "verdicts"))
-    return int(store.execute(f"select {sums}", params * 3)[0][0])
+                      for t in ("attempts", "critiques", "verdicts", "hints"))
+    return int(store.execute(f"select {sums}", params * 4)[0][0])
 
 
 class PhaseRunner:

@@ -1,4 +1,4 @@
-"""One round of the swarm: propose, solve, debate (critique + revise), judge, verify.
+"""One round of the swarm: propose, solve, debate (critique + revise), judge, hint, verify.
 
 Each phase reads what it needs from the store, runs its agents concurrently through the
 batched runtime, and writes all of its rows together with the round's phase marker in one
@@ -37,7 +37,7 @@ from engine.roundbase import TASK_COLUMNS, PhaseRunner, Stopped, TaskRow, task_f
 __all__ = ["PHASES", "TASK_COLUMNS", "PhaseRunner", "RoundRunner", "Stopped", "TaskRow", "next_difficulty",
            "parse_judgement", "task_from_row"]
 
-PHASES = ("propose", "solve", "debate", "judge", "verify", "collect", "train", "evaluate")
+PHASES = ("propose", "solve", "debate", "judge", "hint", "verify", "collect", "train", "evaluate")
 
 
 class RoundRunner(LearningPhases):
@@ -225,6 +225,69 @@ class RoundRunner(LearningPhases):
             self.store.insert("verdicts", rows)
             self._mark(rnd, "judge")
 
+    def _hint(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
+        """Work on what the round got wrong, with the verified result in view (CTRL, STaR): a critic
+        critiques each wrong final answer knowing the result and the answer's solver revises with
+        that critique; a solver writes a rationale for each task no answer got right. The verifier
+        scores both; ``collect`` trains on those that pass, without the hint."""
+        critics, solvers = self._agents("critic"), {a.name: a for a in self._agents("solver")}
+        if not self.recipe.round.hints or not solvers:
+            self._mark(rnd, "hint")
+            return
+        from engine.train.dataset import _norm
+
+        tasks = {tr.id: tr for tr in self._tasks(rnd)}
+        rows = self.store.execute(
+            "select id, task_id, agent, sample, text, correct from attempts a where run_id = ? and round = ? and turn = "
+            "(select max(turn) from attempts b where b.run_id = a.run_id and b.round = a.round) order by id",
+            [self.run_id, rnd])
+        solved = {int(t) for (t,) in self.store.execute(
+            "select distinct task_id from attempts where run_id = ? and round = ? and correct", [self.run_id, rnd])}
+        cap, p = self.recipe.train.max_per_task, self.recipe.prompts
+        wrong: list[tuple[int, TaskRow, str, int, str]] = []
+        seen: dict[int, set[str]] = {}
+        for aid, tid, agent, sample, text, correct in rows:
+            kept = seen.setdefault(tid, set())
+            if correct or tid not in tasks or agent not in solvers or not text.strip() or _norm(text) in kept \
+                    or len(kept) >= cap:
+                continue
+            kept.add(_norm(text))
+            wrong.append((aid, tasks[tid], agent, sample, text))
+        if not critics:
+            wrong = []
+        crit_reqs = [
+            request(critics[i % len(critics)], fill(p.hint, {"task": tr.task.prompt, "answer": text,
+                                                             "reference": tr.task.reference}),
+                    seed_for(self.seed, rnd, tr.task.fingerprint, agent, sample, "hint"))
+            for i, (_aid, tr, agent, sample, text) in enumerate(wrong)]
+        unsolved = [tr for tid, tr in tasks.items() if tid not in solved]
+        first = next(iter(solvers.values()))
+        why_reqs = [request(first, fill(p.rationale, {"task": tr.task.prompt, "reference": tr.task.reference}),
+                            seed_for(self.seed, rnd, tr.task.fingerprint, "rationale")) for tr in unsolved]
+        results = self._generate(crit_reqs + why_reqs)
+        crits, whys = results[:len(crit_reqs)], results[len(crit_reqs):]
+        rev_reqs = [
+            request(solvers[agent], fill(p.revise, {"task": tr.task.prompt, "answer": text, "critique": c.text}),
+                    seed_for(self.seed, rnd, tr.task.fingerprint, agent, sample, "hint revision"))
+            for (_aid, tr, agent, sample, text), c in zip(wrong, crits)]
+        revs = self._generate(rev_reqs)
+        ids = self.store.allocate_ids("hints", len(wrong) + len(unsolved))
+        out = []
+        for hid, (aid, tr, agent, _s, _t), c, r, req in zip(ids, wrong, crits, revs, crit_reqs):
+            out.append(dict(id=hid, run_id=self.run_id, round=rnd, task_id=tr.id, attempt_id=aid, kind="critique",
+                            agent=req.tag, text=c.text, reviser=agent, revision=r.text,
+                            correct=self.domain.verify(tr.task, r.text).correct,
+                            tokens=c.completion_tokens + r.completion_tokens, seconds=c.seconds + r.seconds))
+            self.bus.emit(CritiqueMade(self.run_id, rnd, tr.id, str(req.tag), c.text))
+        for hid, tr, w in zip(ids[len(wrong):], unsolved, whys):
+            out.append(dict(id=hid, run_id=self.run_id, round=rnd, task_id=tr.id, attempt_id=None, kind="rationale",
+                            agent=first.name, text=w.text, reviser=None, revision=None,
+                            correct=self.domain.verify(tr.task, w.text).correct, tokens=w.completion_tokens,
+                            seconds=w.seconds))
+        with self.store.transaction():
+            self.store.insert("hints", out)
+            self._mark(rnd, "hint")
+
     def _verify(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
         """Ground truth was computed as answers were written; close the round with its stats."""
         stats = self.stats(rnd)
@@ -245,6 +308,19 @@ class RoundRunner(LearningPhases):
         final = q(
             "select avg(correct::int) from attempts a where run_id = ? and round = ? and turn = (select max(turn) "
             "from attempts b where b.run_id = a.run_id and b.round = a.round)", [rid, r])[0][0]
+        # Each answer's first and last turn, for the debate's flips.
+        first_n, kept_right, right_wrong, wrong_right = q(
+            "select count(*), count(*) filter (f.correct), count(*) filter (f.correct and not l.correct), "
+            "count(*) filter (not f.correct and l.correct) from attempts f join attempts l on l.run_id = f.run_id "
+            "and l.round = f.round and l.task_id = f.task_id and l.agent = f.agent and l.sample = f.sample "
+            "and l.turn = (select max(turn) from attempts b where b.run_id = f.run_id and b.round = f.round) "
+            "where f.run_id = ? and f.round = ? and f.turn = 0", [rid, r])[0]
+        jtp, jfn, jtn, jfp = q(
+            "select count(*) filter (verifier_correct and judge_correct is true), "
+            "count(*) filter (verifier_correct and judge_correct is not true), "
+            "count(*) filter (not verifier_correct and judge_correct is false), "
+            "count(*) filter (not verifier_correct and judge_correct is not false) "
+            "from verdicts where run_id = ? and round = ?", [rid, r])[0]
         agree = q("select avg(agreement::int), count(*) from verdicts where run_id = ? and round = ?", [rid, r])[0]
         tokens, secs = q("select coalesce(sum(tokens), 0), coalesce(sum(seconds), 0) from attempts where run_id = ? and round = ?", [rid, r])[0]
         out = {
@@ -252,6 +328,13 @@ class RoundRunner(LearningPhases):
             "solve_rate_first": float(first or 0.0), "solve_rate_final": float(final or 0.0),
             "judge_agreement": float(agree[0]) if agree[0] is not None else float("nan"),
             "verdicts": float(agree[1]), "attempt_tokens": float(tokens),
+            # the round's own (sampled) debate, scored by the verifier afterwards
+            "first_n": float(first_n),
+            "debate_gain": float((final or 0.0) - (first or 0.0)),
+            "right_to_wrong": right_wrong / kept_right if kept_right else float("nan"),
+            "wrong_to_right": wrong_right / (first_n - kept_right) if first_n - kept_right else float("nan"),
+            "judge_balanced_accuracy": (jtp / (jtp + jfn) + jtn / (jtn + jfp)) / 2 if jtp + jfn and jtn + jfp
+            else float("nan"),
         }
         if self.gen_seconds:
             out["tokens_per_second"] = self.tokens / self.gen_seconds

@@ -34,7 +34,7 @@ def test_round_benchmark_reports_every_phase(tiny_recipe: Path) -> None:
 
     out = play(str(tiny_recipe), rounds=1, train=False)
     assert out["status"] == "finished"
-    assert set(out["phases"]) == {"propose", "solve", "debate", "judge", "verify", "collect", "train", "evaluate"}
+    assert set(out["phases"]) == {"propose", "solve", "debate", "judge", "hint", "verify", "collect", "train", "evaluate"}
     assert out["generated_tokens"] > 0 and out["rows"]["attempts"] > 0
     assert out["peak_rss_mb"]["process"] > 0 and out["wall_seconds"] >= sum(out["phases"].values()) * 0.9
 

@@ -108,6 +108,10 @@ async def test_help_inspector_sql_training_screens(tiny_recipe: Path) -> None:
 
         await pilot.press("t")
         assert isinstance(app.screen, TrainingScreen)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        debates = app.screen.query_one("#debates", DataTable)  # the round's own debate, scored afterwards
+        assert debates.row_count == 1 and debates.get_row_at(0)[2] == "round 0 (sampled)"
         await pilot.press("escape")
         assert isinstance(app.screen, SwarmScreen)
 

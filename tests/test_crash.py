@@ -18,9 +18,9 @@ from tests.conftest import small_recipe
 
 KILL_POINTS = [
     "generate:propose", "write:propose", "generate:solve", "write:solve", "generate:debate", "write:debate",
-    "generate:judge", "write:judge", "write:collect", "train:1", "export", "evaluate", "write:evaluate", "complete",
+    "generate:judge", "write:judge", "generate:hint", "write:hint", "write:collect", "train:1", "export", "evaluate", "write:evaluate", "complete",
 ]
-TABLES = ["tasks", "attempts", "critiques", "verdicts", "examples", "evals"]
+TABLES = ["tasks", "attempts", "critiques", "verdicts", "hints", "examples", "evals"]
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,8 @@ def assert_consistent(path: Path) -> None:
             "attempts without task": "select count(*) from attempts a left join tasks t on t.id = a.task_id where t.id is null",
             "critiques without attempt": "select count(*) from critiques c left join attempts a on a.id = c.attempt_id where a.id is null",
             "verdicts without attempt": "select count(*) from verdicts v left join attempts a on a.id = v.attempt_id where a.id is null",
+            "hints without attempt": "select count(*) from hints h left join attempts a on a.id = h.attempt_id "
+                                     "where h.attempt_id is not null and a.id is null",
             "examples without attempt": "select count(*) from examples e left join attempts a on a.id = e.attempt_id "
                                         "where e.attempt_id is not null and a.id is null",
             "adapters without training": "select count(*) from adapters d left join training_runs r on r.id = d.training_run_id where r.id is null",
@@ -80,13 +82,15 @@ def assert_consistent(path: Path) -> None:
         for what, sql in orphans.items():
             assert q(sql)[0][0] == 0, what
         # rows of a phase exist only once its marker says it is done
-        order = ["propose", "solve", "debate", "judge", "verify", "collect", "train", "evaluate"]
+        order = ["propose", "solve", "debate", "judge", "hint", "verify", "collect", "train", "evaluate"]
         for rnd, phase in q("select round, coalesce(phase, '') from rounds"):
             done = order.index(phase) if phase in order else -1
             n_att = q("select count(*) from attempts where round = ? and turn = 0", [rnd])[0][0]
             n_ver = q("select count(*) from verdicts where round = ?", [rnd])[0][0]
             assert (n_att > 0) == (done >= order.index("solve")) or n_att == 0 and done >= 1
             assert n_ver == 0 or done >= order.index("judge")
+            n_hints = q("select count(*) from hints where round = ?", [rnd])[0][0]
+            assert n_hints == 0 or done >= order.index("hint")
         for path_, sha in q("select path, sha256 from adapters"):
             from engine.models import sha256_file
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
+
+import pytest
 
 from engine import events as ev
 from engine.api import Engine
@@ -36,9 +40,38 @@ def test_round_records_every_step(tiny_recipe: Path) -> None:
     for judged, truth, agree, text in verdicts:
         assert text in ('{"correct": true}', '{"correct": false}')  # grammar-constrained
         assert agree == (judged == truth)
+    # the hint phase: wrong final answers (distinct, at most max_per_task = 2 per task) get a critique written with
+    # the result in view and a revision; tasks nobody solved get a rationale
+    finals = q("select task_id, text, correct from attempts where run_id = ? and turn = 1", [run_id])
+    wrong: dict[int, set[str]] = {}
+    for t, text, ok in finals:
+        if not ok and text.strip():
+            wrong.setdefault(t, set()).add(" ".join(text.strip().lower().split()))
+    hints = q("select kind, task_id, attempt_id is not null, revision is not null, tokens > 0 from hints where run_id = ?",
+              [run_id])
+    assert sorted(t for k, t, *_ in hints if k == "critique") == sorted(t for t, v in wrong.items() for _ in range(min(2, len(v))))
+    solved = {t for t, _, ok in q("select task_id, text, correct from attempts where run_id = ?", [run_id]) if ok}
+    assert sorted(t for k, t, *_ in hints if k == "rationale") == sorted({t for t, _, _ in finals} - solved)
+    assert all(has_attempt == has_revision == (k == "critique") for k, _, has_attempt, has_revision, _ in hints)
     status, phase, stats = q("select status, phase, stats from rounds where run_id = ? and round = 0", [run_id])[0]
     assert (status, phase) == ("complete", "evaluate")
     assert '"solve_rate_first"' in stats and '"judge_agreement"' in stats
+    # the round's debate, recounted from its rows: flips between each answer's turns, the judge per class
+    st = json.loads(stats)
+    turns = {(t, a, s, turn): ok for t, a, s, turn, ok in q(
+        "select task_id, agent, sample, turn, correct from attempts where run_id = ?", [run_id])}
+    pairs = [(ok, turns[(t, a, s, 1)]) for (t, a, s, turn), ok in turns.items() if turn == 0]
+    right = sum(1 for f, _ in pairs if f)
+    assert st["first_n"] == len(pairs)
+    assert st["debate_gain"] == pytest.approx((sum(l for _, l in pairs) - right) / len(pairs))
+    wrong_right = sum(1 for f, l in pairs if l and not f)
+    assert st["wrong_to_right"] == pytest.approx(wrong_right / (len(pairs) - right)) if right < len(pairs) else True
+    pos = [j for j, truth, _, _ in verdicts if truth]
+    neg = [j for j, truth, _, _ in verdicts if not truth]
+    if pos and neg:
+        assert st["judge_balanced_accuracy"] == pytest.approx((pos.count(True) / len(pos) + neg.count(False) / len(neg)) / 2)
+    else:
+        assert math.isnan(st["judge_balanced_accuracy"])
     assert q("select status from runs where id = ?", [run_id])[0][0] == "finished"
     # no attempt is recorded twice
     assert q("select count(*) from (select task_id, agent, sample, turn, count(*) c from attempts "

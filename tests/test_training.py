@@ -119,6 +119,30 @@ def test_every_role_gets_examples_in_its_own_context_labelled_by_the_verifier(ti
     wrong_verdict = next(e for e in judge if e["messages"][-1]["content"].endswith("false}"))
     assert wrong_verdict["messages"][-2]["content"] == fill(p.judge, {"task": "What is 23 + 58?", "answer": "71"})
     assert len(export_rows(eng.store, run_id, ["judge", "critic"])[1]) == 4
+    # the hint phase: a critique written with the result in view, whose revision passed, trains the critic and the
+    # reviser without the hint; a rationale that passed trains the solver; one that failed trains nothing
+    t2 = _task(eng, run_id, 1, "What is 7 + 8?")
+    w2 = _attempt(eng, run_id, 1, t2, "14", False, agent="solver-b", turn=1, answer="14")
+    t3 = _task(eng, run_id, 1, "What is 9 + 9?")
+    _attempt(eng, run_id, 1, t3, "17", False, turn=1, answer="17")
+    eng.store.insert("hints", [
+        dict(id=1, run_id=run_id, round=1, task_id=t2, attempt_id=w2, kind="critique", agent="critic",
+             text="14 is one short.", reviser="solver-b", revision="15", correct=True, tokens=5, seconds=0.0),
+        dict(id=2, run_id=run_id, round=1, task_id=t2, attempt_id=None, kind="rationale", agent="solver-a",
+             text="7 + 8 = 15", reviser=None, revision=None, correct=True, tokens=5, seconds=0.0),
+        dict(id=3, run_id=run_id, round=1, task_id=t3, attempt_id=None, kind="rationale", agent="solver-a",
+             text="9 + 9 = 19", reviser=None, revision=None, correct=False, tokens=5, seconds=0.0)])
+    got = collect(eng.store, recipe, run_id, 1)
+    assert got == {"solver": 1, "reviser": 1, "critic": 1, "judge": 0}
+    _, rows = export_rows(eng.store, run_id)
+    new = {(r[5], r[6]): json.loads(r[7]) for r in rows if r[2] == 1}
+    assert new[("critic", "hint")][-2]["content"] == fill(p.critique, {"task": "What is 7 + 8?", "answer": "14"})
+    assert new[("critic", "hint")][-1]["content"] == "14 is one short."
+    assert new[("reviser", "hint")][-2]["content"] == fill(p.revise, {"task": "What is 7 + 8?", "answer": "14",
+                                                                      "critique": "14 is one short."})
+    assert new[("solver", "rationale")][-2:] == [{"role": "user", "content": fill(p.solve, {"task": "What is 7 + 8?"})},
+                                                 {"role": "assistant", "content": "7 + 8 = 15"}]
+    assert all("15" not in m["content"] for e in new.values() for m in e[:-1])  # the hint is not in the prompt
     eng.close()
 
 

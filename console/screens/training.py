@@ -1,4 +1,5 @@
-"""The training screen: live loss, dev and test accuracy per adapter, promote and roll back."""
+"""The training screen: live loss, dev and test accuracy per adapter, the debate's worth per round
+and on test sets, promote and roll back."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
 from engine import events as ev
 from engine.api import Engine
+
+
+def _pct(v: object, signed: bool = False) -> str:
+    """A fraction as percent (points when ``signed``); '-' when not defined."""
+    if v is None or v != v:  # None or NaN
+        return "-"
+    return f"{100 * float(v):+.0f}" if signed else f"{100 * float(v):.0f}%"  # type: ignore[arg-type]
 
 
 class TrainingScreen(Screen[None]):
@@ -24,6 +32,7 @@ class TrainingScreen(Screen[None]):
     #train-status { height: 2; padding: 0 1; }
     #adapters { height: 1fr; }
     #evals { height: 1fr; }
+    #debates { height: 1fr; }
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -37,12 +46,16 @@ class TrainingScreen(Screen[None]):
         yield Sparkline([], id="loss")
         yield DataTable(id="adapters", cursor_type="row")
         yield DataTable(id="evals")
+        yield DataTable(id="debates")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#adapters", DataTable).add_columns(
             "adapter", "run", "round", "backend", "examples", "steps", "tok/s", "cosine", "promoted", "decision")
         self.query_one("#evals", DataTable).add_columns("run", "round", "adapter", "set", "n", "accuracy", "95% interval")
+        self.query_one("#debates", DataTable).add_columns(
+            "run", "round", "debate on", "n", "first right", "after debate", "gain", "right->wrong", "wrong->right",
+            "judge balanced acc.")
         self.action_refresh()
 
     def handle_engine_event(self, e: ev.Event) -> None:
@@ -63,10 +76,25 @@ class TrainingScreen(Screen[None]):
         evs = self.engine.query(
             "select run_id, round, coalesce(adapter_id::text, 'base'), eval_set, n, round(accuracy, 3), "
             "printf('[%.2f, %.2f]', ci_low, ci_high) from evals order by id desc").rows
-        self.app.call_from_thread(self._fill, ad, evs)
+        # The debate's worth: the debate protocol on test sets (swarm eval --debate, the improve
+        # benchmark) and each round's own sampled debate, both scored by the verifier afterwards.
+        protocol = self.engine.query(
+            "select run_id, round, eval_set || ' ' || coalesce('#' || adapter_id::text, 'base'), n, "
+            "first_correct / n, final_correct / n, (final_correct - first_correct) / n, "
+            "right_to_wrong / nullif(first_correct, 0), wrong_to_right / nullif(n - first_correct, 0), "
+            "(judge_tp / nullif(judge_tp + judge_fn, 0) + judge_tn / nullif(judge_tn + judge_fp, 0)) / 2 "
+            "from debate_evals order by id desc").rows
+        rounds = self.engine.query(
+            "select run_id, round, 'round ' || round || ' (sampled)', (stats->>'first_n')::int, "
+            "(stats->>'solve_rate_first')::double, (stats->>'solve_rate_final')::double, "
+            "(stats->>'debate_gain')::double, (stats->>'right_to_wrong')::double, "
+            "(stats->>'wrong_to_right')::double, (stats->>'judge_balanced_accuracy')::double "
+            "from rounds where stats is not null order by run_id desc, round desc").rows
+        debates = [(*r[:4], *(_pct(v, i == 2) for i, v in enumerate(r[4:]))) for r in protocol + rounds]
+        self.app.call_from_thread(self._fill, ad, evs, debates)
 
-    def _fill(self, ad: list[tuple[object, ...]], evs: list[tuple[object, ...]]) -> None:
-        for table_id, rows in (("#adapters", ad), ("#evals", evs)):
+    def _fill(self, ad: list[tuple[object, ...]], evs: list[tuple[object, ...]], debates: list[tuple[object, ...]]) -> None:
+        for table_id, rows in (("#adapters", ad), ("#evals", evs), ("#debates", debates)):
             table = self.query_one(table_id, DataTable)
             table.clear()
             for r in rows:

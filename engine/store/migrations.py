@@ -221,7 +221,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         "m003_roles_and_debate_protocol",
         "Every role learns from the verifier, so a training example says which role it trains "
         "(solver, reviser, critic, judge) and where its target text came from; old examples were "
-        "solver answers. The debate is measured as a protocol on fixed sets (first answer, "
+        "solver answers. Wrong answers get hint-guided critiques and unsolved tasks rationales, "
+        "written with the verified result in view and trained without it. The debate is measured as a protocol on fixed sets (first answer, "
         "critique, revision, judge; the verifier only scores), with each task's trace kept.",
         """
         ALTER TABLE examples ADD COLUMN role TEXT;       -- solver | reviser | critic | judge
@@ -233,6 +234,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             WHEN source <> 'verified' THEN source
             WHEN coalesce((SELECT a.turn FROM attempts a WHERE a.id = examples.attempt_id), 0) > 0 THEN 'revision'
             ELSE 'first' END;
+        -- hint-guided work on what the round got wrong (STaR, CTRL): a critic shown the verified
+        -- result critiques a wrong answer and its solver revises with that critique; a solver shown
+        -- the verified result of a task nobody solved writes a rationale. Kept for training (without
+        -- the hint) only where the verifier passes the revision or the rationale.
+        CREATE SEQUENCE seq_hints START 1;
+        CREATE TABLE hints (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_hints'),
+            run_id BIGINT NOT NULL,
+            round INTEGER NOT NULL,
+            task_id BIGINT NOT NULL,
+            attempt_id BIGINT,               -- the wrong answer critiqued (NULL for a rationale)
+            kind TEXT NOT NULL,              -- critique | rationale
+            agent TEXT NOT NULL,             -- who wrote text
+            text TEXT NOT NULL,              -- the hint-guided critique or rationale
+            reviser TEXT,                    -- who revised with the critique
+            revision TEXT,
+            correct BOOLEAN NOT NULL,        -- the revision (critique) or the rationale passes the verifier
+            tokens INTEGER NOT NULL,
+            seconds DOUBLE NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
         CREATE SEQUENCE seq_debate_evals START 1;
         CREATE TABLE debate_evals (
             id BIGINT PRIMARY KEY DEFAULT nextval('seq_debate_evals'),

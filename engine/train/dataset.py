@@ -5,11 +5,13 @@ After each round, ``collect`` turns that round's answers, critiques and revision
 each in the exact context its role sees at inference (that agent's system prompt and the
 recipe's prompt template for the role):
 
-- solver: verified-right answers to the plain question (first answers and revisions alike);
+- solver: verified-right answers to the plain question (first answers and revisions alike), and
+  rationales for tasks nobody solved, written with the result in view, trained without it;
 - reviser: revisions verified right, given the answer and the critique they revised (fixes of
   wrong answers and keeps of right ones);
-- critic: critiques after which a wrong answer was revised into a right one; and as many
-  confirmations of right answers that the revision kept, written from the verifier's result;
+- critic: critiques after which a wrong answer was revised into a right one, in the debate or
+  written with the verified result in view (the hint phase; trained without the hint); and as
+  many confirmations of right answers that the revision kept, written from the verifier's result;
 - judge: the verdict the verifier gave the round's answers, as many right as wrong.
 
 Examples are deduplicated by role, task and text, at most ``max_per_task`` per role and task
@@ -131,7 +133,7 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
         if len(seen) >= cap:
             return False
         seen.add(k)
-        new.append(dict(role=role, task_id=a.task_id, attempt_id=a.id, source=source,
+        new.append(dict(role=role, task_id=a.task_id, attempt_id=a.id if a.id >= 0 else None, source=source,
                         messages=messages + [{"role": "assistant", "content": reply.strip()}]))
         return True
 
@@ -154,6 +156,25 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
     for prev, critic, critique in fixes:
         user = fill(p.critique, {"task": prev.prompt, "answer": prev.text})
         add("critic", prev, "critique", role_messages(recipe, _agent(recipe, critic, "critic"), user), critique)
+    # Hint-guided critiques whose revision the verifier passed, and rationales it passed: trained
+    # as replies to the prompts the roles see without the hint.
+    for kind, attempt_id, task_id, agent, text, reviser, revision in store.execute(
+        "select h.kind, h.attempt_id, h.task_id, h.agent, h.text, h.reviser, h.revision from hints h "
+        "join tasks t on t.id = h.task_id where h.run_id = ? and h.round = ? and h.correct "
+        "and coalesce(t.pool, 'train') = 'train' and not t.held_out order by h.id", [run_id, rnd]):
+        if kind == "rationale":
+            a = next((x for x in atts if x.task_id == task_id), None)
+            if a is not None:
+                add("solver", _Attempt(-1, task_id, agent, 0, 0, text, "", True, a.prompt, a.fingerprint), "rationale",
+                    solve_messages(recipe, a.prompt, _agent(recipe, agent, "solver")), text)
+            continue
+        wrong = next((x for x in atts if x.id == attempt_id), None)
+        if wrong is None:
+            continue
+        user = fill(p.critique, {"task": wrong.prompt, "answer": wrong.text})
+        add("critic", wrong, "hint", role_messages(recipe, _agent(recipe, agent, "critic"), user), text)
+        user = fill(p.revise, {"task": wrong.prompt, "answer": wrong.text, "critique": text})
+        add("reviser", wrong, "hint", role_messages(recipe, _agent(recipe, reviser, "solver"), user), revision or "")
     n_fix = sum(1 for e in new if e["role"] == "critic")
     for prev, critic in confirms:
         if sum(1 for e in new if e["role"] == "critic" and e["source"] == "verifier") >= n_fix:
