@@ -127,6 +127,12 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                     "accepted": stats.get("accepted"), "rejected": stats.get("rejected"),
                     "solve_rate_first": stats.get("solve_rate_first"), "solve_rate_final": stats.get("solve_rate_final"),
                     "judge_agreement": stats.get("judge_agreement"),
+                    "round_debate": {k: stats.get(k) for k in ("debate_gain", "right_to_wrong", "wrong_to_right",
+                                                               "judge_balanced_accuracy")},
+                    "hints": {k: stats.get(k) for k in ("hint_critiques", "hint_critiques_passed", "rationales",
+                                                        "rationales_passed")},
+                    "examples_by_role": dict(q("select coalesce(role, 'replay'), count(*) from examples where run_id = ? "
+                                               "group by all order by all", [run_id])),
                     "training": dict(zip(("examples", "backend", "seconds", "status", "error"), trained[0])) if trained else None,
                     "new_adapter": dict(zip(("id", "promoted", "decision", "export_cosine", "sha256"), new[0])) if new else None,
                     "adapter_in_use": cur_id, "test": m["test"], "dev": m["dev"], "debate": m["debate"],

@@ -322,6 +322,8 @@ class RoundRunner(LearningPhases):
             "count(*) filter (not verifier_correct and judge_correct is not false) "
             "from verdicts where run_id = ? and round = ?", [rid, r])[0]
         agree = q("select avg(agreement::int), count(*) from verdicts where run_id = ? and round = ?", [rid, r])[0]
+        hints = dict(((k, ok), n) for k, ok, n in q(
+            "select kind, correct, count(*) from hints where run_id = ? and round = ? group by all", [rid, r]))
         tokens, secs = q("select coalesce(sum(tokens), 0), coalesce(sum(seconds), 0) from attempts where run_id = ? and round = ?", [rid, r])[0]
         out = {
             "tasks": float(proposed), "accepted": float(accepted), "rejected": float(rejected),
@@ -335,6 +337,11 @@ class RoundRunner(LearningPhases):
             "wrong_to_right": wrong_right / (first_n - kept_right) if first_n - kept_right else float("nan"),
             "judge_balanced_accuracy": (jtp / (jtp + jfn) + jtn / (jtn + jfp)) / 2 if jtp + jfn and jtn + jfp
             else float("nan"),
+            # the hint phase: how many critiques led to a verified revision, how many rationales passed
+            "hint_critiques": float(hints.get(("critique", True), 0) + hints.get(("critique", False), 0)),
+            "hint_critiques_passed": float(hints.get(("critique", True), 0)),
+            "rationales": float(hints.get(("rationale", True), 0) + hints.get(("rationale", False), 0)),
+            "rationales_passed": float(hints.get(("rationale", True), 0)),
         }
         if self.gen_seconds:
             out["tokens_per_second"] = self.tokens / self.gen_seconds

@@ -53,6 +53,8 @@ def test_round_records_every_step(tiny_recipe: Path) -> None:
     solved = {t for t, _, ok in q("select task_id, text, correct from attempts where run_id = ?", [run_id]) if ok}
     assert sorted(t for k, t, *_ in hints if k == "rationale") == sorted({t for t, _, _ in finals} - solved)
     assert all(has_attempt == has_revision == (k == "critique") for k, _, has_attempt, has_revision, _ in hints)
+    st = json.loads(q("select stats from rounds where run_id = ?", [run_id])[0][0])
+    assert st["hint_critiques"] + st["rationales"] == len(hints)
     status, phase, stats = q("select status, phase, stats from rounds where run_id = ? and round = 0", [run_id])[0]
     assert (status, phase) == ("complete", "evaluate")
     assert '"solve_rate_first"' in stats and '"judge_agreement"' in stats
