@@ -27,6 +27,7 @@ TABLES = ["tasks", "attempts", "critiques", "verdicts", "hints", "examples", "ev
 def crash_recipe(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
     return small_recipe(tmp_path_factory.mktemp("crash"), tiny_model, **{
         'backend = "auto"': 'backend = "peft"', "steps = 30": "steps = 2", "dev = 6": "dev = 4",
+        "debate_turns = 1": "debate_turns = 1\nhints = true",  # every phase, the hint phase too
     })
 
 

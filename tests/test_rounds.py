@@ -10,6 +10,7 @@ import pytest
 
 from engine import events as ev
 from engine.api import Engine
+from tests.conftest import small_recipe
 
 
 def counts(eng: Engine, run_id: int) -> dict[str, int]:
@@ -19,7 +20,8 @@ def counts(eng: Engine, run_id: int) -> dict[str, int]:
     return out
 
 
-def test_round_records_every_step(tiny_recipe: Path) -> None:
+def test_round_records_every_step(tmp_path: Path, tiny_model: Path) -> None:
+    tiny_recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": "debate_turns = 1\nhints = true"})
     eng = Engine.open()
     seen: list[ev.Event] = []
     eng.subscribe(seen.append)
