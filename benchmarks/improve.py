@@ -69,6 +69,10 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
             def measure(adapter_id: int | None, adapter_path: str | None, rnd: int) -> dict[str, Any]:
                 if adapter_id in measured:
                     return measured[adapter_id]
+                def serve() -> None:
+                    if not rt.serves(adapter_path):
+                        rt.set_adapter(adapter_path).result()
+
                 out: dict[str, Any] = {"test": {}, "dev": {}, "debate": {}}
                 debates: list[DebateScore] = []
                 for (pool, lvl), tasks in sets.items():
@@ -76,8 +80,7 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                     sc = stored_score(eng.store, run_id, adapter_id, name)
                     texts = None
                     if sc is None:
-                        if not rt.serves(adapter_path):
-                            rt.set_adapter(adapter_path).result()
+                        serve()
                         sc, texts = score(rt, rec, tasks, seed=info.seed)
                         with eng.store.transaction():
                             record_score(eng.store, run_id, rnd, adapter_id, name, pool, sc, texts)
@@ -86,16 +89,14 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                     if pool == "test" and lvl != "facts":  # the debate as a protocol, on test sets only
                         deb = stored_debate(eng.store, run_id, adapter_id, name)
                         if deb is None:
-                            if not rt.serves(adapter_path):
-                                rt.set_adapter(adapter_path).result()
+                            serve()
                             deb = debate_score(rt, rec, tasks, texts)
                             with eng.store.transaction():
                                 record_debate(eng.store, run_id, rnd, adapter_id, name, pool, deb)
                         out["debate"][str(lvl)] = deb.summary()
                         debates.append(deb)
                 out["debate"]["all"] = sum(debates, DebateScore(0, 0, 0, 0, 0)).summary()  # every level pooled
-                if not rt.serves(adapter_path):
-                    rt.set_adapter(adapter_path).result()
+                serve()
                 out["control_answers"] = control_answers(rt, CONTROL_PROMPTS)
                 measured[adapter_id] = out
                 return out

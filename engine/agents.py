@@ -7,6 +7,7 @@ or code can never break formatting, and builds the chat messages and sampling se
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Mapping
 
@@ -18,6 +19,26 @@ from engine.runtime import Request, Sampling
 #: steps: a grammar is checked against the whole vocabulary at every step it is active.
 JUDGE_PREFIX = '{"correct": '
 JUDGE_GRAMMAR = r'''root ::= ("true" | "false") "}"'''
+
+
+def parse_judgement(text: str) -> bool | None:
+    """The judge's boolean, or None if its output is unusable (cut off by max_tokens).
+
+    >>> parse_judgement('{"correct": true, "reason": "fine"}')
+    True
+    >>> parse_judgement('{"correct": fal') is None
+    True
+    """
+    try:
+        value = json.loads(text).get("correct")
+    except (ValueError, AttributeError):
+        head = text.lstrip()[:20]
+        if head.startswith('{"correct": true'):
+            return True
+        if head.startswith('{"correct": false'):
+            return False
+        return None
+    return value if isinstance(value, bool) else None
 
 
 def fill(template: str, values: Mapping[str, object]) -> str:

@@ -17,10 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.agents import JUDGE_GRAMMAR, JUDGE_PREFIX, fill, request
+from engine.agents import JUDGE_GRAMMAR, JUDGE_PREFIX, fill, parse_judgement, request
 from engine.recipes import AgentSpec, Recipe
 from engine.roundbase import TaskRow
-from engine.rounds import parse_judgement
 from engine.runtime import Runtime
 from engine.store import Store
 from engine.tasks import get_domain

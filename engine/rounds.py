@@ -15,7 +15,7 @@ import random
 import time
 from typing import Any
 
-from engine.agents import JUDGE_GRAMMAR, JUDGE_PREFIX, fill, request, seed_for
+from engine.agents import JUDGE_GRAMMAR, JUDGE_PREFIX, fill, parse_judgement, request, seed_for
 from engine.events import (
     AnswerGiven,
     CritiqueMade,
@@ -32,6 +32,7 @@ from engine.runtime import Result
 from engine.tasks import Task
 from engine.learning import LearningPhases
 from engine.pools import duplicate_reason, known_keys, pool_of
+from engine.protocol import DebateScore
 from engine.roundbase import TASK_COLUMNS, PhaseRunner, Stopped, TaskRow, task_from_row, tokens_used
 
 __all__ = ["PHASES", "TASK_COLUMNS", "PhaseRunner", "RoundRunner", "Stopped", "TaskRow", "next_difficulty",
@@ -308,19 +309,22 @@ class RoundRunner(LearningPhases):
         final = q(
             "select avg(correct::int) from attempts a where run_id = ? and round = ? and turn = (select max(turn) "
             "from attempts b where b.run_id = a.run_id and b.round = a.round)", [rid, r])[0][0]
-        # Each answer's first and last turn, for the debate's flips.
+        # Each answer's first and last turn, and the judge per class: the round's own debate scored
+        # the way the debate protocol is (engine.protocol), from the verifier's outcomes.
         first_n, kept_right, right_wrong, wrong_right = q(
             "select count(*), count(*) filter (f.correct), count(*) filter (f.correct and not l.correct), "
             "count(*) filter (not f.correct and l.correct) from attempts f join attempts l on l.run_id = f.run_id "
             "and l.round = f.round and l.task_id = f.task_id and l.agent = f.agent and l.sample = f.sample "
             "and l.turn = (select max(turn) from attempts b where b.run_id = f.run_id and b.round = f.round) "
             "where f.run_id = ? and f.round = ? and f.turn = 0", [rid, r])[0]
-        jtp, jfn, jtn, jfp = q(
+        jtp, jtn, jfp, jfn = q(
             "select count(*) filter (verifier_correct and judge_correct is true), "
-            "count(*) filter (verifier_correct and judge_correct is not true), "
             "count(*) filter (not verifier_correct and judge_correct is false), "
-            "count(*) filter (not verifier_correct and judge_correct is not false) "
+            "count(*) filter (not verifier_correct and judge_correct is not false), "
+            "count(*) filter (verifier_correct and judge_correct is not true) "
             "from verdicts where run_id = ? and round = ?", [rid, r])[0]
+        debate = DebateScore(first_n, kept_right, kept_right - right_wrong + wrong_right, right_wrong, wrong_right,
+                             jtp, jtn, jfp, jfn)
         agree = q("select avg(agreement::int), count(*) from verdicts where run_id = ? and round = ?", [rid, r])[0]
         hints = dict(((k, ok), n) for k, ok, n in q(
             "select kind, correct, count(*) from hints where run_id = ? and round = ? group by all", [rid, r]))
@@ -333,10 +337,9 @@ class RoundRunner(LearningPhases):
             # the round's own (sampled) debate, scored by the verifier afterwards
             "first_n": float(first_n),
             "debate_gain": float((final or 0.0) - (first or 0.0)),
-            "right_to_wrong": right_wrong / kept_right if kept_right else float("nan"),
-            "wrong_to_right": wrong_right / (first_n - kept_right) if first_n - kept_right else float("nan"),
-            "judge_balanced_accuracy": (jtp / (jtp + jfn) + jtn / (jtn + jfp)) / 2 if jtp + jfn and jtn + jfp
-            else float("nan"),
+            **{k: float("nan") if v is None else v for k, v in (
+                ("right_to_wrong", debate.right_to_wrong_rate), ("wrong_to_right", debate.wrong_to_right_rate),
+                ("judge_balanced_accuracy", debate.judge_balanced_accuracy))},
             # the hint phase: how many critiques led to a verified revision, how many rationales passed
             "hint_critiques": float(hints.get(("critique", True), 0) + hints.get(("critique", False), 0)),
             "hint_critiques_passed": float(hints.get(("critique", True), 0)),
@@ -346,26 +349,6 @@ class RoundRunner(LearningPhases):
         if self.gen_seconds:
             out["tokens_per_second"] = self.tokens / self.gen_seconds
         return out
-
-
-def parse_judgement(text: str) -> bool | None:
-    """The judge's boolean, or None if its output is unusable (cut off by max_tokens).
-
-    >>> parse_judgement('{"correct": true, "reason": "fine"}')
-    True
-    >>> parse_judgement('{"correct": fal') is None
-    True
-    """
-    try:
-        value = json.loads(text).get("correct")
-    except (ValueError, AttributeError):
-        head = text.lstrip()[:20]
-        if head.startswith('{"correct": true'):
-            return True
-        if head.startswith('{"correct": false'):
-            return False
-        return None
-    return value if isinstance(value, bool) else None
 
 
 def next_difficulty(pass_rate: float, difficulty: int, low: float, high: float, top: int) -> int:

@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
 from engine import events as ev
 from engine.api import Engine
+from engine.protocol import DebateScore
 
 
 def _pct(v: object, signed: bool = False) -> str:
@@ -78,12 +79,14 @@ class TrainingScreen(Screen[None]):
             "printf('[%.2f, %.2f]', ci_low, ci_high) from evals order by id desc").rows
         # The debate's worth: the debate protocol on test sets (swarm eval --debate, the improve
         # benchmark) and each round's own sampled debate, both scored by the verifier afterwards.
-        protocol = self.engine.query(
-            "select run_id, round, eval_set || ' ' || coalesce('#' || adapter_id::text, 'base'), n, "
-            "first_correct / n, final_correct / n, (final_correct - first_correct) / n, "
-            "right_to_wrong / nullif(first_correct, 0), wrong_to_right / nullif(n - first_correct, 0), "
-            "(judge_tp / nullif(judge_tp + judge_fn, 0) + judge_tn / nullif(judge_tn + judge_fp, 0)) / 2 "
-            "from debate_evals order by id desc").rows
+        protocol = []
+        for run_id, rnd, name, *counts in self.engine.query(
+                "select run_id, round, eval_set || ' ' || coalesce('#' || adapter_id::text, 'base'), n, first_correct, "
+                "final_correct, right_to_wrong, wrong_to_right, judge_tp, judge_tn, judge_fp, judge_fn "
+                "from debate_evals order by id desc").rows:
+            d = DebateScore(*(int(c) for c in counts))  # type: ignore[arg-type]
+            protocol.append((run_id, rnd, name, d.n, d.first_accuracy, d.final_accuracy, d.gain, d.right_to_wrong_rate,
+                             d.wrong_to_right_rate, d.judge_balanced_accuracy))
         rounds = self.engine.query(
             "select run_id, round, 'round ' || round || ' (sampled)', (stats->>'first_n')::int, "
             "(stats->>'solve_rate_first')::double, (stats->>'solve_rate_final')::double, "

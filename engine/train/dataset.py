@@ -176,8 +176,9 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
         user = fill(p.revise, {"task": wrong.prompt, "answer": wrong.text, "critique": text})
         add("reviser", wrong, "hint", role_messages(recipe, _agent(recipe, reviser, "solver"), user), revision or "")
     n_fix = sum(1 for e in new if e["role"] == "critic")
+    before = len(new)
     for prev, critic in confirms:
-        if sum(1 for e in new if e["role"] == "critic" and e["source"] == "verifier") >= n_fix:
+        if len(new) - before >= n_fix:  # no more new confirmations than fixes
             break
         user = fill(p.critique, {"task": prev.prompt, "answer": prev.text})
         add("critic", prev, "verifier", role_messages(recipe, _agent(recipe, critic, "critic"), user),
