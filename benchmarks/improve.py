@@ -30,7 +30,7 @@ from typing import Any
 
 from benchmarks.common import recipe_variant, shared_cache_env, table, versions, write_results
 
-LEVELS = (1, 2, 3)
+LEVELS = (1, 2, 3, 9)  # 9: the mixed set (+, -, x; 3 terms; 2 digits)
 QUICK = {"task": {"generated": 12, "proposed": 2}, "eval": {"dev": 30, "test": 30}, "train": {"steps": 12}}
 N_SEEDS = 3
 
@@ -113,7 +113,9 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                 played = time.perf_counter() - t0
                 if status != "finished":
                     raise RuntimeError(f"seed {seed} round {r} ended {status}")
-                difficulty, stats = q("select difficulty, stats from rounds where run_id = ? and round = ?", [run_id, r])[0]
+                difficulty, stats, mix, why, dev_score = q(
+                    "select difficulty, stats, mix, curriculum, dev_score from rounds where run_id = ? and round = ?",
+                    [run_id, r])[0]
                 stats = json.loads(stats) if isinstance(stats, str) else (stats or {})
                 trained = q("select n_examples, backend, seconds, status, error from training_runs "
                             "where run_id = ? and round = ? order by id desc limit 1", [run_id, r])
@@ -124,6 +126,7 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                 m = measure(cur_id, cur_path, r)
                 per_round.append({
                     "round": r, "difficulty": int(difficulty), "seconds": played,
+                    "curriculum": {"mix": json.loads(mix) if mix else None, "reason": why, "dev_score": dev_score},
                     "elapsed_minutes": (time.perf_counter() - loop_start) / 60, "phases": dict(phases),
                     "accepted": stats.get("accepted"), "rejected": stats.get("rejected"),
                     "solve_rate_first": stats.get("solve_rate_first"), "solve_rate_final": stats.get("solve_rate_final"),
@@ -147,11 +150,20 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
             return {"seed": seed, "run_id": run_id, "level_names": {str(lvl): domain.level_name(lvl) for lvl in levels},
                     "base": {"test": base["test"], "dev": base["dev"], "debate": base["debate"], "seconds": base_seconds,
                              "control_answers": base["control_answers"]},
-                    "per_round": per_round,
+                    "per_round": per_round, "level_ups": level_ups([pr["difficulty"] for pr in per_round]),
                     "final_control_answers": measured[per_round[-1]["adapter_in_use"]]["control_answers"] if per_round else None,
                     "minutes": (time.perf_counter() - loop_start) / 60}
         finally:
             eng.close()
+
+
+def level_ups(levels: list[int]) -> int:
+    """How many rounds played a higher main level than the round before.
+
+    >>> level_ups([2, 2, 3, 3, 2, 3, 4])
+    3
+    """
+    return sum(b > a for a, b in zip(levels, levels[1:]))
 
 
 def _pct(v: float | None) -> str:
@@ -225,7 +237,9 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
     try:
         with tempfile.TemporaryDirectory() as d:
             path = recipe_variant(recipe, Path(d), shrink)
-            base_seed = load_recipe(str(path))[0].seed
+            rec = load_recipe(str(path))[0]
+            base_seed = rec.seed
+            levels = tuple(lvl for lvl in levels if lvl <= rec.task.max_difficulty)  # python: no level 9
             seeds = seeds or [base_seed + i for i in range(N_SEEDS)]
             per_seed = []
             for seed in seeds:
@@ -286,6 +300,9 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
                 [[span(debate["first_final"], ".1%"), span(debate["final_final"], ".1%"), span(debate["gain_final"], "+.1%"),
                   span(debate["right_to_wrong_final"], ".1%"), span(debate["wrong_to_right_final"], ".1%"),
                   span(debate["judge_balanced_accuracy_final"], ".1%")]]))
+    for seed_run in per_seed:
+        print(f"seed {seed_run['seed']}: levels " + " ".join(str(pr["difficulty"]) for pr in seed_run["per_round"])
+              + f" ({seed_run['level_ups']} level-up(s))")
 
     start = per_seed[0]["per_round"][0]["difficulty"] if per_seed[0]["per_round"] else levels[0]
     start = start if start in levels else levels[0]
@@ -300,6 +317,7 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
     data = {"quick": quick, "rounds": n_rounds, "recipe": recipe, "overrides": shrink, "levels": list(levels),
             "seeds": seeds, "minutes": minutes, "ratio_set": start_key, "test": summary["test"], "dev": summary["dev"],
             "control": summary["control"], "control_dev": summary["control_dev"], "debate": debate,
+            "level_ups": spread([float(s["level_ups"]) for s in per_seed]),
             "per_seed": per_seed, "ratios": ratios,
             "versions": versions("llama-cpp-python", "torch", "unsloth", "peft", "transformers")}
     if write:

@@ -95,13 +95,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     eng = Engine.open(args.home)
     try:
-        run_id = args.run
+        run_id = args.run if args.run is not None else eng.latest_run()
         if run_id is None:
-            row = eng.store.execute("select max(id) from runs")
-            if not row or row[0][0] is None:
-                print("swarm: no runs yet; start one with: swarm run", file=sys.stderr)
-                return 1
-            run_id = int(row[0][0])
+            print("swarm: no runs yet; start one with: swarm run", file=sys.stderr)
+            return 1
         adapter = args.adapter if args.adapter in ("in-use", "base") else int(args.adapter)
         scores = eng.evaluate(run_id, adapter, levels=args.level or None, sets=args.set or None, debate=args.debate)
     finally:
@@ -126,6 +123,47 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             print("debate: the first answer critiqued, revised and judged, greedy; the verifier only scores it "
                   "(gain in accuracy, flips as shares of right / wrong first answers, judge balanced accuracy)")
     print(render(head, rows, args.format))
+    return 0
+
+
+def _cmd_skills(args: argparse.Namespace) -> int:
+    from console.render import render
+    from engine.api import Engine
+
+    eng = Engine.open(args.home)
+    try:
+        run_id = args.run if args.run is not None else eng.latest_run()
+        if run_id is None:
+            print("swarm: no runs yet; start one with: swarm run", file=sys.stderr)
+            return 1
+        plans, skills = eng.curriculum(run_id), eng.skills(run_id)
+    finally:
+        eng.close()
+
+    if args.format == "json":
+        import dataclasses
+        import json
+
+        print(json.dumps({"run": run_id, "curriculum": [dict(zip(("round", "level", "mix", "why", "dev_score"), p))
+                                                        for p in plans],
+                          "skills": [dataclasses.asdict(k) for k in skills]}, indent=1))
+        return 0
+
+    def pct(v: float | None, signed: bool = False) -> str | None:
+        return None if v is None else (f"{100 * v:+.0f}" if signed else f"{100 * v:.0f}%")
+
+    table = args.format == "table"
+    if table:
+        print(f"run {run_id}: the curriculum, round by round")
+    print(render(["round", "level", "mix", "dev after", "why"],
+                 [[r, lvl, " ".join(f"L{k}:{v}" for k, v in mix.items()), pct(dev), why] for r, lvl, mix, why, dev in plans],
+                 args.format))
+    if table:
+        print("\nskills, weakest first: dev = the adapter in use on the dev sets after the latest gate; "
+              "round = the latest round's first answers; change in points since the round before")
+    print(render(["skill", "what", "dev", "change", "n", "round", "change", "n"],
+                 [[k.skill, k.words, pct(k.dev), pct(k.dev_change, True), k.dev_n, pct(k.round),
+                   pct(k.round_change, True), k.round_n] for k in skills], args.format))
     return 0
 
 
@@ -276,6 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also play the debate on each set (critique, revision, judge) and score what it changed")
     ev.add_argument("--format", choices=["table", "csv", "json"], default="table")
     ev.set_defaults(func=_cmd_eval)
+
+    sk = sub.add_parser("skills", help="a run's curriculum per round and its skills, weakest first")
+    sk.add_argument("run", nargs="?", type=int, help="run id (default: the latest run)")
+    sk.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                    help="csv prints the two tables one after the other; json one object")
+    sk.set_defaults(func=_cmd_skills)
 
     sb = sub.add_parser("sandbox", help="run code in the sandbox")
     sbsub = sb.add_subparsers(title="sandbox commands", metavar="ACTION", required=True)

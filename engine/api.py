@@ -15,11 +15,14 @@ re-raises.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.curriculum import Plan, SkillRow, level_mix, skill_report
+from engine.curriculum import plan as plan_round
 from engine.errors import EngineError, StoreError
 from engine.evaluate import Score, record_score, score
 from engine.events import Event, EventBus, RunFailed, RunFinished, RunStarted, Subscriber
@@ -28,7 +31,7 @@ from engine.protocol import DebateScore, debate_score, record_debate
 from engine.pools import ensure_pools, report_sets, set_name
 from engine.paths import home_dir, store_path
 from engine.recipes import Recipe, load_recipe, parse_recipe
-from engine.rounds import RoundRunner, Stopped, next_difficulty
+from engine.rounds import RoundRunner, Stopped
 from engine.runtime import Runtime
 from engine.store import QueryResult, Store
 from engine.tasks import get_domain
@@ -152,6 +155,23 @@ class Engine:
         return RunInfo(run_id, parse_recipe(toml, f"{path} (saved with run {run_id})"), int(planned), status, int(seed),
                        bool(flags.get("train", True)))
 
+    def skills(self, run_id: int) -> list[SkillRow]:
+        """Each skill's latest pass rates in a run (dev sets and the round's first answers) and how
+        they moved since the round before, weakest first."""
+        row = self.store.execute("select any_value(domain) from tasks where run_id = ? and round is not null", [run_id])
+        name = row[0][0] if row and row[0][0] else self.run_info(run_id).recipe.task.domain
+        return skill_report(self.store, run_id, get_domain(name))
+
+    def curriculum(self, run_id: int) -> list[tuple[int, int, dict[str, int], str, float | None]]:
+        """Per round: (round, main level, generated tasks per level, why, dev score after it)."""
+        rows = self.store.execute("select round, difficulty, mix, curriculum, dev_score from rounds where run_id = ? "
+                                  "order by round", [run_id])
+        return [(int(r), int(lvl), json.loads(mix) if mix else {}, why or "", dev) for r, lvl, mix, why, dev in rows]
+
+    def latest_run(self) -> int | None:
+        row = self.store.execute("select max(id) from runs")
+        return int(row[0][0]) if row and row[0][0] is not None else None
+
     def latest_unfinished(self, recipe_name: str | None = None) -> int | None:
         sql, params = "select max(id) from runs where status <> 'finished'", []
         if recipe_name is not None:
@@ -273,8 +293,7 @@ class Engine:
                 if done >= info.rounds_planned:
                     break
                 rnd = int(done)
-                difficulty = self._difficulty(run_id, rnd, info.recipe)
-                runner.play(rnd, difficulty)
+                runner.play(rnd, self._plan(run_id, rnd, info.recipe))
             self._set_status(run_id, "finished")
             self.emit(RunFinished(run_id, "finished"))
             return "finished"
@@ -291,35 +310,16 @@ class Engine:
             self.emit(RunFailed(run_id, f"{type(e).__name__}: {e}"))
             raise
 
-    def _difficulty(self, run_id: int, rnd: int, rec: Recipe) -> int:
-        """Round 0 starts at the recipe's level; later rounds follow the latest measured pass rate.
-
-        The pass rate is the dev-set accuracy, at the last round's level, of the adapter now in
-        use when the gate measured one (it reflects training that happened after that round's
-        answers); otherwise the last round's first-answer solve rate. Test sets are never read.
-        """
-        row = self.store.execute("select difficulty from rounds where run_id = ? and round = ?", [run_id, rnd])
+    def _plan(self, run_id: int, rnd: int, rec: Recipe) -> Plan:
+        """A round already begun keeps its level and mix; a new one is planned by the curriculum
+        (engine.curriculum) from the dev scores of earlier rounds. Test sets are never read."""
+        row = self.store.execute("select difficulty, mix, curriculum from rounds where run_id = ? and round = ?",
+                                 [run_id, rnd])
         if row:
-            return int(row[0][0])
-        if rnd == 0:
-            return rec.task.difficulty
-        prev = self.store.execute(
-            "select difficulty, (stats->>'solve_rate_first')::double from rounds where run_id = ? and round = ?",
-            [run_id, rnd - 1])
-        if not prev:
-            return rec.task.difficulty
-        level, rate = int(prev[0][0]), float(prev[0][1] or 0.0)
-        held = self.store.execute(
-            """
-            select e.accuracy from evals e
-            where e.run_id = ? and e.eval_set = ? and e.adapter_id is not distinct from
-                  (select max(id) from adapters where run_id = ? and promoted)
-            order by e.id desc limit 1
-            """, [run_id, set_name("dev", level), run_id])
-        if held:
-            rate = float(held[0][0])
-        t = rec.task
-        return next_difficulty(rate, level, t.target_low, t.target_high, t.max_difficulty)
+            level, mix, why = int(row[0][0]), row[0][1], row[0][2]
+            return Plan(level, {int(k): int(v) for k, v in json.loads(mix).items()} if mix else
+                        level_mix(level, rec.task.generated, rec.task), why or "")
+        return plan_round(self.store, run_id, rnd, rec)
 
 
 __all__ = ["Engine", "EngineError", "RunInfo", "SetScore"]

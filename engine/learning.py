@@ -16,7 +16,8 @@ from engine.errors import TrainingError
 from engine.evaluate import Score, gate, record_score, score, stored_score
 from engine.events import AdapterExported, AdapterPromoted, EvalScored, TrainingProgress
 from engine.faults import checkpoint
-from engine.pools import dev_sets, fact_set
+from engine.curriculum import dev_skill_counts, write_skill_scores
+from engine.pools import dev_sets, fact_set, set_name
 from engine.tasks.facts import SET_NAMES as FACT_SETS
 from engine.roundbase import TASK_COLUMNS, PhaseRunner, Stopped, task_from_row
 
@@ -157,9 +158,16 @@ class LearningPhases(PhaseRunner):
         keep_path = new_path if keep else cur_path
         if not self.rt.serves(keep_path):
             self.rt.set_adapter(keep_path).result()
+        # What the curriculum reads next: the adapter in use, per skill and at the round's level.
+        in_use, in_use_out = (new_id, new_out) if keep else (cur_id, cur_out if cur_id is not None else refs["base"])
+        level_ids = [tr.id for tr in sets.get(set_name("dev", min(difficulty, self.recipe.task.max_difficulty)), [])]
+        dev_score = sum(in_use_out.get(i, False) for i in level_ids) / len(level_ids) if level_ids else None
         with self.store.transaction():
             for adapter_id, name, sc, texts in pending:
                 record_score(self.store, self.run_id, rnd, adapter_id, name, "dev", sc, texts)
+            write_skill_scores(self.store, self.run_id, rnd, "dev", in_use, dev_skill_counts(self.store, in_use_out))
+            self.store.execute("update rounds set dev_score = ? where run_id = ? and round = ?",
+                               [dev_score, self.run_id, rnd])
             self.store.execute("update adapters set promoted = ?, decision = ?, gate = ? where id = ?",
                                [keep, reason, json.dumps(numbers), new_id])
             self._mark(rnd, "evaluate")

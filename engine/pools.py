@@ -26,7 +26,7 @@ from engine.agents import seed_for
 from engine.recipes import Recipe
 from engine.roundbase import TASK_COLUMNS, TaskRow, task_from_row
 from engine.store import Store
-from engine.tasks import Task, get_domain
+from engine.tasks import Task, get_domain, task_skills
 from engine.tasks.facts import SET_NAMES as FACT_SETS
 from engine.tasks.facts import fact_tasks
 
@@ -36,14 +36,7 @@ POOLS = ("train", "dev", "test")
 SHARES = {"train": 0.6, "dev": 0.2, "test": 0.2}
 
 
-def pool_of(key: str, seed: int) -> str:
-    """The pool a canonical form belongs to in a run with this seed.
-
-    >>> sorted({pool_of(str(i), 7) for i in range(100)})
-    ['dev', 'test', 'train']
-    >>> pool_of("+(19,72)", 7) == pool_of("+(19,72)", 7)
-    True
-    """
+def _hash_pool(key: str, seed: int) -> str:
     h = int.from_bytes(hashlib.sha256(f"{seed}|{key}".encode()).digest()[:8], "big") / 2**64
     edge = 0.0
     for name in POOLS:
@@ -51,6 +44,39 @@ def pool_of(key: str, seed: int) -> str:
         if h < edge:
             return name
     return POOLS[-1]
+
+
+def family_of(key: str) -> str | None:
+    """The family a canonical form belongs to, where its domain has families (python:
+    ``py:ENTRY_POINT:HASH`` -> ``py:ENTRY_POINT``).
+
+    >>> family_of("py:dedupe:0123abcd"), family_of("+(19,72)")
+    ('py:dedupe', None)
+    """
+    parts = key.split(":")
+    return ":".join(parts[:2]) if len(parts) == 3 and parts[0] == "py" else None
+
+
+def pool_of(key: str, seed: int) -> str:
+    """The pool a canonical form belongs to in a run with this seed. Where tasks come in families
+    (python), whole families are held out first: a family's own draw puts it in dev or test with
+    all its tasks, or in train, where each task is then drawn on its own. So test sets hold
+    families never trained on as well as new constants of trained families.
+
+    >>> sorted({pool_of(str(i), 7) for i in range(100)})
+    ['dev', 'test', 'train']
+    >>> pool_of("+(19,72)", 7) == pool_of("+(19,72)", 7)
+    True
+    >>> held = [f for f in (f"py:f{i}" for i in range(40)) if _hash_pool(f, 7) == "test"]
+    >>> all(pool_of(f"{held[0]}:{n:08x}", 7) == "test" for n in range(50))
+    True
+    """
+    family = family_of(key)
+    if family is not None:
+        group = _hash_pool(family, seed)
+        if group != "train":
+            return group
+    return _hash_pool(key, seed)
 
 
 def set_name(pool: str, level: int) -> str:
@@ -122,7 +148,7 @@ def ensure_pools(store: Store, run_id: int, recipe: Recipe, seed: int) -> int:
             store.insert("tasks", [dict(
                 id=i, run_id=run_id, round=None, source="generated", task_set=name, domain=t.domain,
                 difficulty=level, prompt=t.prompt, reference=t.reference, payload=t.payload, fingerprint=t.fingerprint,
-                held_out=True, rejected_reason=None, pool=pool, behaviour=t.behaviour,
+                held_out=True, rejected_reason=None, pool=pool, behaviour=t.behaviour, skills=task_skills(t),
             ) for i, t in zip(ids, rows)])
             written += len(rows)
     for pool, name in FACT_SETS.items():  # general facts, to see forgetting (engine.tasks.facts)
@@ -133,7 +159,7 @@ def ensure_pools(store: Store, run_id: int, recipe: Recipe, seed: int) -> int:
         store.insert("tasks", [dict(
             id=i, run_id=run_id, round=None, source="builtin", task_set=name, domain=t.domain, difficulty=0,
             prompt=t.prompt, reference=t.reference, payload=t.payload, fingerprint=t.fingerprint, held_out=True,
-            rejected_reason=None, pool=pool, behaviour=None,
+            rejected_reason=None, pool=pool, behaviour=None, skills=None,
         ) for i, t in zip(ids, facts)])
         written += len(facts)
     return written

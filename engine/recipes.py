@@ -54,8 +54,14 @@ class TaskSpec(_Strict):
     max_difficulty: int = Field(6, ge=1, le=10, description="Difficulty never rises above this.")
     generated: int = Field(16, ge=0, le=10000, description="Generator tasks per round.")
     proposed: int = Field(4, ge=0, le=1000, description="Proposer-written tasks per round.")
-    target_low: float = Field(0.2, ge=0.0, le=1.0, description="Below this pass rate the next round is easier.")
-    target_high: float = Field(0.8, ge=0.0, le=1.0, description="Above this pass rate the next round is harder.")
+    target_low: float = Field(0.2, ge=0.0, le=1.0, description="Two rounds under this dev score: a level down.")
+    target_high: float = Field(0.8, ge=0.0, le=1.0, description="Above this dev score: a level up.")
+    next_share: float = Field(0.25, ge=0.0, le=0.9, description="Share of generated tasks drawn from the next level.")
+    stall_rounds: int = Field(2, ge=1, le=100, description="A level up when the dev score has not risen for this "
+                              "many rounds.")
+    min_rise: float = Field(0.02, ge=0.0, le=1.0, description="A rise smaller than this counts as no rise.")
+    focus_weak: bool = Field(True, description="Generated tasks lean toward the skills the swarm gets wrong; "
+                             "false draws them uniformly.")
 
     @model_validator(mode="after")
     def _edges(self) -> TaskSpec:
@@ -82,7 +88,9 @@ class RoundSpec(_Strict):
 
 
 class PromptSpec(_Strict):
-    propose: str = Field(min_length=1, description="Proposer's request; {examples}, {difficulty}.")
+    propose: str = Field(min_length=1, description="Proposer's request; {examples} (tasks leaning "
+                         "toward weak skills), {difficulty}, {weak_skills} (the weakest skills in words), {failed} "
+                         "(tasks the last round got wrong).")
     solve: str = Field(min_length=1, description="Solver's first turn; {task}.")
     critique: str = Field(min_length=1, description="Critic's request; {task}, {answer}.")
     revise: str = Field(min_length=1, description="Solver's revision; {task}, {answer}, {critique}.")

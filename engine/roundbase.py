@@ -74,6 +74,7 @@ class PhaseRunner:
         self.workdir = workdir
         self.home = home
         self.single_phase = False  # stop after the next phase (the console's "step")
+        self.mix: dict[int, int] = {}  # level -> generated tasks this round draws (engine.curriculum)
         self.phase = ""
         self.marking = True  # False when training on demand outside the round's phases
         self.round_tokens = 0

@@ -26,10 +26,13 @@ from engine.events import (
     TaskProposed,
     VerdictReached,
 )
+from engine.curriculum import (
+    OVERDRAW, Plan, pick_weak, round_skill_counts, skill_rates, weak_skills, write_skill_scores,
+)
 from engine.faults import checkpoint
 from engine.recipes import AgentSpec
 from engine.runtime import Result
-from engine.tasks import Task
+from engine.tasks import Task, task_skills
 from engine.learning import LearningPhases
 from engine.pools import duplicate_reason, known_keys, pool_of
 from engine.protocol import DebateScore
@@ -47,14 +50,17 @@ class RoundRunner(LearningPhases):
 
     # -- the round ---------------------------------------------------------------------------------
 
-    def play(self, rnd: int, difficulty: int) -> dict[str, float]:
+    def play(self, rnd: int, plan: Plan) -> dict[str, float]:
+        """Play round ``rnd`` from its first unwritten phase; a new round is written with ``plan``."""
         row = self.store.execute("select phase, difficulty from rounds where run_id = ? and round = ?", [self.run_id, rnd])
         if not row:
             self.store.insert("rounds", [dict(run_id=self.run_id, round=rnd, status="running", phase=None,
-                                              difficulty=difficulty, adapter_id=self.current_adapter()[0])])
+                                              difficulty=plan.level, adapter_id=self.current_adapter()[0],
+                                              mix={str(k): v for k, v in plan.mix.items()}, curriculum=plan.reason)])
             done = None
         else:
-            done, difficulty = row[0][0], int(row[0][1])
+            done = row[0][0]
+        difficulty, self.mix = plan.level, plan.mix
         self.round_tokens = tokens_used(self.store, self.run_id, rnd)
         self.budget_capped = False
         self.bus.emit(RoundStarted(self.run_id, rnd, difficulty))
@@ -81,18 +87,34 @@ class RoundRunner(LearningPhases):
     def _propose(self, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
         spec = self.recipe.task
         known = known_keys(self.store, self.run_id, self.domain.name)
-        rng = random.Random(seed_for(self.seed, rnd, "generate"))
-        # Generated tasks are drawn from the train pool's share of all tasks, new to the run.
-        generated = self.domain.generate(rng, difficulty, spec.generated,
+        rates = skill_rates(self.store, self.run_id, rnd) if spec.focus_weak else {}
+        candidates: list[tuple[str, Task | str, str]] = []
+        # Generated tasks: the plan's mix of levels, drawn from the train pool's share of all tasks,
+        # new to the run, leaning toward weak skills (engine.curriculum).
+        for level, n in sorted((self.mix or {difficulty: spec.generated}).items()):
+            rng = random.Random(seed_for(self.seed, rnd, "generate", level))
+            draw = n * OVERDRAW if rates else n
+            drawn = self.domain.generate(rng, level, draw,
                                          accept=lambda k: pool_of(k, self.seed) == "train" and k not in known)
-        candidates: list[tuple[str, Task | str, str]] = [("generated", t, "") for t in generated]
+            picked = pick_weak(random.Random(seed_for(self.seed, rnd, "pick", level)), drawn, n, rates) if rates else drawn
+            candidates += [("generated", t, "") for t in picked]
         proposers = self._agents("proposer")
         if proposers and spec.proposed:
-            examples_pool = self.domain.generate(random.Random(seed_for(self.seed, rnd, "examples")), difficulty, 3)
+            examples_pool = self.domain.generate(random.Random(seed_for(self.seed, rnd, "examples")), difficulty,
+                                                 3 * OVERDRAW if rates else 3)
+            if rates:
+                examples_pool = pick_weak(random.Random(seed_for(self.seed, rnd, "examples-pick")), examples_pool, 3, rates)
             examples = "\n".join(t.payload.get("expression", t.payload.get("spec", t.prompt)) for t in examples_pool)
+            weak = weak_skills(rates, self.domain)
+            failed = [r[0] for r in self.store.execute(
+                "select t.prompt from tasks t join attempts a on a.task_id = t.id where t.run_id = ? and t.round = ? "
+                "and a.turn = 0 group by t.id, t.prompt having not bool_or(a.correct) order by t.id limit 3",
+                [self.run_id, rnd - 1])]
+            values = {"examples": examples, "difficulty": difficulty,
+                      "weak_skills": ", ".join(f"{w} ({r:.0%} right)" for w, r in weak) or "none known yet",
+                      "failed": "\n".join(failed) or "none"}
             reqs = [
-                request(proposers[i % len(proposers)],
-                        fill(self.recipe.prompts.propose, {"examples": examples, "difficulty": difficulty}),
+                request(proposers[i % len(proposers)], fill(self.recipe.prompts.propose, values),
                         seed_for(self.seed, rnd, "propose", i))
                 for i in range(spec.proposed)
             ]
@@ -118,6 +140,7 @@ class RoundRunner(LearningPhases):
                 difficulty=task.difficulty if task else difficulty, prompt=prompt,
                 reference=task.reference if task else None, payload=payload, fingerprint=fp,
                 held_out=False, rejected_reason=reason, pool="train", behaviour=task.behaviour if task else None,
+                skills=task_skills(task) if task else None,
             ))
         with self.store.transaction():
             self.store.insert("tasks", rows)
@@ -295,6 +318,8 @@ class RoundRunner(LearningPhases):
         stats.update({f"seconds_{k}": round(v, 3) for k, v in timings.items()})
         stats["budget_capped"] = float(self.budget_capped)
         with self.store.transaction():
+            write_skill_scores(self.store, self.run_id, rnd, "round", self.current_adapter()[0],
+                               round_skill_counts(self.store, self.run_id, rnd))
             self.store.execute(
                 "update rounds set phase = 'verify', stats = ?, finished_at = current_timestamp "
                 "where run_id = ? and round = ?", [json.dumps(stats), self.run_id, rnd])

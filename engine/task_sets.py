@@ -15,6 +15,7 @@ from pathlib import Path
 from engine.errors import EngineError
 from engine.rounds import TASK_COLUMNS, task_from_row
 from engine.store import Store
+from engine.tasks import task_skills
 from engine.tasks.python import PYTHON, humaneval_task
 
 
@@ -58,7 +59,7 @@ def import_jsonl(store: Store, path: str | os.PathLike[str], name: str | None = 
     store.insert("tasks", [dict(
         id=i, run_id=None, round=None, source="imported", task_set=set_name, domain="python", difficulty=None,
         prompt=t.prompt, reference=t.reference, payload=t.payload, fingerprint=t.fingerprint, held_out=True,
-        rejected_reason=None, pool="test", behaviour=None,
+        rejected_reason=None, pool="test", behaviour=None, skills=task_skills(t),
     ) for i, t in zip(ids, new)])
     return set_name, len(new), len(tasks) - len(new)
 

@@ -35,4 +35,15 @@ def populate(eng: Engine) -> int:
                                judge_correct=j, judge_text=f'{{"correct": {str(j).lower()}}}', verifier_correct=v,
                                verifier_status="ok", agreement=j == v, tokens=2, seconds=0.05)
                           for i, t, a, j, v in [(1, 1, 1, True, True), (2, 1, 3, True, True), (3, 2, 4, True, False)]])
+    # the curriculum's record: the round's plan and its skills (round 0's first answers, then the dev
+    # sets as the gate scored them)
+    s.insert("rounds", [dict(run_id=run_id, round=0, status="complete", phase="evaluate", difficulty=2,
+                             mix={"2": 18, "3": 6}, curriculum="round 0 starts at the recipe's level 2; 6 of 24 "
+                             "generated tasks from level 3", dev_score=0.42)])
+    s.insert("skill_scores", [dict(run_id=run_id, round=0, source=src, adapter_id=None, skill=k, n=n, passed=p)
+                              for src, k, n, p in [
+                                  ("round", "op:+", 3, 1), ("round", "digits:2", 2, 1), ("round", "carries:1", 2, 1),
+                                  ("round", "digits:3", 1, 0), ("round", "carries:0", 1, 0),
+                                  ("dev", "op:+", 40, 17), ("dev", "digits:2", 20, 12), ("dev", "carries:0", 8, 7),
+                                  ("dev", "carries:1", 12, 5), ("dev", "digits:3", 20, 5), ("dev", "carries:2", 9, 1)]])
     return run_id

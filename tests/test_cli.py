@@ -42,6 +42,26 @@ def test_sql(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(capsys.readouterr().out) == [{"n": 2}]
 
 
+def test_skills_lists_the_curriculum_and_the_weakest_skills_first(capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.api import Engine
+    from tests.fixed_data import populate
+
+    assert main(["skills"]) == 1  # no runs yet
+    eng = Engine.open()
+    populate(eng)
+    eng.close()
+    assert main(["skills"]) == 0
+    out = capsys.readouterr().out
+    assert "round 0 starts at the recipe's level 2" in out and "L2:18 L3:6" in out
+    assert out.index("carries:2") < out.index("digits:3") < out.index("carries:0")  # weakest first
+    assert main(["skills", "1", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["run"] == 1 and data["curriculum"][0]["level"] == 2 and data["curriculum"][0]["dev_score"] == 0.42
+    assert data["curriculum"][0]["mix"] == {"2": 18, "3": 6}
+    assert data["skills"][0] == {"skill": "carries:2", "words": "2 carries", "dev": 1 / 9, "dev_change": None,
+                                 "dev_n": 9, "round": None, "round_change": None, "round_n": 0}
+
+
 def test_sql_refuses_writes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sql", "delete from runs"]) == 1
     assert "refused" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from engine.pools import duplicate_reason, known_keys, pool_of, reachable_levels
 from engine.recipes import load_recipe
 from engine.tasks import get_domain
 from engine.tasks.arith import ARITH
+from tests.conftest import small_recipe
 
 
 def test_pools_exist_for_every_reachable_level_before_round_0(tiny_recipe: Path) -> None:
@@ -21,7 +22,7 @@ def test_pools_exist_for_every_reachable_level_before_round_0(tiny_recipe: Path)
     expected = {(p, f"{p}-{lvl}") for p in ("dev", "test") for lvl in reachable_levels(recipe)}
     expected |= {("dev", "facts-dev"), ("test", "facts-test")}  # general facts, to see forgetting
     assert {(p, s) for p, s, _ in sets} == expected
-    assert reachable_levels(recipe) == list(range(1, 9))
+    assert reachable_levels(recipe) == list(range(1, 10))
     assert all(n == 6 for p, s, n in sets if s not in ("dev-1", "test-1", "facts-dev", "facts-test"))  # 55 1-digit sums
     assert all(n == 16 for p, s, n in sets if s.startswith("facts-"))
     assert eng.store.execute("select count(*) from rounds where run_id = ?", [run_id])[0][0] == 0
@@ -128,4 +129,22 @@ def test_known_keys_cover_imported_sets(tmp_path: Path) -> None:
     keys = known_keys(eng.store, 999, "python")
     assert set(keys.values()) == {"imported"} and len(keys) == 3
     assert known_keys(eng.store, 999, "arith") == {}
+    eng.close()
+
+
+def test_python_test_sets_hold_families_never_trained_on(tmp_path: Path, tiny_model: Path) -> None:
+    from engine.pools import family_of
+
+    recipe = small_recipe(tmp_path, tiny_model, **{'domain = "arith"': 'domain = "python"',
+                                                   "max_difficulty = 9": "max_difficulty = 5",
+                                                   "difficulty = 2": "difficulty = 5"})
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    rows = eng.store.execute("select fingerprint, pool from tasks where run_id = ? and pool in ('dev', 'test')", [run_id])
+    seed = eng.run_info(run_id).seed
+    families = {p: {family_of(fp) for fp, pool in rows if pool == p} for p in ("dev", "test")}
+    # some test families are held out whole: no task of theirs, whatever its constants, can be
+    # drawn for training; the other test tasks are new constants of trained families
+    whole = {f for f in families["test"] if all(pool_of(f"{f}:{n:016x}", seed) == "test" for n in range(200))}
+    assert whole and families["test"] - whole, families
     eng.close()

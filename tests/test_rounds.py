@@ -76,6 +76,23 @@ def test_round_records_every_step(tmp_path: Path, tiny_model: Path) -> None:
         assert st["judge_balanced_accuracy"] == pytest.approx((pos.count(True) / len(pos) + neg.count(False) / len(neg)) / 2)
     else:
         assert math.isnan(st["judge_balanced_accuracy"])
+    # the curriculum's plan: 3 of the 4 generated tasks from level 2, one from level 3, and why
+    mix, why = q("select mix, curriculum from rounds where run_id = ? and round = 0", [run_id])[0]
+    assert json.loads(mix) == {"2": 3, "3": 1} and "round 0" in why and "from level 3" in why
+    assert sorted(q("select difficulty, count(*) from tasks where run_id = ? and round = 0 and source = 'generated' "
+                    "group by 1", [run_id])) == [(2, 3), (3, 1)]
+    # every accepted task carries its skills; the round's first answers are counted per skill
+    skills = dict(q("select id, skills from tasks where run_id = ? and round = 0 and rejected_reason is null", [run_id]))
+    assert all(json.loads(v) for v in skills.values())
+    expect: dict[str, list[int]] = {}
+    for tid, ok in q("select task_id, correct from attempts where run_id = ? and turn = 0", [run_id]):
+        for sk in json.loads(skills[tid]):
+            expect.setdefault(sk, [0, 0])
+            expect[sk][0] += 1
+            expect[sk][1] += int(ok)
+    got = {sk: [n, p] for sk, n, p in q("select skill, n, passed from skill_scores where run_id = ? and round = 0 "
+                                          "and source = 'round'", [run_id])}
+    assert got == expect and {"op:+", "digits:2", "terms:2"} <= set(got)
     assert q("select status from runs where id = ?", [run_id])[0][0] == "finished"
     # no attempt is recorded twice
     assert q("select count(*) from (select task_id, agent, sample, turn, count(*) c from attempts "

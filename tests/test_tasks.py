@@ -62,6 +62,32 @@ def test_python_generated_tasks_verify() -> None:
     assert py.verify(tasks[0], "I cannot help").status in {"error", "unparsable"}
 
 
+def test_forty_python_families_each_verified_and_tagged() -> None:
+    from collections import Counter
+
+    from engine.tasks.python import _BANK, _render, make_task
+
+    assert len({t.entry_point for t in _BANK}) == len(_BANK) >= 40
+    concepts: Counter[str] = Counter()
+    for i, fam in enumerate(_BANK):
+        spec, ref, inputs = _render(fam, random.Random(i))
+        task = make_task(spec, fam.entry_point, ref, inputs, fam.level, "generated")
+        assert not isinstance(task, str), (fam.entry_point, task)
+        assert get_domain("python").verify(task, f"```python\n{ref}\n```").correct, fam.entry_point
+        skills = get_domain("python").skills(task)
+        assert skills[0] == f"family:{fam.entry_point}" and len(skills) >= 2, (fam.entry_point, skills)
+        concepts.update(skills[1:])
+    for concept in ("string", "list", "dict", "loop", "branch", "recursion", "arithmetic", "edge:empty"):
+        assert concepts[concept] >= 1, concept
+    assert {fam.level for fam in _BANK} == {1, 2, 3, 4, 5}
+
+
+def test_arith_skills_name_what_a_sum_exercises() -> None:
+    t = ARITH.parse_proposal("58 + 67", 2)
+    assert not isinstance(t, str) and get_domain("arith").skills(t) == ["digits:2", "terms:2", "op:+", "carries:2"]
+    assert get_domain("arith").describe_skill("carries:2") == "2 carries"
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [

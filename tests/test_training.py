@@ -245,23 +245,54 @@ def test_two_rounds_train_export_swap_evaluate_on_the_real_model(tmp_path: Path)
         assert numbers["facts"]["base"] >= 12  # the base model knows the facts it is checked on
     assert q("select count(*) from rounds where run_id = ? and status = 'complete'", [run_id])[0][0] == 2
     assert q("select count(*) from examples where run_id = ? and source = 'replay'", [run_id])[0][0] > 0
+    # what the curriculum reads: the adapter in use after each gate, per skill on the dev sets and at the level
+    n_dev = q("select count(*) from tasks where run_id = ? and task_set in ('dev-1', 'dev-2')", [run_id])[0][0]
+    for rnd in (0, 1):
+        level, dev_score = q("select difficulty, dev_score from rounds where run_id = ? and round = ?", [run_id, rnd])[0]
+        rows = q("select adapter_id, skill, n from skill_scores where run_id = ? and round = ? and source = 'dev'",
+                 [run_id, rnd])
+        in_use = {r[0] for r in rows}
+        assert len(in_use) == 1 and dict((sk, n) for _, sk, n in rows)["terms:2"] >= n_dev // 2
+        acc = q("select accuracy from evals where run_id = ? and round <= ? and eval_set = ? and adapter_id is not "
+                "distinct from ? order by id desc limit 1", [run_id, rnd, f"dev-{level}", in_use.pop()])
+        assert acc and dev_score == pytest.approx(acc[0][0])
     eng.close()
 
 
-def test_difficulty_follows_the_latest_measured_pass_rate(tiny_recipe: Path) -> None:
+def test_curriculum_follows_dev_scores_and_says_why(tiny_recipe: Path) -> None:
     eng = Engine.open()
     recipe = load_recipe(str(tiny_recipe))[0]
-    run_id = eng.create_run(str(tiny_recipe), rounds=3, train=True)
+    run_id = eng.create_run(str(tiny_recipe), rounds=6, train=True)
     s = eng.store
-    assert eng._difficulty(run_id, 0, recipe) == recipe.task.difficulty == 2
-    s.insert("rounds", [dict(run_id=run_id, round=0, status="complete", phase="evaluate", difficulty=2,
-                             stats=json.dumps({"solve_rate_first": 0.05}))])
-    assert eng._difficulty(run_id, 1, recipe) == 1  # solvers failed: easier
-    s.insert("adapters", [dict(id=1, run_id=run_id, round=0, training_run_id=1, parent_id=None, path="a.gguf",
-                               sha256="x", export_cosine=1.0, promoted=True, decision="ok")])
-    s.insert("evals", [dict(id=1, run_id=run_id, round=0, adapter_id=1, eval_set="dev-2", n=10, correct=9,
-                            accuracy=0.9, ci_low=0.7, ci_high=1.0)])
-    assert eng._difficulty(run_id, 1, recipe) == 3  # the promoted adapter passes 90% there: harder
+    first = eng._plan(run_id, 0, recipe)
+    assert first.level == recipe.task.difficulty == 2 and "round 0" in first.reason
+    assert sum(first.mix.values()) == recipe.task.generated and first.mix.get(3, 0) >= 1  # next level mixed in
+
+    def done(rnd: int, level: int, dev: float | None) -> None:
+        s.insert("rounds", [dict(run_id=run_id, round=rnd, status="complete", phase="evaluate", difficulty=level,
+                                 dev_score=dev)])
+
+    done(0, 2, 0.9)
+    nxt = eng._plan(run_id, 1, recipe)
+    assert nxt.level == 3 and "passed 80%" in nxt.reason  # the adapter in use passes 90% of dev-2: harder
+    done(1, 3, 0.1)
+    assert eng._plan(run_id, 2, recipe).level == 3  # one bad round at a new level is not enough to go down
+    done(2, 3, 0.15)
+    down = eng._plan(run_id, 3, recipe)
+    assert down.level == 2 and "two rounds" in down.reason
+    done(3, 2, 0.5)
+    done(4, 2, 0.5)
+    done(5, 2, 0.51)
+    stalled = eng._plan(run_id, 6, recipe)
+    assert stalled.level == 3 and "stopped rising" in stalled.reason
+    # a level whose train data ran out: round 6 asked for 4 tasks at level 1 and the generator found 2
+    s.insert("rounds", [dict(run_id=run_id, round=6, status="complete", phase="evaluate", difficulty=1, dev_score=0.5,
+                             mix={"1": 4})])
+    s.insert("tasks", [dict(id=900 + i, run_id=run_id, round=6, source="generated", domain="arith", difficulty=1,
+                            prompt=f"What is {i} + 1?", reference=str(i + 1), fingerprint=f"x{i}", held_out=False,
+                            pool="train") for i in range(2)])
+    moved = eng._plan(run_id, 7, recipe)
+    assert moved.level == 2 and "ran out of new train tasks at level 1" in moved.reason
     eng.close()
 
 

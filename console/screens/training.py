@@ -3,6 +3,7 @@ and on test sets, promote and roll back."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -34,6 +35,8 @@ class TrainingScreen(Screen[None]):
     #adapters { height: 1fr; }
     #evals { height: 1fr; }
     #debates { height: 1fr; }
+    #curriculum { height: 2; padding: 0 1; }
+    #skills { height: 1fr; }
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -48,6 +51,8 @@ class TrainingScreen(Screen[None]):
         yield DataTable(id="adapters", cursor_type="row")
         yield DataTable(id="evals")
         yield DataTable(id="debates")
+        yield Static("", id="curriculum")
+        yield DataTable(id="skills")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -57,6 +62,8 @@ class TrainingScreen(Screen[None]):
         self.query_one("#debates", DataTable).add_columns(
             "run", "round", "debate on", "n", "first right", "after debate", "gain", "right->wrong", "wrong->right",
             "judge balanced acc.")
+        self.query_one("#skills", DataTable).add_columns(
+            "skill (weakest first)", "what", "dev", "change", "n", "round", "change", "n")
         self.action_refresh()
 
     def handle_engine_event(self, e: ev.Event) -> None:
@@ -94,10 +101,22 @@ class TrainingScreen(Screen[None]):
             "(stats->>'wrong_to_right')::double, (stats->>'judge_balanced_accuracy')::double "
             "from rounds where stats is not null order by run_id desc, round desc").rows
         debates = [(*r[:4], *(_pct(v, i == 2) for i, v in enumerate(r[4:]))) for r in protocol + rounds]
-        self.app.call_from_thread(self._fill, ad, evs, debates)
+        # The latest run's curriculum and skills: where it is, why, and what it gets wrong.
+        run_id, plan, skills = self.engine.latest_run(), "", []
+        if run_id is not None:
+            plans = self.engine.curriculum(run_id)
+            if plans:
+                r, lvl, mix, why, _ = plans[-1]
+                mixed = ", ".join(f"{v} at level {k}" for k, v in mix.items())
+                plan = f"run {run_id} round {r}: level {lvl} ({mixed}) - {why}"
+            skills = [(k.skill, k.words, _pct(k.dev), _pct(k.dev_change, True), k.dev_n or "", _pct(k.round),
+                       _pct(k.round_change, True), k.round_n or "") for k in self.engine.skills(run_id)]
+        self.app.call_from_thread(self._fill, ad, evs, debates, plan, skills)
 
-    def _fill(self, ad: list[tuple[object, ...]], evs: list[tuple[object, ...]], debates: list[tuple[object, ...]]) -> None:
-        for table_id, rows in (("#adapters", ad), ("#evals", evs), ("#debates", debates)):
+    def _fill(self, ad: list[tuple[object, ...]], evs: list[tuple[object, ...]], debates: list[tuple[object, ...]],
+              plan: str = "", skills: list[tuple[object, ...]] | None = None) -> None:
+        self.query_one("#curriculum", Static).update(Text(plan or "no curriculum yet"))
+        for table_id, rows in (("#adapters", ad), ("#evals", evs), ("#debates", debates), ("#skills", skills or [])):
             table = self.query_one(table_id, DataTable)
             table.clear()
             for r in rows:

@@ -288,6 +288,31 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        4,
+        "m004_skills_and_curriculum",
+        "A curriculum that finds weaknesses needs to know what each task exercises and how each "
+        "skill went: tasks carry skill tags from their domain (arith: operand digits, terms, each "
+        "operator, carries or borrows; python: the concepts its reference uses), skill_scores keeps "
+        "per-skill pass rates per round (the round's first answers and the dev sets of the adapter "
+        "in use), and a round records the mix of levels it drew and why.",
+        """
+        ALTER TABLE tasks ADD COLUMN skills JSON;        -- list of tags, e.g. ["digits:2", "op:+", "carries:1"]
+        ALTER TABLE rounds ADD COLUMN mix JSON;          -- {"level": generated tasks} drawn this round
+        ALTER TABLE rounds ADD COLUMN curriculum TEXT;   -- why this round's level and mix were chosen
+        ALTER TABLE rounds ADD COLUMN dev_score DOUBLE;  -- dev accuracy at the round's level of the adapter in use after it
+        CREATE TABLE skill_scores (
+            run_id BIGINT NOT NULL,
+            round INTEGER NOT NULL,
+            source TEXT NOT NULL,            -- round: its first answers | dev: the dev sets, adapter in use
+            adapter_id BIGINT,               -- the adapter scored (NULL: the base model)
+            skill TEXT NOT NULL,
+            n INTEGER NOT NULL,              -- answers (round) or tasks (dev) with this skill
+            passed INTEGER NOT NULL,
+            PRIMARY KEY (run_id, round, source, skill)
+        );
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

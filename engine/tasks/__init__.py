@@ -21,4 +21,13 @@ def get_domain(name: str) -> Domain:
         raise KeyError(f"unknown task domain {name!r} (known: {', '.join(sorted(DOMAINS))})") from None
 
 
-__all__ = ["DOMAINS", "Domain", "Task", "Verdict", "get_domain"]
+def task_skills(task: Task) -> list[str]:
+    """The skill tags of a task of any domain; none for tasks outside the recipe domains (facts)."""
+    domain = DOMAINS.get(task.domain)
+    try:
+        return domain.skills(task) if domain is not None else []
+    except (KeyError, ValueError, SyntaxError):  # a task from an older store without what skills read
+        return []
+
+
+__all__ = ["DOMAINS", "Domain", "Task", "Verdict", "get_domain", "task_skills"]

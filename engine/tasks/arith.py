@@ -151,6 +151,86 @@ def canonical(expr: str) -> str:
     return form_of(tree)
 
 
+def _column_carries(numbers: list[int]) -> int:
+    """Columns whose sum carries into the next one when ``numbers`` (non-negative) are added.
+
+    >>> _column_carries([19, 72]), _column_carries([11, 22]), _column_carries([999, 1]), _column_carries([5, 5, 5])
+    (1, 0, 3, 1)
+    """
+    carries, carry, col = 0, 0, 0
+    width = max(len(str(n)) for n in numbers)
+    for col in range(width):
+        total = carry + sum(n // 10**col % 10 for n in numbers)
+        carry = total // 10
+        carries += carry > 0
+    return carries
+
+
+def _column_borrows(big: int, small: int) -> int:
+    """Columns that borrow when ``small`` is taken from ``big`` (``big >= small >= 0``).
+
+    >>> _column_borrows(52, 17), _column_borrows(59, 17), _column_borrows(1000, 1)
+    (1, 0, 3)
+    """
+    borrows, borrow = 0, 0
+    for col in range(len(str(big))):
+        d = big // 10**col % 10 - borrow - small // 10**col % 10
+        borrow = int(d < 0)
+        borrows += borrow
+    return borrows
+
+
+def skills(expr: str) -> list[str]:
+    """What an expression exercises: operand width, terms, each operator, and for sums and
+    differences of two numbers the carries or borrows, capped at 3 (``carries:3+``).
+
+    >>> skills("19 + 72")
+    ['digits:2', 'terms:2', 'op:+', 'carries:1']
+    >>> skills("52 - 17")
+    ['digits:2', 'terms:2', 'op:-', 'borrows:1']
+    >>> skills("17 - 52")
+    ['digits:2', 'terms:2', 'op:-', 'borrows:1', 'negative']
+    >>> skills("3 * 4 + 5")
+    ['digits:1', 'terms:3', 'op:+', 'op:*']
+    """
+    tree = ast.parse(expr.strip(), mode="eval")
+    numbers = [abs(n.value) for n in ast.walk(tree) if isinstance(n, ast.Constant) and type(n.value) is int]
+    ops = sorted({sym for node in ast.walk(tree) if isinstance(node, ast.BinOp)
+                  for op, sym in ((ast.Add, "+"), (ast.Sub, "-"), (ast.Mult, "*")) if isinstance(node.op, op)},
+                 key="+-*".index)
+    out = [f"digits:{max(len(str(n)) for n in numbers)}", f"terms:{len(numbers)}", *(f"op:{o}" for o in ops)]
+    negated = any(isinstance(n, ast.UnaryOp) for n in ast.walk(tree))
+    count = None
+    if ops == ["+"] and not negated:
+        kind, count = "carries", _column_carries(numbers)
+    elif ops == ["-"] and len(numbers) == 2 and not negated:
+        kind, count = "borrows", _column_borrows(max(numbers), min(numbers))
+    if count is not None:
+        out.append(f"{kind}:{count}" if count < 3 else f"{kind}:3+")
+    if evaluate(expr) < 0:
+        out.append("negative")
+    return out
+
+
+#: How skills read in a proposer's prompt and on the console.
+SKILL_WORDS = {"digits": "{}-digit numbers", "terms": "{} terms", "op": "the {} operator", "carries": "{} carries",
+               "borrows": "{} borrows", "negative": "negative results"}
+
+
+def describe_skill(skill: str) -> str:
+    """Words for a skill tag.
+
+    >>> describe_skill("carries:2"), describe_skill("carries:1"), describe_skill("borrows:0"), describe_skill("op:*")
+    ('2 carries', '1 carry', 'no borrows', 'the * operator')
+    """
+    kind, _, value = skill.partition(":")
+    if kind not in SKILL_WORDS:
+        return skill
+    if kind in ("carries", "borrows") and value in ("0", "1"):
+        return f"no {kind}" if value == "0" else {"carries": "1 carry", "borrows": "1 borrow"}[kind]
+    return SKILL_WORDS[kind].format(value)
+
+
 def _task(expr: str, difficulty: int, source_note: str = "") -> Task:
     expr = re.sub(r"\s+", " ", expr.strip())
     value = evaluate(expr)
@@ -186,6 +266,12 @@ class Arith:
 
     def level_name(self, level: int) -> str:
         return LEVEL_NAMES.get(level, f"level {level}")
+
+    def skills(self, task: Task) -> list[str]:
+        return skills(task.payload["expression"])
+
+    def describe_skill(self, skill: str) -> str:
+        return describe_skill(skill)
 
     def verify(self, task: Task, text: str) -> Verdict:
         answer = extract_answer(text)

@@ -57,6 +57,14 @@ class Domain(Protocol):
 
     def verify(self, task: Task, text: str) -> Verdict: ...
 
+    def skills(self, task: Task) -> list[str]:
+        """The skill tags a task exercises (arith: ``digits:2``, ``carries:1``; python: ``loop``)."""
+        ...
+
+    def describe_skill(self, skill: str) -> str:
+        """A skill tag in words, for the proposer's prompt and the console."""
+        ...
+
     def parse_proposal(self, text: str, difficulty: int) -> Task | str:
         """A task, or the reason the proposal was rejected."""
         ...
