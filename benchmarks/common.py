@@ -10,7 +10,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+#: The repository's committed results; written only from a source checkout.
 RESULTS = Path(__file__).resolve().parent / "results"
+#: Where results go when set (``swarm bench --out DIR``, or ``$SWARM_BENCH_OUT``).
+OUT_ENV = "SWARM_BENCH_OUT"
+
+
+def results_dir() -> Path:
+    """Where a benchmark writes: ``$SWARM_BENCH_OUT`` when set; else the repository's
+    ``benchmarks/results`` when this is a writable source checkout (a ``.git`` beside it); else
+    ``bench/`` in the data dir, so an installed package is never written into."""
+    if os.environ.get(OUT_ENV):
+        return Path(os.environ[OUT_ENV]).expanduser()
+    repo = RESULTS.parent.parent
+    if (repo / ".git").exists() and os.access(RESULTS if RESULTS.exists() else RESULTS.parent, os.W_OK):
+        return RESULTS
+    from engine.paths import home_dir
+
+    return home_dir() / "bench"
 
 
 def machine() -> dict[str, Any]:
@@ -36,8 +53,9 @@ def versions(*dists: str) -> dict[str, str | None]:
 
 
 def write_results(name: str, data: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    out = results_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
     payload = {"benchmark": name, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(), **data}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")

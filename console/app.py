@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from console.bridge import EngineEvent, TokenBuffer, subscriber
-from console.screens.dialogs import Confirm, ErrorDialog, HelpScreen
+from console.screens.dialogs import Confirm, ErrorDialog, HelpScreen, ResumeOrFresh
 from console.screens.inspector import InspectorScreen
 from console.screens.picker import RecipePicker
 from console.screens.sql import SqlScreen
@@ -48,7 +48,7 @@ class SwarmApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
     HELP = [
-        ("s", "start a run of the recipe, or resume its latest unfinished run"),
+        ("s", "start a run of the recipe, or resume its latest unfinished run (after a failed one: resume or fresh)"),
         ("p", "pause: stop at the next safe point (s resumes)"),
         ("n", "step: play one phase, then pause"),
         ("x", "stop the run at a safe point"),
@@ -165,14 +165,18 @@ class SwarmApp(App[None]):
     def running(self) -> bool:
         return any(w.group == "run" and w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
 
-    def _play(self, step: bool) -> str:
-        assert self.engine is not None and self.recipe_path is not None and self.recipe is not None
-        eng = self.engine
+    def _next_run(self) -> int | None:
+        """The run start/resume continues: the one in hand unless it finished, else the recipe's
+        latest unfinished run; None for a fresh one."""
+        assert self.engine is not None and self.recipe is not None
         run_id = self.run_id
-        if run_id is not None and eng.run_info(run_id).status == "finished":
+        if run_id is not None and self.engine.run_info(run_id).status == "finished":
             run_id = None
-        if run_id is None:
-            run_id = eng.latest_unfinished(self.recipe.name)
+        return run_id if run_id is not None else self.engine.latest_unfinished(self.recipe.name)
+
+    def _play(self, step: bool, run_id: int | None) -> str:
+        assert self.engine is not None and self.recipe_path is not None
+        eng = self.engine
         if run_id is None:
             run_id = eng.create_run(str(self.recipe_path), rounds=self.rounds)
         self.run_id = run_id
@@ -184,8 +188,23 @@ class SwarmApp(App[None]):
         if self.running():
             self.notify("a run is already playing")
             return
-        self.run_worker(lambda: self._play(step), thread=True, exclusive=True, group="run", exit_on_error=False,
-                        name="run")
+        run_id = self._next_run()
+        info = self.engine.run_info(run_id) if run_id is not None else None
+        if info is None or info.status != "failed":
+            self._start_worker(step, run_id)
+            return
+
+        def chosen(answer: str | None) -> None:
+            if answer is not None:
+                self._start_worker(step, run_id if answer == "resume" else None)
+
+        self.push_screen(ResumeOrFresh(run_id, info.error or ""), chosen)  # type: ignore[arg-type]
+
+    def _start_worker(self, step: bool, run_id: int | None) -> None:
+        if run_id is None:
+            self.run_id = None
+        self.run_worker(lambda: self._play(step, run_id), thread=True, exclusive=True, group="run",
+                        exit_on_error=False, name="run")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "run":

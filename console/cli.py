@@ -260,6 +260,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if (args.seeds or args.rounds or args.recipe) and args.name != "improve":
         print("swarm: --seeds, --rounds and --recipe are options of 'swarm bench improve'", file=sys.stderr)
         return 2
+    if args.out:
+        import os
+
+        from benchmarks.common import OUT_ENV
+
+        os.environ[OUT_ENV] = args.out
     for name in names:
         print(f"== {name}{' (quick)' if args.quick else ''}")
         extra: dict[str, object] = {}
@@ -348,13 +354,15 @@ def build_parser() -> argparse.ArgumentParser:
     exe.add_argument("-o", "--output", help="file to write (default: examples.FORMAT)")
     exe.set_defaults(func=_cmd_export)
 
-    b = sub.add_parser("bench", help="run a benchmark; results go to benchmarks/results/NAME.json")
+    b = sub.add_parser("bench", help="run a benchmark; results go to benchmarks/results/NAME.json in a source "
+                       "checkout, else to bench/ in the data dir")
     b.add_argument("name", choices=[*BENCHMARKS, "all"])
     b.add_argument("--quick", action="store_true", help="a smaller run with the same structure")
     b.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], metavar="S1,S2,...",
                    help="improve: the seeds to run (default: the recipe's seed and the next two)")
     b.add_argument("--rounds", type=int, help="improve: rounds per seed (default 8, --quick 2)")
     b.add_argument("--recipe", help="improve: the recipe to measure (default: default)")
+    b.add_argument("--out", metavar="DIR", help="write NAME.json here instead")
     b.set_defaults(func=_cmd_bench)
 
     c = sub.add_parser("console", help="open the console on a recipe")

@@ -45,6 +45,7 @@ class RunInfo:
     status: str
     seed: int
     train: bool
+    error: str | None = None  # why a failed run failed
 
 
 @dataclass(frozen=True)
@@ -144,16 +145,15 @@ class Engine:
         return run_id
 
     def run_info(self, run_id: int) -> RunInfo:
-        import json
-
         row = self.store.execute(
-            "select recipe_toml, recipe_path, rounds_planned, status, seed, settings from runs where id = ?", [run_id])
+            "select recipe_toml, recipe_path, rounds_planned, status, seed, settings, error from runs where id = ?",
+            [run_id])
         if not row:
             raise StoreError(f"no run {run_id} in {self.store.path}")
-        toml, path, planned, status, seed, settings = row[0]
+        toml, path, planned, status, seed, settings, error = row[0]
         flags = json.loads(settings) if settings else {}
         return RunInfo(run_id, parse_recipe(toml, f"{path} (saved with run {run_id})"), int(planned), status, int(seed),
-                       bool(flags.get("train", True)))
+                       bool(flags.get("train", True)), error)
 
     def skills(self, run_id: int) -> list[SkillRow]:
         """Each skill's latest pass rates in a run (dev sets and the round's first answers) and how

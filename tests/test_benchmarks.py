@@ -23,6 +23,25 @@ def test_recipe_variant_changes_only_what_it_is_told(tmp_path: Path) -> None:
         recipe_variant("default", tmp_path, {"model": {"n_parallel": 0}})
 
 
+def test_results_go_to_the_checkout_the_data_dir_or_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from benchmarks import common
+    from console.cli import main
+
+    monkeypatch.setenv(common.OUT_ENV, "")  # unset, and restored after the CLI sets it
+    assert common.results_dir() == common.RESULTS  # a source checkout writes its own results
+    installed = tmp_path / "site-packages" / "benchmarks" / "results"  # no .git above it: an installed package
+    monkeypatch.setattr(common, "RESULTS", installed)
+    assert common.results_dir() == Path(__import__("os").environ["SWARM_HOME"]).resolve() / "bench"
+    path = common.write_results("probe", {"x": 1})
+    assert path.parent == common.results_dir() and json.loads(path.read_text())["x"] == 1 and not installed.exists()
+    monkeypatch.setattr(common, "RESULTS", common.Path(common.__file__).resolve().parent / "results")
+    out = tmp_path / "elsewhere"
+    assert main(["bench", "store", "--quick", "--out", str(out)]) == 0
+    assert (out / "store.json").exists()
+
+
 def test_toml_dumps_round_trips_the_default_recipe() -> None:
     text = (Path(__file__).resolve().parent.parent / "recipes" / "default.toml").read_text()
     data = tomllib.loads(text)

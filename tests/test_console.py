@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from console.app import SwarmApp
 from console.screens.dialogs import Confirm, HelpScreen
 from console.screens.inspector import InspectorScreen
@@ -39,6 +41,40 @@ async def test_swarm_screen_runs_a_round_and_streams(tiny_recipe: Path) -> None:
         assert "solver-a" in str(solver.border_title)
         assert app.engine is not None
         assert app.engine.store.execute("select status from runs")[0][0] == "finished"
+
+
+async def test_start_after_a_failed_run_offers_resume_or_fresh(tiny_recipe: Path) -> None:
+    from console.screens.dialogs import ResumeOrFresh
+    from engine.api import Engine
+
+    eng = Engine.open()
+    failed = eng.create_run(str(tiny_recipe), rounds=1)
+    eng.store.execute("update runs set status = 'failed', error = 'RuntimeError: the disk was full' where id = ?",
+                      [failed])
+    eng.close()
+    app = SwarmApp(recipe=str(tiny_recipe), rounds=1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        assert isinstance(app.screen, ResumeOrFresh)
+        assert "the disk was full" in str(app.screen.query_one("#dialog").query(Static)[1].render())
+        await pilot.press("escape")  # neither: nothing starts
+        await pilot.pause()
+        assert not app.running() and not isinstance(app.screen, ResumeOrFresh)
+        await pilot.press("s")
+        await pilot.pause()
+        await pilot.press("f")  # a fresh run; the failed one is left as it was
+        await wait_run(app, pilot)
+        assert app.engine is not None
+        runs = dict(app.engine.store.execute("select id, status from runs order by id"))
+        assert runs == {failed: "failed", failed + 1: "finished"}
+        app.engine.store.execute("update runs set status = 'failed' where id = ?", [failed + 1])
+        await pilot.press("s")
+        await pilot.pause()
+        await pilot.press("r")  # resume the failed run: it finishes, no new run
+        await wait_run(app, pilot)
+        assert dict(app.engine.store.execute("select id, status from runs order by id"))[failed + 1] == "finished"
+        assert app.engine.store.execute("select count(*) from runs")[0][0] == 2
 
 
 async def test_grid_adapts_to_size(tiny_recipe: Path) -> None:
@@ -184,3 +220,29 @@ def test_event_log_lines_for_the_gate_and_skipped_training() -> None:
     assert describe(ev.AdapterPromoted(1, 0, 3, True, "held-out 40% vs 1% in use")) == "  gate: promoted: held-out 40% vs 1% in use"
     skipped = describe(ev.AdapterPromoted(1, 0, None, False, "training skipped: 1 verified examples so far"))
     assert skipped == "  training skipped: 1 verified examples so far"
+
+
+async def test_pane_shows_verdicts_and_a_live_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual.app import App
+
+    import console.widgets.agent_pane as pane_mod
+
+    clock = [100.0]
+    monkeypatch.setattr(pane_mod, "monotonic", lambda: clock[0])  # the pane's clock only, not textual's
+
+    class One(App[None]):
+        def compose(self):  # type: ignore[no-untyped-def]
+            yield AgentPane("judge", "judge")
+
+    app = One()
+    async with app.run_test(size=(60, 12)) as pilot:
+        pane = app.query_one(AgentPane)
+        pane.feed({"r1": "fal"}, 1)
+        clock[0] += 0.5
+        pane.feed({"r1": "se}"}, 9)
+        await pilot.pause()
+        body = str(pane.query_one(".stream", Static).render())
+        assert "verdict: wrong" in body and "}" not in body  # not the JSON tail
+        assert "generating" in str(pane.border_subtitle) and "20 tok/s" in str(pane.border_subtitle)
+        pane.settle()
+        assert "idle · 0 tok/s" in str(pane.border_subtitle)

@@ -36,6 +36,32 @@ class Confirm(ModalScreen[bool]):
         self.dismiss(value)
 
 
+class ResumeOrFresh(ModalScreen[str | None]):
+    """After a failed run: resume it ("resume"), start a fresh run ("fresh"), or neither (None)."""
+
+    DEFAULT_CSS = MODAL_CSS
+    BINDINGS = [Binding("r", "answer('resume')", "Resume"), Binding("f", "answer('fresh')", "Fresh run"),
+                Binding("escape", "answer(None)", "Cancel")]
+
+    def __init__(self, run_id: int, error: str) -> None:
+        super().__init__()
+        self.run_id, self.error = run_id, error
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(f"[b]Run {self.run_id} failed[/b]\n")
+            yield Static(self.error or "(no error recorded)", markup=False)
+            yield Button(f"Resume run {self.run_id} (r)", id="resume", variant="primary")
+            yield Button("Start a fresh run (f)", id="fresh")
+            yield Button("Cancel (esc)", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None if event.button.id == "cancel" else event.button.id)
+
+    def action_answer(self, value: str | None) -> None:
+        self.dismiss(value)
+
+
 class ErrorDialog(ModalScreen[None]):
     DEFAULT_CSS = MODAL_CSS
     BINDINGS = [Binding("escape,enter", "dismiss", "Close")]

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-import time
+from time import monotonic
 
 from textual.app import ComposeResult
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
+
+from engine.agents import JUDGE_PREFIX, parse_judgement
+
+
+def readable(role: str, text: str) -> str:
+    """What a pane shows for a stream: a judge's grammar-constrained JSON tail (``false}``; the
+    prompt holds its start) as a verdict, anything else as written.
+
+    >>> readable("judge", "false}"), readable("judge", "tr"), readable("solver", "false}")
+    ('verdict: wrong', 'verdict: …', 'false}')
+    """
+    if role != "judge":
+        return text
+    verdict = parse_judgement(JUDGE_PREFIX + text.strip())
+    return "verdict: …" if verdict is None else f"verdict: {'right' if verdict else 'wrong'}"
 
 
 class AgentPane(Widget, can_focus=True):
@@ -34,7 +49,7 @@ class AgentPane(Widget, can_focus=True):
         self.role = role
         self.streams: dict[str, str] = {}
         self.tokens = 0
-        self.window_start = time.monotonic()
+        self.window_start = monotonic()
         self.rate = 0.0
         self.history: list[str] = []
 
@@ -55,13 +70,18 @@ class AgentPane(Widget, can_focus=True):
                     self.history.append(done)
         self.history = self.history[-6:]
         self.tokens += n_tokens
-        now = time.monotonic()
-        if now - self.window_start >= 1.0:
-            self.rate = self.tokens / (now - self.window_start)
-            self.tokens, self.window_start = 0, now
+        now = monotonic()
+        if self.state == "idle":  # a new burst: measure from its first tokens, not from the last one
+            self.window_start, self.tokens = now, n_tokens
+        elapsed = now - self.window_start
+        if elapsed >= 0.25:
+            self.rate = self.tokens / elapsed
+            if elapsed >= 2.0:  # a sliding window of about two seconds
+                self.tokens, self.window_start = 0, now
         self.state = "generating"
-        latest = list(self.streams.values())[-1] if self.streams else ""
-        lines = [f"• {h.splitlines()[0][:200]}" for h in self.history[-3:]]
+        self._retitle()  # the rate changes while the state stays "generating"
+        latest = readable(self.role, list(self.streams.values())[-1]) if self.streams else ""
+        lines = [f"• {readable(self.role, h).splitlines()[0][:200]}" for h in self.history[-3:]]
         body = "\n".join(lines + ["", latest[-600:]])
         self.query_one(".stream", Static).update(body)
 
