@@ -78,11 +78,13 @@ async def test_start_after_a_failed_run_offers_resume_or_fresh(tiny_recipe: Path
 
 
 async def test_grid_adapts_to_size(tiny_recipe: Path) -> None:
-    for width, cols in [(80, 2), (200, 5)]:
+    # five panes: 2 + 2 + a wide one at 80 columns; 3 + 2 wider ones at 160 (no empty cells); one row at 200
+    for width, cols, spans in [(80, 2, [1, 1, 1, 1, 2]), (160, 6, [2, 2, 2, 3, 3]), (200, 5, [1] * 5)]:
         app = SwarmApp(recipe=str(tiny_recipe))
         async with app.run_test(size=(width, 24)) as pilot:
             await pilot.pause()
             assert app.screen.query_one("#panes").styles.grid_size_columns == cols
+            assert [p.styles.column_span for p in app.screen.query(AgentPane)] == spans
 
 
 async def test_zoom_and_focus(tiny_recipe: Path) -> None:

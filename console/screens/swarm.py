@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal
 from textual.screen import Screen
@@ -10,6 +12,21 @@ from textual.widgets import Footer, Header, RichLog, Sparkline, Static
 from console.widgets.agent_pane import AgentPane
 from engine import events as ev
 from engine.recipes import Recipe
+
+
+def even_grid(n: int, most: int) -> tuple[int, list[int]]:
+    """Grid columns and each pane's column span so ``n`` panes, at most ``most`` to a row, fill
+    every row: rows hold as equal counts as can be, and a row of fewer panes gets wider ones.
+
+    >>> even_grid(5, 4)  # 3 on the first row, 2 wider ones on the second
+    (6, [2, 2, 2, 3, 3])
+    >>> even_grid(5, 5), even_grid(4, 3), even_grid(1, 4)
+    ((5, [1, 1, 1, 1, 1]), (2, [1, 1, 1, 1]), (1, [1]))
+    """
+    rows = -(-n // max(1, most))
+    per_row = [n // rows + (1 if r < n % rows else 0) for r in range(rows)]
+    cols = math.lcm(*per_row)
+    return cols, [cols // k for k in per_row for _ in range(k)]
 
 
 class SwarmScreen(Screen[None]):
@@ -54,9 +71,12 @@ class SwarmScreen(Screen[None]):
     def _layout(self) -> None:
         grid = self.query_one("#panes", Grid)
         n = 1 if self.zoomed else len(self.recipe.agents)
-        cols = max(1, min(n, self.size.width // 38 or 1))
+        cols, spans = even_grid(n, max(1, self.size.width // 38))
         grid.styles.grid_size_columns = cols
-        grid.styles.grid_size_rows = max(1, -(-n // cols))
+        grid.styles.grid_size_rows = max(1, -(-sum(spans) // cols))
+        shown = [p for p in self.panes() if self.zoomed is None or p is self.zoomed]
+        for pane, span in zip(shown, spans):
+            pane.styles.column_span = span
 
     def panes(self) -> list[AgentPane]:
         return list(self.query(AgentPane))
