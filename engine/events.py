@@ -48,6 +48,18 @@ class PhaseFinished(Event):
 
 
 @dataclass(frozen=True)
+class PhaseProgress(Event):
+    """Requests the phase has finished of those it has sent so far (a phase may send several
+    batches, e.g. critiques and then revisions), and the tokens they generated."""
+
+    round: int
+    phase: str
+    done: int
+    total: int
+    tokens: int = 0
+
+
+@dataclass(frozen=True)
 class TokenStreamed(Event):
     agent: str
     text: str

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
-from engine.events import EventBus, TokenStreamed
+from engine.events import EventBus, PhaseProgress, TokenStreamed
 from engine.faults import checkpoint
 from engine.recipes import AgentSpec, Recipe
 from engine.runtime import Completion, Request, Result, Runtime
@@ -75,6 +75,8 @@ class PhaseRunner:
         self.home = home
         self.single_phase = False  # stop after the next phase (the console's "step")
         self.mix: dict[int, int] = {}  # level -> generated tasks this round draws (engine.curriculum)
+        self.round = 0
+        self.progress: tuple[str, int, int, int] = ("", 0, 0, 0)  # phase, requests done, sent, tokens
         self.phase = ""
         self.marking = True  # False when training on demand outside the round's phases
         self.round_tokens = 0
@@ -94,6 +96,11 @@ class PhaseRunner:
         sent = iter(self.rt.submit_many([r for r, ok in zip(reqs, allowed) if ok]))
         comps: list[Completion | None] = [next(sent) if ok else None for ok in allowed]
         results: list[Result] = []
+        if self.progress[0] != self.phase:  # a phase started outside play() (train now, tests)
+            self.progress = (self.phase, 0, 0, 0)
+        _, done, total, tokens = self.progress
+        total += sum(allowed)
+        self.bus.emit(PhaseProgress(run_id, self.round, self.phase, done, total, tokens))
         try:
             for c in comps:
                 if c is None:  # the round's token budget is spent: not asked at all
@@ -108,6 +115,9 @@ class PhaseRunner:
                         break
                     except TimeoutError:
                         continue
+                done, tokens = done + 1, tokens + results[-1].completion_tokens
+                self.progress = (self.phase, done, total, tokens)
+                self.bus.emit(PhaseProgress(run_id, self.round, self.phase, done, total, tokens))
         except BaseException:
             for c in comps:
                 if c is not None:

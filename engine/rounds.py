@@ -70,7 +70,7 @@ class RoundRunner(LearningPhases):
             if self.stop.is_set():
                 raise Stopped("stopped")
             self.bus.emit(PhaseStarted(self.run_id, rnd, phase))
-            self.phase = phase
+            self.phase, self.round, self.progress = phase, rnd, (phase, 0, 0, 0)
             t0 = time.perf_counter()
             getattr(self, f"_{phase}")(rnd, difficulty, timings)
             timings[phase] = time.perf_counter() - t0

@@ -62,6 +62,34 @@ def test_skills_lists_the_curriculum_and_the_weakest_skills_first(capsys: pytest
                                  "dev_n": 9, "round": None, "round_change": None, "round_n": 0}
 
 
+def test_run_progress_has_totals_bars_and_time_left() -> None:
+    import io
+
+    from console.progress import Progress
+    from engine import events as ev
+
+    for live in (False, True):
+        out = io.StringIO()
+        p = Progress(out, live=live)
+        p(ev.RunStarted(1, "default", 1))
+        p(ev.RoundStarted(1, 0, 2))
+        p(ev.PhaseStarted(1, 0, "solve"))
+        p(ev.PhaseProgress(1, 0, "solve", 0, 48))
+        if live:
+            assert p.bars is not None and p.phase_task is not None
+            task = p.bars.tasks[p.phase_task]
+            p(ev.PhaseProgress(1, 0, "solve", 12, 48, 600))
+            assert (task.completed, task.total) == (12, 48) and "tok/s" in task.fields["tps"]
+            assert p.bars.tasks[p.round_task].total == 9  # the round's phases  # type: ignore[index]
+        p(ev.PhaseProgress(1, 0, "solve", 48, 48, 2400))
+        p(ev.PhaseFinished(1, 0, "solve", 3.5))
+        p(ev.RoundFinished(1, 0, {"tasks": 6.0}))
+        p(ev.RunFinished(1, "finished"))
+        text = out.getvalue()
+        assert "solve    done in    3.5 s, 48 requests, 2400 tokens" in text and "run 1: finished" in text
+        assert p.bars is None  # stopped with the round
+
+
 def test_sql_refuses_writes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sql", "delete from runs"]) == 1
     assert "refused" in capsys.readouterr().err
