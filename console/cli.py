@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from engine.errors import EngineError
+
+if TYPE_CHECKING:
+    from engine.api import Engine
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -89,16 +93,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         eng.close()
 
 
+def _run_or_latest(eng: Engine, run_id: int | None) -> int:
+    """The run asked for, else the latest one; EngineError when the store has none."""
+    if run_id is None:
+        run_id = eng.latest_run()
+    if run_id is None:
+        raise EngineError("no runs yet; start one with: swarm run")
+    return run_id
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from console.render import render
     from engine.api import Engine
 
     eng = Engine.open(args.home)
     try:
-        run_id = args.run if args.run is not None else eng.latest_run()
-        if run_id is None:
-            print("swarm: no runs yet; start one with: swarm run", file=sys.stderr)
-            return 1
+        run_id = _run_or_latest(eng, args.run)
         adapter = args.adapter if args.adapter in ("in-use", "base") else int(args.adapter)
         scores = eng.evaluate(run_id, adapter, levels=args.level or None, sets=args.set or None, debate=args.debate)
     finally:
@@ -132,10 +142,7 @@ def _cmd_skills(args: argparse.Namespace) -> int:
 
     eng = Engine.open(args.home)
     try:
-        run_id = args.run if args.run is not None else eng.latest_run()
-        if run_id is None:
-            print("swarm: no runs yet; start one with: swarm run", file=sys.stderr)
-            return 1
+        run_id = _run_or_latest(eng, args.run)
         plans, skills = eng.curriculum(run_id), eng.skills(run_id)
     finally:
         eng.close()
