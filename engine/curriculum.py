@@ -51,19 +51,25 @@ class Plan:
 
 
 def level_mix(level: int, generated: int, spec: TaskSpec) -> dict[int, int]:
-    """Generated tasks per level: ``next_share`` of them from the next level (at least one when
-    there is a next level and a share), the rest from ``level``.
+    """Generated tasks per level: ``next_share`` of them from the next level and ``prev_share``
+    from the one below (each at least one task where the level exists and the share is not
+    zero), the rest from ``level``.
 
     >>> from engine.recipes import TaskSpec
     >>> level_mix(2, 24, TaskSpec(max_difficulty=8, next_share=0.25)), level_mix(8, 24, TaskSpec(max_difficulty=8))
     ({2: 18, 3: 6}, {8: 24})
     >>> level_mix(2, 2, TaskSpec(next_share=0.1)), level_mix(2, 0, TaskSpec())
     ({2: 1, 3: 1}, {2: 0})
+    >>> level_mix(3, 12, TaskSpec(next_share=0.25, prev_share=0.25)), level_mix(1, 12, TaskSpec(prev_share=0.25))
+    ({2: 3, 3: 6, 4: 3}, {1: 9, 2: 3})
     """
-    if level >= spec.max_difficulty or spec.next_share <= 0 or generated < 2:
-        return {level: generated}
-    up = max(1, round(generated * spec.next_share))
-    return {level: generated - up, level + 1: up}
+    mix = {level: generated}
+    for other, share in ((level + 1, spec.next_share), (level - 1, spec.prev_share)):
+        if 1 <= other <= spec.max_difficulty and share > 0 and mix[level] >= 2:
+            n = min(mix[level] - 1, max(1, round(generated * share)))
+            mix[level] -= n
+            mix[other] = n
+    return dict(sorted(mix.items()))
 
 
 def next_level(scores: list[tuple[int, float]], spec: TaskSpec, exhausted: set[int]) -> tuple[int, str]:
@@ -143,8 +149,9 @@ def plan(store: Store, run_id: int, rnd: int, recipe: Recipe) -> Plan:
         else:
             level, reason = next_level(scores, spec, exhausted_levels(store, run_id, rnd))
     mix = level_mix(level, spec.generated, spec)
-    if len(mix) > 1:
-        reason += f"; {mix[level + 1]} of {spec.generated} generated tasks from level {level + 1}"
+    others = [f"{n} from level {lvl}" for lvl, n in mix.items() if lvl != level]
+    if others:
+        reason += f"; of {spec.generated} generated tasks, " + " and ".join(others)
     return Plan(level, mix, reason)
 
 

@@ -57,6 +57,8 @@ class TaskSpec(_Strict):
     target_low: float = Field(0.2, ge=0.0, le=1.0, description="Two rounds under this dev score: a level down.")
     target_high: float = Field(0.8, ge=0.0, le=1.0, description="Above this dev score: a level up.")
     next_share: float = Field(0.25, ge=0.0, le=0.9, description="Share of generated tasks drawn from the next level.")
+    prev_share: float = Field(0.0, ge=0.0, le=0.9, description="Share of generated tasks drawn from the level below "
+                              "(solvable tasks that keep verified data coming after a level up).")
     stall_rounds: int = Field(2, ge=1, le=100, description="A level up when the dev score has not risen for this "
                               "many rounds.")
     min_rise: float = Field(0.02, ge=0.0, le=1.0, description="A rise smaller than this counts as no rise.")
