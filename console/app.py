@@ -57,7 +57,7 @@ class SwarmApp(App[None]):
         ("tab / shift+tab", "cycle focus between panes"),
         ("i", "task inspector (escape: back, /: filter, enter: show debate)"),
         ("e", "SQL over the store (enter: run, ctrl+s: CSV, ctrl+o: Parquet)"),
-        ("t", "training: loss, adapters, evals (p: promote, b: roll back)"),
+        ("t", "training: loss, adapters, evals, debates, curriculum and skills (p: promote, b: roll back)"),
         ("T", "train now on the data so far, then evaluate and gate"),
         ("ctrl+p", "command palette: every action by name"),
         ("?", "this help"),
