@@ -156,15 +156,18 @@ def _cmd_skills(args: argparse.Namespace) -> int:
                           "skills": [dataclasses.asdict(k) for k in skills]}, indent=1))
         return 0
 
-    def pct(v: float | None, signed: bool = False) -> str | None:
-        return None if v is None else (f"{100 * v:+.0f}" if signed else f"{100 * v:.0f}%")
-
     table = args.format == "table"
+
+    def pct(v: float | None, signed: bool = False) -> str | None:
+        if v is None:
+            return "-" if table else None  # csv: an empty cell
+        return f"{100 * v:+.0f}" if signed else f"{100 * v:.0f}%"
+
     if table:
         print(f"run {run_id}: the curriculum, round by round")
     print(render(["round", "level", "mix", "dev after", "why"],
                  [[r, lvl, " ".join(f"L{k}:{v}" for k, v in mix.items()), pct(dev), why] for r, lvl, mix, why, dev in plans],
-                 args.format))
+                 args.format, max_width=200))  # the reason is the point: not cut
     if table:
         print("\nskills, weakest first: dev = the adapter in use on the dev sets after the latest gate; "
               "round = the latest round's first answers; change in points since the round before")
