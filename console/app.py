@@ -201,8 +201,6 @@ class SwarmApp(App[None]):
         self.push_screen(ResumeOrFresh(run_id, info.error or ""), chosen)  # type: ignore[arg-type]
 
     def _start_worker(self, step: bool, run_id: int | None) -> None:
-        if run_id is None:
-            self.run_id = None
         self.run_worker(lambda: self._play(step, run_id), thread=True, exclusive=True, group="run",
                         exit_on_error=False, name="run")
 

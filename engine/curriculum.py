@@ -125,15 +125,14 @@ def round_scores(store: Store, run_id: int, before: int) -> list[tuple[int, floa
 
 def exhausted_levels(store: Store, run_id: int, before: int) -> set[int]:
     """Levels where the latest round that asked for generated tasks got fewer than it asked."""
+    drawn = {(int(r), int(lvl)): int(n) for r, lvl, n in store.execute(
+        "select round, difficulty, count(*) from tasks where run_id = ? and round < ? and source = 'generated' "
+        "group by all", [run_id, before])}
     out: dict[int, bool] = {}
-    rows = store.execute("select round, mix from rounds where run_id = ? and round < ? and mix is not null "
-                         "order by round", [run_id, before])
-    for rnd, mix in rows:
-        drawn = dict(store.execute(
-            "select difficulty, count(*) from tasks where run_id = ? and round = ? and source = 'generated' "
-            "group by 1", [run_id, rnd]))
+    for rnd, mix in store.execute("select round, mix from rounds where run_id = ? and round < ? and mix is not null "
+                                  "order by round", [run_id, before]):
         for lvl, asked in json.loads(mix).items():
-            out[int(lvl)] = int(asked) > 0 and drawn.get(int(lvl), 0) < int(asked)
+            out[int(lvl)] = int(asked) > 0 and drawn.get((int(rnd), int(lvl)), 0) < int(asked)
     return {lvl for lvl, short in out.items() if short}
 
 

@@ -38,8 +38,7 @@ from engine.pools import duplicate_reason, known_keys, pool_of
 from engine.protocol import DebateScore
 from engine.roundbase import TASK_COLUMNS, PhaseRunner, Stopped, TaskRow, task_from_row, tokens_used
 
-__all__ = ["PHASES", "TASK_COLUMNS", "PhaseRunner", "RoundRunner", "Stopped", "TaskRow", "next_difficulty",
-           "parse_judgement", "task_from_row"]
+__all__ = ["PHASES", "TASK_COLUMNS", "PhaseRunner", "RoundRunner", "Stopped", "TaskRow", "task_from_row"]
 
 PHASES = ("propose", "solve", "debate", "judge", "hint", "verify", "collect", "train", "evaluate")
 
@@ -374,17 +373,3 @@ class RoundRunner(LearningPhases):
         if self.gen_seconds:
             out["tokens_per_second"] = self.tokens / self.gen_seconds
         return out
-
-
-def next_difficulty(pass_rate: float, difficulty: int, low: float, high: float, top: int) -> int:
-    """Keep the solvers where they succeed between ``low`` and ``high`` of the time.
-
-    >>> next_difficulty(0.9, 2, 0.2, 0.8, 6), next_difficulty(0.1, 2, 0.2, 0.8, 6), next_difficulty(0.5, 2, 0.2, 0.8, 6)
-    (3, 1, 2)
-    """
-    if pass_rate > high:
-        return min(top, difficulty + 1)
-    if pass_rate < low:
-        return max(1, difficulty - 1)
-    return difficulty
-

@@ -157,7 +157,7 @@ def _column_carries(numbers: list[int]) -> int:
     >>> _column_carries([19, 72]), _column_carries([11, 22]), _column_carries([999, 1]), _column_carries([5, 5, 5])
     (1, 0, 3, 1)
     """
-    carries, carry, col = 0, 0, 0
+    carries, carry = 0, 0
     width = max(len(str(n)) for n in numbers)
     for col in range(width):
         total = carry + sum(n // 10**col % 10 for n in numbers)

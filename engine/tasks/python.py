@@ -202,7 +202,7 @@ def code_skills(reference: str, inputs: list[str] | tuple[str, ...] = ()) -> lis
     for node in ast.walk(tree):
         if isinstance(node, (ast.For, ast.While, ast.comprehension)):
             found.add("loop")
-        elif isinstance(node, (ast.If, ast.IfExp)) or (isinstance(node, ast.comprehension) and node.ifs):
+        elif isinstance(node, (ast.If, ast.IfExp)):
             found.add("branch")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) or isinstance(node, ast.JoinedStr):
             found.add("string")
@@ -224,7 +224,7 @@ def code_skills(reference: str, inputs: list[str] | tuple[str, ...] = ()) -> lis
         for kind, tag in _COLLECTIONS:
             if isinstance(node, kind):
                 found.add(tag)
-        if isinstance(node, ast.comprehension) and node.ifs:
+        if isinstance(node, ast.comprehension) and node.ifs:  # a filter in a comprehension is a branch
             found.add("branch")
     if any(i.replace(" ", "") in ("([],)", "('',)", '("",)', "({},)") for i in inputs):
         found.add("edge:empty")
