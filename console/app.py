@@ -85,7 +85,8 @@ class SwarmApp(App[None]):
 
     def on_mount(self) -> None:
         try:
-            self.engine = Engine.open(self.home_arg)
+            # A second console while a run holds the store: a read-only view through that process.
+            self.engine = Engine.open(self.home_arg, read_only_ok=True)
         except EngineError as e:
             self.push_screen(ErrorDialog(str(e)), callback=lambda _: self.exit())
             return
@@ -109,9 +110,38 @@ class SwarmApp(App[None]):
             self.push_screen(ErrorDialog(str(e)), callback=lambda _: self.exit())
             return
         self.sub_title = f"{self.recipe.name} · {self.recipe.model.path}"
-        self.push_screen(SwarmScreen(self.recipe))
+        screen = SwarmScreen(self.recipe)
+        self.push_screen(screen)
+        if self.engine is not None and self.engine.read_only:
+            note = self._read_only_note()
+            self.sub_title = f"read-only view · {note}"
+
+            def announce() -> None:
+                screen.log_line(f"{note}. This console only looks: i tasks, t training, e SQL read the store "
+                                "through that process; runs start and stop there.")
+                screen.set_progress(f"read-only: {note}")
+
+            self.call_after_refresh(announce)
+            return
         if self.autostart:
             self.action_start()
+
+    def _read_only_note(self) -> str:
+        """Who holds the store, for a read-only console."""
+        assert self.engine is not None
+        try:
+            hello = self.engine.holder or {}
+        except EngineError as e:
+            return f"the store's holder stopped answering ({e})"
+        runs = ", ".join(f"run {r} {status}" for r, status in hello.get("running", []))  # type: ignore[union-attr]
+        return f"store held by process {hello.get('pid')}" + (f" ({runs})" if runs else "")
+
+    def _writable(self) -> bool:
+        """False (and says why) when this console only views a store another process holds."""
+        if self.engine is not None and self.engine.read_only:
+            self.notify(f"read-only: {self._read_only_note()}; start, stop and train there", severity="warning")
+            return False
+        return True
 
     def on_unmount(self) -> None:
         if self.engine is not None:
@@ -183,7 +213,7 @@ class SwarmApp(App[None]):
         return eng.play(run_id, rounds=self.rounds, step=step)
 
     def _launch(self, step: bool = False) -> None:
-        if self.engine is None or self.recipe is None:
+        if self.engine is None or self.recipe is None or not self._writable():
             return
         if self.running():
             self.notify("a run is already playing")
@@ -230,7 +260,7 @@ class SwarmApp(App[None]):
             self.notify("stopping at the next safe point")
 
     def action_train_now(self) -> None:
-        if self.engine is None or self.recipe is None:
+        if self.engine is None or self.recipe is None or not self._writable():
             return
         if self.running():
             self.notify("a run is playing; training happens after each round")

@@ -35,11 +35,12 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 def _cmd_sql(args: argparse.Namespace) -> int:
     from console.render import render
     from engine.paths import home_dir, store_path
-    from engine.store import Store
+    from engine.store.share import open_shared
     from engine.store.store import check_read_only
 
     check_read_only(args.query)  # refuse writes before touching the file
-    with Store.open(store_path(home_dir(args.home))) as store:
+    # With a run holding the store, the query goes to that process (read-only, a snapshot).
+    with open_shared(store_path(home_dir(args.home))) as store:
         result = store.query(args.query)
     print(render(result.columns, result.rows, args.format))
     return 0
@@ -140,7 +141,7 @@ def _cmd_skills(args: argparse.Namespace) -> int:
     from console.render import render
     from engine.api import Engine
 
-    eng = Engine.open(args.home)
+    eng = Engine.open(args.home, read_only_ok=True)
     try:
         run_id = _run_or_latest(eng, args.run)
         plans, skills = eng.curriculum(run_id), eng.skills(run_id)
@@ -235,7 +236,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from engine.api import Engine
     from engine.train.dataset import export_rows
 
-    eng = Engine.open(args.home)
+    eng = Engine.open(args.home, read_only_ok=True)
     try:
         cols, rows = export_rows(eng.store, args.run, args.role)
         out = args.output or f"examples.{args.format}"
@@ -248,12 +249,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
                     rec["messages"] = json.loads(rec["messages"])
                     fh.write(json.dumps(rec, default=str) + "\n")
         else:
-            conds = ([] if args.run is None else [f"run_id = {int(args.run)}"]) + \
-                ([f"role in ({', '.join(repr(r) for r in args.role)})"] if args.role else [])  # roles: argparse choices
-            where = " where " + " and ".join(conds) if conds else ""
-            target = out.replace("'", "''")
-            eng.store.cursor().execute(
-                f"copy (select {', '.join(cols)} from examples{where} order by id) to '{target}' (format parquet)")
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.Table.from_pylist([dict(zip(cols, r)) for r in rows]) if rows else
+                           pa.table({c: pa.array([], pa.string()) for c in cols}), out)
     finally:
         eng.close()
     print(f"wrote {len(rows)} example(s) to {out}")

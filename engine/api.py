@@ -34,6 +34,7 @@ from engine.recipes import Recipe, load_recipe, parse_recipe
 from engine.rounds import RoundRunner, Stopped
 from engine.runtime import Runtime
 from engine.store import QueryResult, Store
+from engine.store.share import QueryServer, RemoteStore
 from engine.tasks import get_domain
 
 
@@ -63,24 +64,52 @@ class SetScore:
 class Engine:
     """One data dir's store, a lazily loaded model runtime, and the event bus."""
 
-    def __init__(self, store: Store, home: Path) -> None:
-        self.store = store
+    def __init__(self, store: Store | RemoteStore, home: Path, *, serve: bool = False) -> None:
+        self.store: Store = store  # type: ignore[assignment]  # a RemoteStore reads alike and refuses writes
         self.home = home
         self.bus = EventBus()
         self._runtime: Runtime | None = None
         self._runtime_key: tuple[object, ...] | None = None
         self._stop = threading.Event()
+        self._server: QueryServer | None = None
+        if serve and isinstance(store, Store):
+            try:
+                self._server = QueryServer(store).start()
+            except OSError:
+                self._server = None  # no socket (odd file system): the store still works, only not shared
 
     @classmethod
-    def open(cls, home: str | os.PathLike[str] | None = None) -> Engine:
-        """Open the data dir's store (creating it). Raises StoreError."""
+    def open(cls, home: str | os.PathLike[str] | None = None, *, read_only_ok: bool = False) -> Engine:
+        """Open the data dir's store (creating it) and answer other processes' read-only queries on
+        its socket (``engine.store.share``). When another process holds the store, ``read_only_ok``
+        gives a read-only engine onto it through that process (``read_only``); otherwise, or when
+        the holder does not answer, StoreError."""
         h = home_dir(home)
-        return cls(Store.open(store_path(h)), h)
+        path = store_path(h)
+        try:
+            return cls(Store.open(path), h, serve=True)
+        except StoreError as e:
+            if not read_only_ok or "in use by another process" not in str(e):
+                raise
+            return cls(RemoteStore.connect(path), h)
+
+    @property
+    def read_only(self) -> bool:
+        """True when another process holds the store and this engine only reads through it."""
+        return isinstance(self.store, RemoteStore)
+
+    @property
+    def holder(self) -> dict[str, object] | None:
+        """For a read-only engine, what the holding process says of itself (pid, running runs)."""
+        return self.store.hello() if isinstance(self.store, RemoteStore) else None
 
     def close(self) -> None:
         if self._runtime is not None:
             self._runtime.close()
             self._runtime = None
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         self.store.close()
 
     def subscribe(self, fn: Subscriber) -> object:

@@ -79,7 +79,7 @@ def check_training(deep: bool = False) -> list[Check]:
 
 
 def check_store(home: str | os.PathLike[str] | None = None) -> list[Check]:
-    from engine.store import Store
+    from engine.store.share import RemoteStore, open_shared
 
     try:
         h = home_dir(home)
@@ -88,8 +88,12 @@ def check_store(home: str | os.PathLike[str] | None = None) -> list[Check]:
     checks = [Check("data dir", True, str(h))]
     path: Path = store_path(h)
     try:
-        with Store.open(path) as store:
-            checks.append(Check("store", True, f"{path} (schema version {store.schema_version})"))
+        with open_shared(path) as store:
+            held = ""
+            if isinstance(store, RemoteStore):  # a run holds it: fine, and worth saying
+                runs = ", ".join(f"run {r} {s}" for r, s in store.hello()["running"])
+                held = f"; held by process {store.holder_pid}{f' ({runs})' if runs else ''}, read-only queries answered"
+            checks.append(Check("store", True, f"{path} (schema version {store.schema_version}){held}"))
     except EngineError as e:
         checks.append(Check("store", False, str(e)))
     return checks

@@ -34,6 +34,7 @@ class InspectorScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("slash", "focus_filter", "Filter"),
         Binding("enter", "show", "Show", show=False),
+        Binding("r", "reload", "Reload"),
     ]
     DEFAULT_CSS = """
     #filters { height: 3; }
@@ -64,6 +65,9 @@ class InspectorScreen(Screen[None]):
         table.add_columns("id", "run", "round", "source", "domain", "level", "rejected", "solved@1", "disagree", "task")
         self.reload()
         table.focus()
+
+    def action_reload(self) -> None:
+        self.reload()
 
     def action_focus_filter(self) -> None:
         self.query_one("#search", Input).focus()

@@ -65,6 +65,8 @@ class TrainingScreen(Screen[None]):
         self.query_one("#skills", DataTable).add_columns(
             "skill (weakest first)", "what", "dev", "change", "n", "round", "change", "n")
         self.action_refresh()
+        if self.engine.read_only:  # no events from the process that plays: look again now and then
+            self.set_interval(5.0, self.action_refresh)
 
     def handle_engine_event(self, e: ev.Event) -> None:
         if isinstance(e, ev.TrainingProgress):
@@ -128,7 +130,15 @@ class TrainingScreen(Screen[None]):
             return None
         return int(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
 
+    def _read_only(self) -> bool:
+        if self.engine.read_only:
+            self.notify("read-only view: promote and roll back in the console that holds the store",
+                        severity="warning")
+        return self.engine.read_only
+
     def action_promote(self) -> None:
+        if self._read_only():
+            return
         adapter = self._selected()
         if adapter is not None:
             self.app.run_worker(lambda: self.engine.use_adapter(adapter), thread=True, group="adapter",
@@ -137,6 +147,8 @@ class TrainingScreen(Screen[None]):
             self.action_refresh()
 
     def action_rollback(self) -> None:
+        if self._read_only():
+            return
         self.app.run_worker(lambda: self.engine.use_adapter(None), thread=True, group="adapter", exit_on_error=False)
         self.query_one("#train-status", Static).update("rolled back to the base model")
         self.action_refresh()
