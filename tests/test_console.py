@@ -10,11 +10,11 @@ from console.app import SwarmApp
 from console.screens.dialogs import Confirm, HelpScreen
 from console.screens.inspector import InspectorScreen
 from console.screens.picker import RecipePicker
-from console.screens.sql import SqlScreen
+from console.screens.sql import EXAMPLE, SqlScreen
 from console.screens.swarm import SwarmScreen
 from console.screens.training import TrainingScreen
 from console.widgets.agent_pane import AgentPane
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input, OptionList, Static, TextArea, Tree
 
 
 async def wait_run(app: SwarmApp, pilot) -> None:  # type: ignore[no-untyped-def]
@@ -132,16 +132,45 @@ async def test_help_inspector_sql_training_screens(tiny_recipe: Path) -> None:
 
         await pilot.press("e")
         assert isinstance(app.screen, SqlScreen)
-        app.screen.query_one("#sql-input", Input).value = "select count(*) as n from attempts"
-        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("ctrl+r")  # the example the editor opens on runs as it is
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.screen.query_one("#sql-results", DataTable).row_count == 1  # the one round played
+        editor = app.screen.query_one("#sql-input", TextArea)
+        editor.load_text("select count(*) as n\nfrom attempts")  # several lines
+        await pilot.press("f5")
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert app.screen.query_one("#sql-results", DataTable).row_count == 1
-        app.screen.query_one("#sql-input", Input).value = "delete from attempts"
-        await pilot.press("enter")
+        editor.load_text("delete from attempts")
+        await pilot.press("ctrl+r")
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert "refused" in str(app.screen.query_one("#sql-status", Static).render())
+        catalog = app.screen.query_one("#sql-catalog", Tree)
+        tables = [str(n.label) for n in catalog.root.children]
+        assert {"rounds", "attempts", "skill_scores"} <= set(tables)
+        editor.load_text("select  from rounds")
+        editor.move_cursor((0, 7))
+        catalog.focus()
+        catalog.move_cursor(catalog.root.children[tables.index("rounds")])
+        await pilot.press("space")  # opens the table: its columns
+        await pilot.press("down", "enter")  # the first column's name goes in at the cursor
+        assert editor.text == "select run_id from rounds"
+        await pilot.press("escape")
+        await pilot.press("e")  # the history outlives the screen, newest first
+        history = app.screen.query_one("#sql-history", OptionList)
+        assert history.option_count == 2  # what ran; the refused delete did not
+        assert str(history.get_option_at_index(0).prompt) == "select count(*) as n from attempts"
+        history.focus()
+        history.highlighted = 1
+        await pilot.press("enter")  # runs it again
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.screen.query_one("#sql-input", TextArea).text == EXAMPLE
+        assert "1 row" in str(app.screen.query_one("#sql-status", Static).render())
         await pilot.press("escape")
 
         await pilot.press("t")

@@ -42,3 +42,26 @@ def test_training_screen_curriculum_and_skills(snap_compare) -> None:  # type: i
         await pilot.pause()
 
     assert snap_compare(SwarmApp(recipe="default"), terminal_size=(140, 48), run_before=open_training)
+
+
+def test_sql_screen(snap_compare, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import types
+
+    eng = Engine.open()
+    populate(eng)
+    eng.close()
+    # The status line says how long the query took: a fixed clock keeps the picture stable.
+    monkeypatch.setattr("console.screens.sql.time", types.SimpleNamespace(perf_counter=lambda: 0.0,
+                                                                           strftime=lambda f: "fixed"))
+
+    async def run_example(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.press("e")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.press("ctrl+r")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        catalog = pilot.app.screen.query_one("#sql-catalog")
+        catalog.root.children[0].expand()
+        await pilot.pause()
+
+    assert snap_compare(SwarmApp(recipe="default"), terminal_size=(140, 40), run_before=run_example)
