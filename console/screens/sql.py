@@ -170,7 +170,7 @@ class SqlScreen(Screen[None]):
 
     @staticmethod
     def _label(sql: str) -> str:
-        """A query on one short line, its comment lines left out.
+        r"""A query on one short line, its comment lines left out.
 
         >>> SqlScreen._label("-- note\nselect a,\n   b from t")
         'select a, b from t'
