@@ -21,6 +21,7 @@ from console.bridge import EngineEvent, TokenBuffer, subscriber
 from console.screens.dialogs import Confirm, ErrorDialog, HelpScreen, ResumeOrFresh
 from console.screens.inspector import InspectorScreen
 from console.screens.picker import RecipePicker
+from console.screens.plots import PlotsScreen
 from console.screens.sql import SqlScreen
 from console.screens.swarm import SwarmScreen
 from console.screens.training import TrainingScreen
@@ -43,6 +44,7 @@ class SwarmApp(App[None]):
         Binding("i", "inspector", "Tasks"),
         Binding("e", "sql", "SQL"),
         Binding("t", "training", "Training"),
+        Binding("g", "plots", "Curves"),
         Binding("T", "train_now", "Train now", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
@@ -58,6 +60,7 @@ class SwarmApp(App[None]):
         ("i", "task inspector (escape: back, /: filter, enter: show debate, r: reload)"),
         ("e", "SQL: catalog, editor, history (ctrl+r or F5: run, ctrl+s: CSV, ctrl+o: Parquet)"),
         ("t", "training: loss, adapters, evals, debates, curriculum and skills (p: promote, b: roll back)"),
+        ("g", "curves: training loss, dev and test accuracy with intervals, judge and debate per round, skills heat map"),
         ("T", "train now on the data so far, then evaluate and gate"),
         ("ctrl+p", "command palette: every action by name"),
         ("?", "this help"),
@@ -167,7 +170,7 @@ class SwarmApp(App[None]):
         e = message.event
         screen = self.swarm()
         for s in self.screen_stack:
-            if isinstance(s, TrainingScreen):
+            if isinstance(s, (TrainingScreen, PlotsScreen)):
                 s.handle_engine_event(e)
         if screen is None:
             return
@@ -300,6 +303,10 @@ class SwarmApp(App[None]):
         if self.engine is not None and not isinstance(self.screen, TrainingScreen):
             self.push_screen(TrainingScreen(self.engine))
 
+    def action_plots(self) -> None:
+        if self.engine is not None and not isinstance(self.screen, PlotsScreen):
+            self.push_screen(PlotsScreen(self.engine))
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.HELP))
@@ -325,6 +332,7 @@ class SwarmApp(App[None]):
             ("n", self.action_step, "Step one phase"), ("x", self.action_stop, "Stop the run"),
             ("z", self.action_zoom, "Zoom the focused pane"), ("i", self.action_inspector, "Open the task inspector"),
             ("e", self.action_sql, "Open the SQL screen"), ("t", self.action_training, "Open the training screen"),
+            ("g", self.action_plots, "Open the curves screen"),
             ("T", self.action_train_now, "Train now on the data so far"),
             ("+", lambda: self.action_rounds(1), "One more round"), ("-", lambda: self.action_rounds(-1), "One round fewer"),
             ("?", self.action_help, "Show the keys"),

@@ -178,6 +178,27 @@ def _cmd_skills(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from console.report import draw
+    from engine.api import Engine
+
+    eng = Engine.open(args.home, read_only_ok=True)
+    try:
+        run_id = _run_or_latest(eng, args.run)
+        curves = eng.curves(run_id)
+    finally:
+        eng.close()
+    if curves.empty():
+        raise EngineError(f"run {run_id} has nothing to plot yet (no training, scores or round statistics)")
+    out = Path(args.output or f"swarm-run-{run_id}.{args.format}")
+    if out.suffix.lstrip(".") not in ("png", "svg"):
+        out = out.with_suffix(f".{args.format}")
+    print(f"wrote {draw(curves, out)}")
+    return 0
+
+
 def _adapter_arg(value: str) -> str:
     if value in ("in-use", "base") or value.isdigit():
         return value
@@ -301,6 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--model", default="builtin:smollm2-135m", help="model to check (path or builtin:NAME)")
     d.add_argument("--quick", action="store_true", help="do not import torch to look for CUDA")
     d.set_defaults(func=_cmd_doctor)
+
+    s = sub.add_parser("report", help="a run's curves as one PNG or SVG figure")
+    s.add_argument("run", nargs="?", type=int, help="run id (default: the latest)")
+    s.add_argument("--format", choices=["png", "svg"], default="png")
+    s.add_argument("-o", "--output", help="file to write (default: swarm-run-N.FORMAT)")
+    s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("sql", help="run read-only SQL on the store")
     s.add_argument("query")

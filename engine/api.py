@@ -31,6 +31,7 @@ from engine.protocol import DebateScore, debate_score, record_debate
 from engine.pools import ensure_pools, report_sets, set_name
 from engine.paths import home_dir, store_path
 from engine.recipes import Recipe, load_recipe, parse_recipe
+from engine.report import Curves, curves
 from engine.rounds import RoundRunner, Stopped
 from engine.runtime import Runtime
 from engine.store import QueryResult, Store
@@ -196,6 +197,11 @@ class Engine:
         rows = self.store.execute("select round, difficulty, mix, curriculum, dev_score from rounds where run_id = ? "
                                   "order by round", [run_id])
         return [(int(r), int(lvl), json.loads(mix) if mix else {}, why or "", dev) for r, lvl, mix, why, dev in rows]
+
+    def curves(self, run_id: int) -> Curves:
+        """A run's curves as recorded: loss per step, dev and test accuracy per round, the judge
+        and the debate per round, skill pass rates per round (engine.report)."""
+        return curves(self.store, run_id)
 
     def latest_run(self) -> int | None:
         row = self.store.execute("select max(id) from runs")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from engine.api import Engine
 
 
@@ -46,4 +48,39 @@ def populate(eng: Engine) -> int:
                                   ("round", "digits:3", 1, 0), ("round", "carries:0", 1, 0),
                                   ("dev", "op:+", 40, 17), ("dev", "digits:2", 20, 12), ("dev", "carries:0", 8, 7),
                                   ("dev", "carries:1", 12, 5), ("dev", "digits:3", 20, 5), ("dev", "carries:2", 9, 1)]])
+    return run_id
+
+
+def populate_curves(eng: Engine) -> int:
+    """``populate`` plus three trained rounds: loss curves, dev and test scores, debate statistics and
+    skill rates, for the plots. Returns the run id."""
+    run_id = populate(eng)
+    s = eng.store
+    s.insert("rounds", [dict(run_id=run_id, round=r, status="complete", phase="evaluate", difficulty=2,
+                             mix={"2": 18, "3": 6}, curriculum="steady", dev_score=d) for r, d in ((1, 0.55), (2, 0.61))])
+    stats = {0: (0.47, 0.50, -0.08), 1: (0.58, 0.55, -0.02), 2: (0.66, 0.63, 0.04)}
+    for r, (agree, bal, gain) in stats.items():
+        s.execute("update rounds set stats = ? where run_id = ? and round = ?",
+                  [json.dumps({"judge_agreement": agree, "judge_balanced_accuracy": bal, "debate_gain": gain}),
+                   run_id, r])
+    for r in range(3):
+        curve = [round(2.4 * 0.93 ** i - 0.2 * r, 4) for i in range(12)]
+        s.insert("training_runs", [dict(id=10 + r, run_id=run_id, round=r, backend="unsloth-cpu", backend_reason="",
+                                        settings={}, n_examples=40, steps=12, loss_curve=curve,
+                                        tokens_per_second=900.0, seconds=30.0, status="done", error=None)])
+        s.insert("adapters", [dict(id=20 + r, run_id=run_id, round=r, training_run_id=10 + r, parent_id=None,
+                                   path=f"/adapters/{r}.gguf", sha256="0" * 64, export_cosine=0.9999,
+                                   promoted=r != 1, decision="kept" if r != 1 else "not better")])
+    evals = [(None, "dev-2", "dev", 0.25, 0.17, 0.34), (None, "test-2", "test", 0.27, 0.19, 0.36),
+             (20, "dev-2", "dev", 0.42, 0.33, 0.52), (21, "dev-2", "dev", 0.40, 0.31, 0.50),
+             (22, "dev-2", "dev", 0.61, 0.51, 0.70), (20, "dev-3", "dev", 0.03, 0.0, 0.07),
+             (21, "dev-3", "dev", 0.05, 0.01, 0.10), (22, "dev-3", "dev", 0.12, 0.06, 0.19),
+             (20, "test-2", "test", 0.44, 0.35, 0.54), (22, "test-2", "test", 0.58, 0.48, 0.67)]
+    s.insert("evals", [dict(id=30 + i, run_id=run_id, round=0 if a is None else a - 20, adapter_id=a, eval_set=name,
+                            pool=pool, n=100, correct=int(acc * 100), accuracy=acc, ci_low=lo, ci_high=hi)
+                       for i, (a, name, pool, acc, lo, hi) in enumerate(evals)])
+    s.insert("skill_scores", [dict(run_id=run_id, round=r, source="dev", adapter_id=20 + r, skill=k, n=20, passed=p)
+                              for r, row in ((1, (10, 13, 15, 8, 6, 2)), (2, (12, 15, 17, 10, 8, 4)))
+                              for k, p in zip(("op:+", "digits:2", "carries:0", "carries:1", "digits:3", "carries:2"),
+                                              row)])
     return run_id

@@ -65,3 +65,18 @@ def test_sql_screen(snap_compare, monkeypatch) -> None:  # type: ignore[no-untyp
         await pilot.pause()
 
     assert snap_compare(SwarmApp(recipe="default"), terminal_size=(140, 40), run_before=run_example)
+
+
+def test_curves_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    from tests.fixed_data import populate_curves
+
+    eng = Engine.open()
+    populate_curves(eng)
+    eng.close()
+
+    async def open_curves(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.press("g")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(SwarmApp(recipe="default"), terminal_size=(140, 44), run_before=open_curves)
