@@ -163,7 +163,7 @@ class SwarmApp(App[None]):
         chunks = self.tokens.drain()
         screen = self.swarm()
         if chunks and screen is not None:
-            screen.feed_tokens(chunks)
+            screen.feed_tokens(chunks, self.tokens.task_of)
             self.token_waits.append(self.tokens.waited)
 
     def on_engine_event(self, message: EngineEvent) -> None:

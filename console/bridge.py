@@ -35,10 +35,15 @@ class TokenBuffer:
         self.tokens = 0
         self.oldest: float | None = None  # monotonic time of the oldest undrained token
         self.waited = 0.0  # how long the oldest token of the last drain waited for the screen
+        self.task_of: dict[str, int] = {}  # request -> the task it works on (the latest 4096 requests)
 
     def add(self, e: ev.TokenStreamed) -> None:
         with self._lock:
             per_agent = self._pending.setdefault(e.agent, {})
+            if e.request not in per_agent and e.task_id is not None and e.request not in self.task_of:
+                self.task_of[e.request] = e.task_id
+                if len(self.task_of) > 4096:
+                    del self.task_of[next(iter(self.task_of))]
             per_agent[e.request] = per_agent.get(e.request, "") + e.text
             self._counts[e.agent] = self._counts.get(e.agent, 0) + 1
             self.tokens += 1

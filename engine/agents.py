@@ -61,7 +61,7 @@ def seed_for(*parts: object) -> int:
 
 
 def request(agent: AgentSpec, user: str, seed: int, *, grammar: str | None = None, greedy: bool = False,
-            prefix: str = "") -> Request:
+            prefix: str = "", task: int | None = None) -> Request:
     messages = []
     if agent.system:
         messages.append({"role": "system", "content": agent.system})
@@ -75,4 +75,5 @@ def request(agent: AgentSpec, user: str, seed: int, *, grammar: str | None = Non
         max_tokens=agent.max_tokens,
         grammar=grammar,
     )
-    return Request(messages=messages, sampling=sampling, tag=agent.name, assistant_prefix=prefix)  # type: ignore[arg-type]
+    return Request(messages=messages, sampling=sampling, tag=agent.name, assistant_prefix=prefix,  # type: ignore[arg-type]
+                   task=task)

@@ -64,6 +64,7 @@ class TokenStreamed(Event):
     agent: str
     text: str
     request: str = ""
+    task_id: int | None = None  # the task the request works on, where it has one
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class VerdictReached(Event):
     task_id: int
     judge_correct: bool | None
     verifier_correct: bool
+    judge: str = ""
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,8 @@ class PhaseRunner:
         run_id = self.run_id
         for r in reqs:
             agent, rid = r.tag, f"{r.tag}#{next(self._requests)}"
-            r.on_text = lambda text, agent=agent, rid=rid: self.bus.emit(TokenStreamed(run_id, agent, text, rid))
+            r.on_text = lambda text, agent=agent, rid=rid, task=r.task: self.bus.emit(
+                TokenStreamed(run_id, agent, text, rid, task))
         allowed = self._within_budget(reqs)
         t0 = time.perf_counter()
         sent = iter(self.rt.submit_many([r for r, ok in zip(reqs, allowed) if ok]))

@@ -164,7 +164,7 @@ class RoundRunner(LearningPhases):
         items = [(tr, solver, s) for tr in self._tasks(rnd) for solver in self._agents("solver")
                  for s in range(self.recipe.round.samples)]
         reqs = [request(a, fill(self.recipe.prompts.solve, {"task": tr.task.prompt}),
-                        seed_for(self.seed, rnd, tr.task.fingerprint, a.name, s, 0)) for tr, a, s in items]
+                        seed_for(self.seed, rnd, tr.task.fingerprint, a.name, s, 0), task=tr.id) for tr, a, s in items]
         results = self._generate(reqs)
         rows = self._attempt_rows(rnd, items, results, 0)
         with self.store.transaction():
@@ -186,14 +186,14 @@ class RoundRunner(LearningPhases):
             prev = [r for r in prev if r[1] in tasks and r[2] in solvers]
             crit_reqs = [
                 request(critics[i % len(critics)], fill(p.critique, {"task": tasks[tid].task.prompt, "answer": text}),
-                        seed_for(self.seed, rnd, tasks[tid].task.fingerprint, agent, s, "critique", turn))
+                        seed_for(self.seed, rnd, tasks[tid].task.fingerprint, agent, s, "critique", turn), task=tid)
                 for i, (_aid, tid, agent, s, text) in enumerate(prev)
             ]
             crits = self._generate(crit_reqs)
             items = [(tasks[tid], solvers[agent], s) for _aid, tid, agent, s, _t in prev]
             rev_reqs = [
                 request(solvers[agent], fill(p.revise, {"task": tasks[tid].task.prompt, "answer": text, "critique": c.text}),
-                        seed_for(self.seed, rnd, tasks[tid].task.fingerprint, agent, s, turn))
+                        seed_for(self.seed, rnd, tasks[tid].task.fingerprint, agent, s, turn), task=tid)
                 for (_aid, tid, agent, s, text), c in zip(prev, crits)
             ]
             revs = self._generate(rev_reqs)
@@ -229,7 +229,7 @@ class RoundRunner(LearningPhases):
         reqs = [
             request(judges[i % len(judges)], fill(self.recipe.prompts.judge, {"task": tasks[tid].task.prompt, "answer": text}),
                     seed_for(self.seed, rnd, tasks[tid].task.fingerprint, agent, sample, "judge"), grammar=JUDGE_GRAMMAR,
-                    prefix=JUDGE_PREFIX, greedy=judges[i % len(judges)].temperature == 0)
+                    prefix=JUDGE_PREFIX, greedy=judges[i % len(judges)].temperature == 0, task=tid)
             for i, (_aid, tid, text, _c, _s, agent, sample) in enumerate(finals)
         ]
         results = self._generate(reqs)
@@ -243,7 +243,7 @@ class RoundRunner(LearningPhases):
                 judge_correct=judged, judge_text=verdict_text, verifier_correct=bool(correct), verifier_status=status or "",
                 agreement=None if judged is None else judged == bool(correct), tokens=res.completion_tokens, seconds=res.seconds,
             ))
-            self.bus.emit(VerdictReached(self.run_id, rnd, tid, judged, bool(correct)))
+            self.bus.emit(VerdictReached(self.run_id, rnd, tid, judged, bool(correct), judges[i % len(judges)].name))
         with self.store.transaction():
             self.store.insert("verdicts", rows)
             self._mark(rnd, "judge")
@@ -281,17 +281,17 @@ class RoundRunner(LearningPhases):
         crit_reqs = [
             request(critics[i % len(critics)], fill(p.hint, {"task": tr.task.prompt, "answer": text,
                                                              "reference": tr.task.reference}),
-                    seed_for(self.seed, rnd, tr.task.fingerprint, agent, sample, "hint"))
+                    seed_for(self.seed, rnd, tr.task.fingerprint, agent, sample, "hint"), task=tr.id)
             for i, (_aid, tr, agent, sample, text) in enumerate(wrong)]
         unsolved = [tr for tid, tr in tasks.items() if tid not in solved]
         first = next(iter(solvers.values()))
         why_reqs = [request(first, fill(p.rationale, {"task": tr.task.prompt, "reference": tr.task.reference}),
-                            seed_for(self.seed, rnd, tr.task.fingerprint, "rationale")) for tr in unsolved]
+                            seed_for(self.seed, rnd, tr.task.fingerprint, "rationale"), task=tr.id) for tr in unsolved]
         results = self._generate(crit_reqs + why_reqs)
         crits, whys = results[:len(crit_reqs)], results[len(crit_reqs):]
         rev_reqs = [
             request(solvers[agent], fill(p.revise, {"task": tr.task.prompt, "answer": text, "critique": c.text}),
-                    seed_for(self.seed, rnd, tr.task.fingerprint, agent, sample, "hint revision"))
+                    seed_for(self.seed, rnd, tr.task.fingerprint, agent, sample, "hint revision"), task=tr.id)
             for (_aid, tr, agent, sample, text), c in zip(wrong, crits)]
         revs = self._generate(rev_reqs)
         ids = self.store.allocate_ids("hints", len(wrong) + len(unsolved))

@@ -38,6 +38,10 @@ async def test_swarm_screen_runs_a_round_and_streams(tiny_recipe: Path) -> None:
         assert "finished" in progress
         solver = app.screen.query_one("#pane-solver-a", AgentPane)
         assert solver.streams  # tokens reached the pane
+        assert set(solver.task_of) == set(solver.streams)  # every stream names its task
+        assert solver.marks and set(solver.marks.values()) <= {"✓", "✗"}  # the verifier's word reached it
+        judge = app.screen.query_one("#pane-judge", AgentPane)
+        assert judge.marks  # agreement with the verifier, per verdict
         assert "solver-a" in str(solver.border_title)
         assert app.engine is not None
         assert app.engine.store.execute("select status from runs")[0][0] == "finished"
@@ -277,3 +281,11 @@ async def test_pane_shows_verdicts_and_a_live_rate(monkeypatch: pytest.MonkeyPat
         assert "generating" in str(pane.border_subtitle) and "20 tok/s" in str(pane.border_subtitle)
         pane.settle()
         assert "idle · 0 tok/s" in str(pane.border_subtitle)
+        # streams name their task; the verdict marks the oldest unmarked request on that task
+        pane.feed({"r2": "true}", "r3": "tr"}, 2, {"r2": 7, "r3": 7})
+        pane.mark(7, "✗")
+        pane.mark(99, "✓")  # a task this pane never saw: nothing
+        await pilot.pause()
+        assert pane.marks == {"r2": "✗"}
+        body = str(pane.query_one(".stream", Static).render())
+        assert "• #7 ✗ verdict: right" in body and body.endswith("#7 ▸ verdict: …")

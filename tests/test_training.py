@@ -413,3 +413,42 @@ def test_train_now_twice_gives_two_adapters_each_scored_on_its_own(tmp_path: Pat
     first, second = answers.values()
     assert first != second  # the second adapter's own weights answered, not the first's
     eng.close()
+
+
+@pytest.mark.slow  # about 75 s each: torch, a dequantized checkpoint, training and the check
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_export_check_passes_for_each_architecture(tmp_path: Path, real_model: Path, arch: str) -> None:
+    """A LoRA trained on a tiny GGUF of each architecture exports with that architecture's layout
+    (llama: q/k permuted; qwen2: as they are) and llama.cpp's logits agree with PyTorch's (measured:
+    qwen2 1.0000; exported with llama's permutation instead, 0.909, refused)."""
+    from engine.train.runner import run_worker
+    from tests.tiny_model import write_tiny_gguf
+
+    model = write_tiny_gguf(tmp_path / f"tiny-{arch}.gguf", real_model, arch=arch)
+    assert check_gguf(model).architecture == arch
+    log = tmp_path / "worker.log"
+    prep = run_worker("prepare", {"home": str(tmp_path), "gguf": str(model)}, log)
+    data = tmp_path / "examples.jsonl"
+    msgs = [[{"role": "user", "content": f"What is {i} + 2?"}, {"role": "assistant", "content": str(i + 2)}] for i in range(6)]
+    data.write_text("".join(json.dumps(m) + "\n" for m in msgs))
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    cfg = {"base_dir": prep["base_dir"], "gguf": str(model), "examples": str(data), "rank": 4, "alpha": 8,
+           "dropout": 0.0, "learning_rate": 0.1, "steps": 6, "batch_size": 2, "max_seq_len": 64,
+           "targets": targets, "seed": 0, "backend": "peft", "out": str(tmp_path / "lora.npz")}
+    run_worker("train", cfg, log)
+    out = tmp_path / "adapter.gguf"
+    res = run_worker("export", {"base_dir": prep["base_dir"], "gguf": str(model), "lora": cfg["out"], "out": str(out),
+                                "rank": 4, "alpha": 8, "targets": targets, "threshold": 0.999,
+                                "prompts": ["What is 12 + 30?", "hello there, how are you"]}, log)
+    assert res["cosine"] >= 0.999, res
+    assert check_gguf(out).architecture == arch
+    with Runtime(model, n_ctx=256, n_parallel=1) as rt:  # the runtime takes it for this model
+        rt.set_adapter(out).result(timeout=30)
+
+
+def test_export_refuses_an_architecture_it_does_not_know() -> None:
+    from engine.errors import TrainingError
+    from engine.train.export import layout
+
+    with pytest.raises(TrainingError, match="'gpt2'.*llama, mistral, qwen2, qwen3"):
+        layout("gpt2")

@@ -1,4 +1,4 @@
-"""Write a tiny llama-architecture GGUF with random weights, for fast engine tests.
+"""Write a tiny llama- or qwen2-architecture GGUF with random weights, for fast engine tests.
 
 The tokenizer and chat template are copied from the real default model so prompts tokenize
 and format exactly as in production; the network is 2 layers of width 64, so it loads in
@@ -23,12 +23,14 @@ def write_tiny_gguf(
     n_ff: int = 128,
     n_ctx: int = 2048,
     seed: int = 0,
+    arch: str = "llama",
 ) -> Path:
+    """``arch`` qwen2 adds the q/k/v biases that architecture has (llama.cpp picks its NeoX RoPE)."""
     import gguf
 
     reader = gguf.GGUFReader(source, "r")
-    writer = gguf.GGUFWriter(str(out), "llama")
-    writer.add_name("tiny-random-llama")
+    writer = gguf.GGUFWriter(str(out), arch)
+    writer.add_name(f"tiny-random-{arch}")
     writer.add_context_length(n_ctx)
     writer.add_embedding_length(n_embd)
     writer.add_block_count(n_layer)
@@ -74,6 +76,10 @@ def write_tiny_gguf(
         writer.add_tensor(f"blk.{i}.attn_q.weight", w(n_embd, n_embd))
         writer.add_tensor(f"blk.{i}.attn_k.weight", w(n_head_kv * head_dim, n_embd))
         writer.add_tensor(f"blk.{i}.attn_v.weight", w(n_head_kv * head_dim, n_embd))
+        if arch == "qwen2":
+            writer.add_tensor(f"blk.{i}.attn_q.bias", (rng.standard_normal(n_embd) * 0.1).astype(np.float32))
+            writer.add_tensor(f"blk.{i}.attn_k.bias", (rng.standard_normal(n_head_kv * head_dim) * 0.1).astype(np.float32))
+            writer.add_tensor(f"blk.{i}.attn_v.bias", (rng.standard_normal(n_head_kv * head_dim) * 0.1).astype(np.float32))
         writer.add_tensor(f"blk.{i}.attn_output.weight", w(n_embd, n_embd))
         writer.add_tensor(f"blk.{i}.ffn_norm.weight", ones(n_embd))
         writer.add_tensor(f"blk.{i}.ffn_gate.weight", w(n_ff, n_embd))

@@ -96,12 +96,12 @@ class SwarmScreen(Screen[None]):
         self.set_class(self.zoomed is not None, "zoomed")
         self._layout()
 
-    def feed_tokens(self, chunks: dict[str, tuple[dict[str, str], int]]) -> None:
+    def feed_tokens(self, chunks: dict[str, tuple[dict[str, str], int]], task_of: dict[str, int] | None = None) -> None:
         panes = {p.agent: p for p in self.panes()}
         for agent, (per_request, n_tokens) in chunks.items():
             pane = panes.get(agent)
             if pane is not None:  # helpers (eval, replay) have no pane
-                pane.feed(per_request, n_tokens)
+                pane.feed(per_request, n_tokens, task_of)
 
     def set_progress(self, text: str) -> None:
         self.query_one("#progress", Static).update(text)
@@ -126,6 +126,15 @@ class SwarmScreen(Screen[None]):
         elif isinstance(e, ev.AdapterPromoted) and e.promoted:
             for p in self.panes():
                 p.adapter = f"adapter {e.adapter_id}"
+        elif isinstance(e, ev.AnswerGiven) and e.correct is not None:
+            for p in self.panes():
+                if p.agent == e.agent:
+                    p.mark(e.task_id, "✓" if e.correct else "✗")
+        elif isinstance(e, ev.VerdictReached) and e.judge:
+            for p in self.panes():
+                if p.agent == e.judge:  # right or wrong: whether the judge agrees with the verifier
+                    p.mark(e.task_id, "·" if e.judge_correct is None else "✓" if e.judge_correct == e.verifier_correct
+                           else "✗")
         elif isinstance(e, ev.PhaseFinished):
             for p in self.panes():
                 p.settle()

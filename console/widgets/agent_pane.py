@@ -26,7 +26,9 @@ def readable(role: str, text: str) -> str:
 
 
 class AgentPane(Widget, can_focus=True):
-    """Shows the agent's latest request as it streams and its last finished answers."""
+    """Shows the agent's latest request as it streams, above its last finished ones; each names its
+    task (``#17``) and carries a mark once the verifier has spoken: ✓ / ✗ for a solver's answer,
+    and for a judge whether its verdict agrees with the verifier."""
 
     DEFAULT_CSS = """
     AgentPane {
@@ -40,6 +42,9 @@ class AgentPane(Widget, can_focus=True):
     AgentPane.idle { border: round $surface-lighten-2; }
     """
 
+    #: Requests kept per pane (older ones drop off; their marks with them).
+    KEEP = 16
+
     state: reactive[str] = reactive("idle")
     adapter: reactive[str] = reactive("base")
 
@@ -48,10 +53,11 @@ class AgentPane(Widget, can_focus=True):
         self.agent = name
         self.role = role
         self.streams: dict[str, str] = {}
+        self.task_of: dict[str, int] = {}  # request -> task
+        self.marks: dict[str, str] = {}  # request -> ✓ / ✗ once known
         self.tokens = 0
         self.window_start = monotonic()
         self.rate = 0.0
-        self.history: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="stream", markup=False)
@@ -59,16 +65,16 @@ class AgentPane(Widget, can_focus=True):
     def on_mount(self) -> None:
         self._retitle()
 
-    def feed(self, chunks: dict[str, str], n_tokens: int) -> None:
-        """Append streamed text (request -> new text) and refresh."""
+    def feed(self, chunks: dict[str, str], n_tokens: int, task_of: dict[str, int] | None = None) -> None:
+        """Append streamed text (request -> new text; ``task_of``: request -> task) and refresh."""
         for rid, text in chunks.items():
             self.streams[rid] = self.streams.get(rid, "") + text
-        if len(self.streams) > 16:
-            for rid in list(self.streams)[:-16]:
-                done = self.streams.pop(rid).strip()
-                if done:
-                    self.history.append(done)
-        self.history = self.history[-6:]
+            if task_of and rid in task_of:
+                self.task_of[rid] = task_of[rid]
+        for rid in list(self.streams)[:-self.KEEP]:
+            del self.streams[rid]
+            self.task_of.pop(rid, None)
+            self.marks.pop(rid, None)
         self.tokens += n_tokens
         now = monotonic()
         if self.state == "idle":  # a new burst: measure from its first tokens, not from the last one
@@ -80,10 +86,34 @@ class AgentPane(Widget, can_focus=True):
                 self.tokens, self.window_start = 0, now
         self.state = "generating"
         self._retitle()  # the rate changes while the state stays "generating"
-        latest = readable(self.role, list(self.streams.values())[-1]) if self.streams else ""
-        lines = [f"• {readable(self.role, h).splitlines()[0][:200]}" for h in self.history[-3:]]
-        body = "\n".join(lines + ["", latest[-600:]])
-        self.query_one(".stream", Static).update(body)
+        self._show()
+
+    def mark(self, task_id: int, mark: str) -> None:
+        """Mark this agent's oldest unmarked request on ``task_id`` (answers are verified in the order
+        they were asked)."""
+        for rid, task in self.task_of.items():
+            if task == task_id and rid not in self.marks and rid in self.streams:
+                self.marks[rid] = mark
+                self._show()
+                return
+
+    def _label(self, rid: str) -> str:
+        task = self.task_of.get(rid)
+        return " ".join(x for x in (f"#{task}" if task is not None else "", self.marks.get(rid, "")) if x)
+
+    def _show(self) -> None:
+        if not self.streams:
+            return
+        rids = list(self.streams)
+        lines = []
+        for rid in rids[-4:-1]:
+            text = readable(self.role, self.streams[rid]).strip()
+            first = text.splitlines()[0][:200] if text else ""
+            lines.append(f"• {self._label(rid)} {first}".replace("•  ", "• "))
+        latest = rids[-1]
+        label = self._label(latest)
+        body = readable(self.role, self.streams[latest])[-600:]
+        self.query_one(".stream", Static).update("\n".join(lines + ["", f"{label} ▸ {body}" if label else body]))
 
     def watch_state(self) -> None:
         self.set_class(self.state == "idle", "idle")

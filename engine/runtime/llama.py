@@ -93,6 +93,8 @@ class Request:
     on_text: Callable[[str], None] | None = None
     #: Text the assistant's reply starts with (written into the prompt, not returned).
     assistant_prefix: str = ""
+    #: The task this request works on (a label for whoever watches the stream; generation ignores it).
+    task: int | None = None
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 Layout (as llama.cpp's ``convert_lora_to_gguf.py`` writes it): ``general.type = adapter``,
 ``adapter.type = lora``, ``adapter.lora.alpha``; tensors ``blk.N.<name>.weight.lora_a``
-(r x in) and ``.lora_b`` (out x r). For llama-family models the HF->GGUF conversion permutes
-the rows of q and k for RoPE, and transformers undoes that on load, so ``lora_b`` of q_proj
-and k_proj must be permuted the same way here. Without it nothing fails: answers are just
-subtly wrong (logits cosine ~0.94 instead of >= 0.998, FACTS.md).
+(r x in) and ``.lora_b`` (out x r). For llama models the HF->GGUF conversion permutes the rows
+of q and k for RoPE, and transformers undoes that on load, so ``lora_b`` of q_proj and k_proj
+must be permuted the same way here. Without it nothing fails: answers are just subtly wrong
+(logits cosine ~0.94 instead of >= 0.998, FACTS.md). Qwen2 and Qwen3 use NeoX RoPE, which the
+conversion leaves alone: their q/k go out as they are. ``LAYOUTS`` says which is which; the
+adapter's ``general.architecture`` is the model's, or llama.cpp refuses it.
 
 No torch at module level: ``write_adapter`` takes numpy arrays.
 """
@@ -31,6 +33,14 @@ TENSOR_NAMES = {
     "mlp.up_proj": "ffn_up",
     "mlp.down_proj": "ffn_down",
 }
+#: transformers ``model_type`` (as its GGUF loader names a dequantized model) -> (GGUF
+#: architecture, whether q/k rows are permuted). llama.cpp converts Mistral-style models as llama.
+LAYOUTS = {
+    "llama": ("llama", True),
+    "mistral": ("llama", True),
+    "qwen2": ("qwen2", False),
+    "qwen3": ("qwen3", False),
+}
 _KEY = re.compile(r"layers\.(\d+)\.(self_attn\.\w+|mlp\.\w+)\.lora_([AB])(?:\.\w+)?\.weight$")
 
 
@@ -46,8 +56,22 @@ def permute(w: np.ndarray, n_head: int, n_head_kv: int | None = None) -> np.ndar
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def gguf_tensors(state: dict[str, np.ndarray], n_head: int, n_head_kv: int) -> dict[str, np.ndarray]:
-    """Map a PEFT state dict (numpy) to GGUF adapter tensors, permuting q/k ``lora_b``."""
+def layout(model_type: str) -> tuple[str, bool]:
+    """(GGUF architecture, permute q/k) for a transformers model type; TrainingError if unknown.
+
+    >>> layout("qwen2"), layout("llama")
+    (('qwen2', False), ('llama', True))
+    """
+    if model_type not in LAYOUTS:
+        raise TrainingError(f"cannot export a LoRA for a {model_type!r} model to GGUF: swarm knows "
+                            f"{', '.join(sorted(LAYOUTS))} (engine/train/export.py LAYOUTS)")
+    return LAYOUTS[model_type]
+
+
+def gguf_tensors(state: dict[str, np.ndarray], n_head: int, n_head_kv: int,
+                 permute_qk: bool = True) -> dict[str, np.ndarray]:
+    """Map a PEFT state dict (numpy) to GGUF adapter tensors, permuting q/k ``lora_b`` where the
+    architecture's conversion permuted q/k (``permute_qk``; see ``layout``)."""
     out: dict[str, np.ndarray] = {}
     for key, value in state.items():
         m = _KEY.search(key)
@@ -57,9 +81,9 @@ def gguf_tensors(state: dict[str, np.ndarray], n_head: int, n_head_kv: int) -> d
         if module not in TENSOR_NAMES:
             raise TrainingError(f"cannot export LoRA on module {module!r} to GGUF")
         w = np.ascontiguousarray(value, dtype=np.float32)
-        if ab == "B" and module == "self_attn.q_proj":
+        if ab == "B" and permute_qk and module == "self_attn.q_proj":
             w = permute(w, n_head, n_head)
-        elif ab == "B" and module == "self_attn.k_proj":
+        elif ab == "B" and permute_qk and module == "self_attn.k_proj":
             w = permute(w, n_head, n_head_kv)
         out[f"blk.{layer}.{TENSOR_NAMES[module]}.weight.lora_{ab.lower()}"] = np.ascontiguousarray(w)
     if not out:

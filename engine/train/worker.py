@@ -210,14 +210,15 @@ def cmd_export(cfg: dict[str, Any]) -> dict[str, Any]:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from engine.train.export import cosine, gguf_tensors, write_adapter
+    from engine.train.export import cosine, gguf_tensors, layout, write_adapter
 
     state = dict(np.load(cfg["lora"]))
     hf = AutoConfig.from_pretrained(cfg["base_dir"])
-    tensors = gguf_tensors(state, hf.num_attention_heads, hf.num_key_value_heads)
+    arch, permute_qk = layout(hf.model_type)
+    tensors = gguf_tensors(state, hf.num_attention_heads, hf.num_key_value_heads, permute_qk)
     out = Path(cfg["out"])
-    sha = write_adapter(out, tensors, cfg["alpha"])
-    log(f"wrote {out.name} ({len(tensors)} tensors)")
+    sha = write_adapter(out, tensors, cfg["alpha"], arch)
+    log(f"wrote {out.name} ({len(tensors)} tensors, {arch})")
 
     # PyTorch fp32 reference: the cached base plus the same LoRA weights.
     base = AutoModelForCausalLM.from_pretrained(cfg["base_dir"], dtype=torch.float32)
