@@ -80,7 +80,12 @@ BACKENDS: dict[str, Callable[[dict[str, Any]], tuple[Any, Any, str]]] = {"unslot
 def cmd_prepare(cfg: dict[str, Any]) -> dict[str, Any]:
     from engine.train.base import ensure_base_checkpoint
 
+    from transformers import AutoConfig
+
+    from engine.train.export import layout
+
     out = ensure_base_checkpoint(Path(cfg["home"]), Path(cfg["gguf"]), log=log)
+    layout(AutoConfig.from_pretrained(str(out)).model_type)  # an adapter we could not export: say so before training
     return {"base_dir": str(out)}
 
 
