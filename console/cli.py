@@ -199,10 +199,70 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from console.render import render
+    from engine.api import Engine
+    from engine.compare import as_json
+
+    if (args.round is None) == (args.set is None and not args.task):
+        print("swarm: replay a ROUND, or --set NAME, or --task ID", file=sys.stderr)
+        return 2
+    eng = Engine.open(args.home)
+    try:
+        run_id = _run_or_latest(eng, args.run)
+        adapter = args.adapter if args.adapter in ("in-use", "base") else int(args.adapter)
+        against = args.against if args.against in ("played", "base") else int(args.against)
+        r = eng.replay(run_id, args.round, set=args.set, tasks=args.task or None, adapter=adapter, against=against)
+    finally:
+        eng.close()
+    if args.format == "json":
+        import json
+
+        print(json.dumps(as_json(r), indent=1))
+        return 0
+
+    def mark(ok: bool) -> str:
+        return "right" if ok else "wrong"
+
+    rows = [[c.task.id, c.task.task.prompt.replace("\n", " ")[:60], c.task.task.reference[:20], mark(c.before[0]),
+             mark(c.before[1]), mark(c.after[0]), mark(c.after[1]), c.change] for c in r.changes()]
+    head = ["task", "prompt", "reference", "before first", "before final", "after first", "after final", "change"]
+    if args.format == "table":
+        b, a = r.before, r.after
+        print(f"run {run_id}, {r.what}: {len(r.tasks)} task(s) replayed with the debate protocol (greedy; the verifier "
+              f"scores afterwards)")
+        for label, s in (("before", b), ("after", a)):
+            d = s.score
+            judge = "-" if d.judge_balanced_accuracy is None else f"{d.judge_balanced_accuracy:.0%}"
+            print(f"  {label:<6} {s.name:<12} first {d.first}/{d.n} right, after debate {d.final}/{d.n}, "
+                  f"judge balanced accuracy {judge}")
+        print("  " + ", ".join(f"{k}: {v}" for k, v in r.counts().items()))
+    print(render(head, rows, args.format))
+    if args.format == "table" and args.show:
+        for c in r.changes():
+            if not c.change:
+                continue
+            print(f"\n== task {c.task.id} ({c.change}): {c.task.task.prompt.strip()}  [reference {c.task.task.reference}]")
+            for label, s in (("before", r.before), ("after", r.after)):
+                first, critique, final, fo, lo, jf, jl = s.score.traces[c.task.id]
+                print(f"-- {label}, {s.name}")
+                print(f"   first ({mark(fo)}; judge: {jf}): {first.strip()}")
+                if critique is not None:
+                    print(f"   critique: {critique.strip()}")
+                    print(f"   final ({mark(lo)}; judge: {jl}): {final.strip()}")
+    return 0
+
+
 def _adapter_arg(value: str) -> str:
     if value in ("in-use", "base") or value.isdigit():
         return value
     raise argparse.ArgumentTypeError("expected in-use, base or an adapter id")
+
+
+def _against_arg(value: str) -> str:
+    if value in ("played", "base") or value.isdigit():
+        return value
+    raise argparse.ArgumentTypeError("expected played, base or an adapter id")
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
@@ -322,6 +382,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--model", default="builtin:smollm2-135m", help="model to check (path or builtin:NAME)")
     d.add_argument("--quick", action="store_true", help="do not import torch to look for CUDA")
     d.set_defaults(func=_cmd_doctor)
+
+    s = sub.add_parser("replay", help="the same tasks under two adapters, side by side: what training changed")
+    s.add_argument("run", nargs="?", type=int, help="run id (default: the latest)")
+    s.add_argument("round", nargs="?", type=int, help="the round whose tasks to replay")
+    s.add_argument("--set", help="replay a test set instead (e.g. test-2, imported:NAME)")
+    s.add_argument("--task", type=int, action="append", help="replay this task (repeatable)")
+    s.add_argument("--adapter", type=_adapter_arg, default="in-use", help="in-use (default), base or an adapter id")
+    s.add_argument("--against", type=_against_arg, default="played",
+                   help="played (default: the adapter the round played with; base for sets and tasks), base or an id")
+    s.add_argument("--show", action="store_true", help="print the debate of every task that changed")
+    s.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    s.set_defaults(func=_cmd_replay)
 
     s = sub.add_parser("report", help="a run's curves as one PNG or SVG figure")
     s.add_argument("run", nargs="?", type=int, help="run id (default: the latest)")

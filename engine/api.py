@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.compare import Replay
 from engine.curriculum import Plan, SkillRow, level_mix, skill_report
 from engine.curriculum import plan as plan_round
 from engine.errors import EngineError, StoreError
@@ -294,6 +295,49 @@ class Engine:
         finally:
             rt.set_adapter(before).result()
         return out
+
+    def replay(self, run_id: int, round: int | None = None, *, set: str | None = None,
+               tasks: list[int] | None = None, adapter: int | str | None = "in-use",
+               against: int | str | None = "played") -> Replay:
+        """Play the same tasks again under two adapters with the debate protocol and compare them
+        task by task (``engine.compare``): a past ``round``'s tasks, a test ``set`` (by name), or
+        some ``tasks`` (ids). ``against`` defaults to the adapter the round played with (for a set or
+        loose tasks: the base model); ``adapter`` to the run's adapter in use. Both are recorded in
+        ``debate_evals`` with pool 'replay'. Raises EngineError for unknown runs, rounds, sets,
+        tasks or adapters."""
+        from engine.compare import Replay, Side, played_with, resolve_adapter, round_tasks, some_tasks
+
+        info = self.run_info(run_id)
+        if [round is not None, set is not None, bool(tasks)].count(True) != 1:
+            raise EngineError("replay one thing: a round, a test set or some tasks")
+        if round is not None:
+            chosen, what, rnd = round_tasks(self.store, run_id, round), f"round {round}", round
+        elif set is not None:
+            sets = report_sets(self.store, run_id, info.recipe)
+            if set not in sets:
+                raise EngineError(f"run {run_id} has no test set {set} (it has: {', '.join(sets)})")
+            chosen, what, rnd = sets[set], set, None
+        else:
+            chosen = some_tasks(self.store, run_id, list(tasks or []))
+            what, rnd = "task " + ", ".join(str(t.id) for t in chosen), None
+        if against == "played":
+            against = played_with(self.store, run_id, rnd) if rnd is not None else None
+        sides = [resolve_adapter(self.store, run_id, against), resolve_adapter(self.store, run_id, adapter)]
+        rt = self.runtime_for(info.recipe)
+        now = self.store.execute("select coalesce(max(round), 0) from rounds where run_id = ?", [run_id])[0][0]
+        before = rt.adapter
+        scores = []
+        try:
+            for adapter_id, path, sha in sides:
+                rt.set_adapter(path, sha256=sha).result()
+                scores.append(debate_score(rt, info.recipe, chosen))
+        finally:
+            rt.set_adapter(before).result()
+        with self.store.transaction():
+            for (adapter_id, _p, _s), sc in zip(sides, scores):
+                record_debate(self.store, run_id, int(rnd if rnd is not None else now), adapter_id,
+                              f"replay:{what.replace(' ', '-')}", "replay", sc)
+        return Replay(run_id, what, chosen, Side(sides[0][0], scores[0]), Side(sides[1][0], scores[1]))
 
     def _set_status(self, run_id: int, status: str, error: str | None = None) -> None:
         self.store.execute("update runs set status = ?, error = ?, updated_at = current_timestamp where id = ?",
