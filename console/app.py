@@ -57,7 +57,8 @@ class SwarmApp(App[None]):
         ("+ / -", "more / fewer rounds for the run"),
         ("z", "zoom the focused agent pane, and back"),
         ("tab / shift+tab", "cycle focus between panes"),
-        ("i", "task inspector (escape: back, /: filter, enter: show debate, r: reload)"),
+        ("i", "task inspector (escape: back, /: filter, enter: show debate, r: reload, R: replay the task under the "
+              "adapter in use vs the one its round played with)"),
         ("e", "SQL: catalog, editor, history (ctrl+r or F5: run, ctrl+s: CSV, ctrl+o: Parquet)"),
         ("t", "training: loss, adapters, evals, debates, curriculum and skills (p: promote, b: roll back)"),
         ("g", "curves: training loss, dev and test accuracy with intervals, judge and debate per round, skills heat map"),

@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--task", type=int, action="append", help="replay this task (repeatable)")
     s.add_argument("--adapter", type=_adapter_arg, default="in-use", help="in-use (default), base or an adapter id")
     s.add_argument("--against", type=_against_arg, default="played",
-                   help="played (default: the adapter the round played with; base for sets and tasks), base or an id")
+                   help="played (default: the adapter the round played with; for a test set: base), base or an id")
     s.add_argument("--show", action="store_true", help="print the debate of every task that changed")
     s.add_argument("--format", choices=["table", "csv", "json"], default="table")
     s.set_defaults(func=_cmd_replay)

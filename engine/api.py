@@ -301,8 +301,8 @@ class Engine:
                against: int | str | None = "played") -> Replay:
         """Play the same tasks again under two adapters with the debate protocol and compare them
         task by task (``engine.compare``): a past ``round``'s tasks, a test ``set`` (by name), or
-        some ``tasks`` (ids). ``against`` defaults to the adapter the round played with (for a set or
-        loose tasks: the base model); ``adapter`` to the run's adapter in use. Both are recorded in
+        some ``tasks`` (ids). ``against`` defaults to the adapter the round played with (tasks of one
+        round: that round's; a test set or tasks of several rounds: the base model); ``adapter`` to the run's adapter in use. Both are recorded in
         ``debate_evals`` with pool 'replay'. Raises EngineError for unknown runs, rounds, sets,
         tasks or adapters."""
         from engine.compare import Replay, Side, played_with, resolve_adapter, round_tasks, some_tasks
@@ -319,7 +319,10 @@ class Engine:
             chosen, what, rnd = sets[set], set, None
         else:
             chosen = some_tasks(self.store, run_id, list(tasks or []))
-            what, rnd = "task " + ", ".join(str(t.id) for t in chosen), None
+            what = "task " + ", ".join(str(t.id) for t in chosen)
+            rounds = {r for (r,) in self.store.execute(
+                f"select distinct round from tasks where id in ({', '.join('?' for _ in chosen)})", [t.id for t in chosen])}
+            rnd = rounds.pop() if len(rounds) == 1 else None  # tasks of one round: against what it played with
         if against == "played":
             against = played_with(self.store, run_id, rnd) if rnd is not None else None
         sides = [resolve_adapter(self.store, run_id, against), resolve_adapter(self.store, run_id, adapter)]

@@ -80,3 +80,27 @@ def test_swarm_replay_of_one_task_and_of_a_test_set(played: tuple[int, int], cap
     text = capsys.readouterr().out
     assert f"{test_set}:" in text and "before base model" in text and f"after  adapter {adapter}" in text
     assert main(["replay", str(run_id)]) == 2  # neither a round, nor a set, nor a task
+
+
+async def test_inspector_replays_the_selected_task(played: tuple[int, int], tiny_recipe: Path) -> None:
+    from textual.widgets import DataTable, Static
+
+    from console.app import SwarmApp
+
+    run_id, adapter = played
+    app = SwarmApp(recipe=str(tiny_recipe), rounds=1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("i")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.screen.query_one("#tasks", DataTable)
+        while table.get_row_at(table.cursor_row)[6]:  # a rejected proposal has nothing to replay
+            await pilot.press("down")
+        task = int(table.get_row_at(table.cursor_row)[0])
+        await pilot.press("R")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        text = str(app.screen.query_one("#debate", Static).render())
+        assert text.startswith(f"REPLAY of task {task}")
+        assert "── BEFORE: base model" in text and f"── AFTER: adapter {adapter}" in text
+        assert text.count("first answer") == 2

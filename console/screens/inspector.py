@@ -35,6 +35,7 @@ class InspectorScreen(Screen[None]):
         Binding("slash", "focus_filter", "Filter"),
         Binding("enter", "show", "Show", show=False),
         Binding("r", "reload", "Reload"),
+        Binding("R", "replay", "Replay under the adapter in use"),
     ]
     DEFAULT_CSS = """
     #filters { height: 3; }
@@ -121,6 +122,51 @@ class InspectorScreen(Screen[None]):
         if table.row_count:
             key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
             self.load_debate(int(str(key)))
+
+    def _selected(self) -> int | None:
+        table = self.query_one("#tasks", DataTable)
+        if not table.row_count:
+            return None
+        return int(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
+
+    def action_replay(self) -> None:
+        """The selected task played again (debate protocol) under the adapter its round played with
+        and under the run's adapter in use, side by side."""
+        task_id = self._selected()
+        if task_id is None:
+            return
+        if self.engine.read_only:
+            self.notify("read-only view: replay in the console that holds the store (or swarm replay there)",
+                        severity="warning")
+            return
+        if any(w.group == "run" and w.is_running for w in self.app.workers):
+            self.notify("a run is playing: replay when it pauses", severity="warning")
+            return
+        self.query_one("#debate", Static).update(f"replaying task {task_id} under two adapters…")
+        self.replay(task_id)
+
+    @work(thread=True, exclusive=True, group="replay", exit_on_error=False)
+    def replay(self, task_id: int) -> None:
+        from engine.errors import EngineError
+
+        q = self.engine.query
+        row = q("select run_id, round from tasks where id = ?", [task_id]).rows
+        try:
+            if not row or row[0][0] is None:
+                raise EngineError(f"task {task_id} belongs to no run (an imported set): use swarm replay --set")
+            r = self.engine.replay(int(row[0][0]), tasks=[task_id])
+        except EngineError as e:
+            self.app.call_from_thread(self.query_one("#debate", Static).update, f"replay failed: {e}")
+            return
+        change = r.changes()[0]
+        out = [f"REPLAY of task {task_id} ({change.change or 'no change'}): {change.task.task.prompt.strip()}",
+               f"reference: {change.task.task.reference}"]
+        for label, side in (("BEFORE", r.before), ("AFTER", r.after)):
+            first, critique, final, fo, lo, jf, jl = side.score.traces[task_id]
+            out += ["", f"── {label}: {side.name}", f"first answer {'✓' if fo else '✗'} (judge: {jf}): {first.strip()}"]
+            if critique is not None:
+                out += [f"critique: {critique.strip()}", f"final answer {'✓' if lo else '✗'} (judge: {jl}): {final.strip()}"]
+        self.app.call_from_thread(self.query_one("#debate", Static).update, "\n".join(out))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.load_debate(int(str(event.row_key.value)))
