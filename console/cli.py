@@ -366,6 +366,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from console.serve import serve
+    from engine.paths import home_dir
+
+    return serve(home_dir(args.home), args.recipe, args.rounds, args.host, args.port, args.token)
+
+
 def _cmd_console(args: argparse.Namespace) -> int:
     from console.app import run_console
 
@@ -382,6 +389,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--model", default="builtin:smollm2-135m", help="model to check (path or builtin:NAME)")
     d.add_argument("--quick", action="store_true", help="do not import torch to look for CUDA")
     d.set_defaults(func=_cmd_doctor)
+
+    s = sub.add_parser("serve", help="the console in a browser (textual-serve), localhost only by default, with a token")
+    s.add_argument("recipe", nargs="?")
+    s.add_argument("--rounds", type=int, default=3)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--token", help="the access token (default: a new random one, printed with the address)")
+    s.set_defaults(func=_cmd_serve)
 
     s = sub.add_parser("replay", help="the same tasks under two adapters, side by side: what training changed")
     s.add_argument("run", nargs="?", type=int, help="run id (default: the latest)")
