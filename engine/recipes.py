@@ -127,6 +127,13 @@ class TrainSpec(_Strict):
         4, ge=1, le=100_000, description="Verified examples the run needs before a round trains; with fewer the "
         "round skips training and records why (an adapter fitted to one or two answers only memorises them).")
     replay_fraction: float = Field(0.2, ge=0.0, le=0.9, description="Share of general replay examples.")
+    learnable_max: float = Field(
+        1.0, ge=0.0, le=1.0, description="The learnable filter: a task whose share of right first answers (every "
+        "solver, every sample) is above this is easy; its verified solver answers are kept as source 'easy' and "
+        "trained only as replay (easy_fraction of the set). 1.0 (default) turns the filter off: not yet measured "
+        "better. Tasks nobody solved give no answers to keep; hints and rationales (round.hints) are their path.")
+    easy_fraction: float = Field(0.2, ge=0.0, le=0.9, description="Share of the training set drawn from easy "
+                                 "tasks' answers when the learnable filter is on (learnable_max < 1).")
     roles: list[Literal["solver", "reviser", "critic", "judge"]] = Field(
         default_factory=lambda: ["solver", "reviser", "critic", "judge"], min_length=1,
         description="Whose examples the adapter trains on, each labelled by the verifier in the context that role "

@@ -72,6 +72,37 @@ def test_dataset_dedupes_caps_accumulates_and_never_takes_held_out(tiny_recipe: 
     eng.close()
 
 
+def test_learnable_filter_keeps_easy_tasks_only_as_replay(tiny_recipe: Path) -> None:
+    eng = Engine.open()
+    run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
+    base = load_recipe(str(tiny_recipe))[0]
+    recipe = base.model_copy(update={"train": base.train.model_copy(update={
+        "learnable_max": 0.75, "easy_fraction": 0.5, "roles": ["solver"], "max_per_task": 8})})
+    easy, learnable = _task(eng, run_id, 0, "What is 1 + 1?"), _task(eng, run_id, 0, "What is 2 + 2?")
+    for i, agent in enumerate(["solver-a", "solver-a", "solver-b", "solver-b"]):
+        _attempt(eng, run_id, 0, easy, f"1 + 1 = 2 ({i})", True, agent=agent, sample=i % 2)  # 4 of 4: easy
+        _attempt(eng, run_id, 0, learnable, f"2 + 2 = 4 ({i})", i < 2, agent=agent, sample=i % 2)  # 2 of 4
+    # a revision on the easy task is easy too; on the learnable one it stays a revision
+    _attempt(eng, run_id, 0, easy, "2", True, agent="solver-a", turn=1)
+    assert collect(eng.store, recipe, run_id, 0)["solver"] == 7
+    sources = dict(eng.store.execute("select task_id, list(distinct source order by source) from examples "
+                                     "where role = 'solver' group by task_id"))
+    assert sources == {easy: ["easy"], learnable: ["first"]}
+    data = training_set(eng.store, recipe, run_id, seed=0)
+    # 2 learnable answers; easy ones fill easy_fraction = 0.5 of the set: 2 more
+    assert len(data) == 4 and sum("1 + 1" in m[-2]["content"] for m in data) == 2
+    off = base.model_copy(update={"train": base.train.model_copy(update={"roles": ["solver"], "max_per_task": 8})})
+    assert len(training_set(eng.store, off, run_id, seed=0)) == 2  # easy ones stay a share: 0.2 of 2 rounds to 0
+    eng.close()
+    eng = Engine.open()  # with the filter off (the default) nothing is easy
+    run2 = eng.create_run(str(tiny_recipe), rounds=1, train=False)
+    t = _task(eng, run2, 0, "What is 3 + 3?")
+    _attempt(eng, run2, 0, t, "6", True)
+    collect(eng.store, off, run2, 0)
+    assert eng.store.execute("select source from examples where run_id = ?", [run2]) == [("first",)]
+    eng.close()
+
+
 def test_every_role_gets_examples_in_its_own_context_labelled_by_the_verifier(tiny_recipe: Path) -> None:
     from engine.agents import JUDGE_PREFIX, fill
     from engine.train.dataset import export_rows

@@ -5,7 +5,8 @@ After each round, ``collect`` turns that round's answers, critiques and revision
 each in the exact context its role sees at inference (that agent's system prompt and the
 recipe's prompt template for the role):
 
-- solver: verified-right answers to the plain question (first answers and revisions alike), and
+- solver: verified-right answers to the plain question (first answers and revisions alike; those
+  of tasks above ``train.learnable_max`` right are 'easy', trained only as a share), and
   rationales for tasks nobody solved, written with the result in view, trained without it;
 - reviser: revisions verified right, given the answer and the critique they revised (fixes of
   wrong answers and keeps of right ones);
@@ -137,11 +138,19 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
                         messages=messages + [{"role": "assistant", "content": reply.strip()}]))
         return True
 
+    # The learnable filter: a task every solver got right (above train.learnable_max of its first
+    # answers) teaches little; its answers are kept as 'easy', trained only at a replay share.
+    firsts: dict[int, list[bool]] = {}
+    for a in atts:
+        if a.turn == 0:
+            firsts.setdefault(a.task_id, []).append(a.correct)
+    easy = {t for t, oks in firsts.items() if sum(oks) / len(oks) > recipe.train.learnable_max}
+
     fixes: list[tuple[_Attempt, str, str]] = []   # critic examples: (critiqued attempt, critic, critique)
     confirms: list[tuple[_Attempt, str]] = []
     for a in atts:
         if a.correct:
-            add("solver", a, "first" if a.turn == 0 else "revision", solve_messages(recipe, a.prompt, _agent(recipe, a.agent, "solver")), a.text)
+            add("solver", a, "easy" if a.task_id in easy else "first" if a.turn == 0 else "revision", solve_messages(recipe, a.prompt, _agent(recipe, a.agent, "solver")), a.text)
         prev = by_key.get((a.task_id, a.agent, a.sample, a.turn - 1)) if a.turn > 0 else None
         if prev is None or prev.id not in crits:
             continue
@@ -236,17 +245,24 @@ def training_set(store: Store, recipe: Recipe, run_id: int, seed: int) -> list[l
     labelled = [json.loads(r[0]) for r in store.execute(
         f"""
         select e.messages from examples e left join tasks t on t.id = e.task_id
-        where e.run_id = ? and e.source <> 'replay' and coalesce(e.role, 'solver') in ({marks})
+        where e.run_id = ? and e.source not in ('replay', 'easy') and coalesce(e.role, 'solver') in ({marks})
           and not coalesce(t.held_out, false) and coalesce(t.pool, 'train') = 'train'
         order by e.id
         """, [run_id, *roles])]
-    replay = [json.loads(r[0]) for r in store.execute(
-        "select messages from examples where run_id = ? and source = 'replay' order by id", [run_id])]
-    frac = recipe.train.replay_fraction
-    n_replay = min(len(replay), round(len(labelled) * frac / (1 - frac))) if labelled else 0
     rng = random.Random(seed)
-    chosen = rng.sample(replay, n_replay) if n_replay else []
-    data = labelled + chosen
+
+    def share(source: str, frac: float) -> list[list[dict[str, str]]]:
+        """``frac`` of the set from ``source`` examples (as many as there are, at most)."""
+        pool = [json.loads(r[0]) for r in store.execute(
+            "select e.messages from examples e left join tasks t on t.id = e.task_id where e.run_id = ? and e.source = ? "
+            "and not coalesce(t.held_out, false) and coalesce(t.pool, 'train') = 'train' order by e.id",
+            [run_id, source])]
+        n = min(len(pool), round(len(labelled) * frac / (1 - frac))) if labelled else 0
+        return rng.sample(pool, n) if n else []
+
+    easy = share("easy", recipe.train.easy_fraction) if "solver" in roles else []
+    chosen = share("replay", recipe.train.replay_fraction)
+    data = labelled + easy + chosen
     rng.shuffle(data)
     return data
 
