@@ -77,11 +77,29 @@ async def test_curves_screen_plots_the_latest_run() -> None:
         assert isinstance(app.screen, PlotsScreen)
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert "run 1: 3 training run(s), 3 round(s)" in str(app.screen.query_one("#plots-status", Static).render())
+        status = app.screen.query_one("#plots-status", Static)
+        assert "run 1 (the latest): 3 training run(s), 3 round(s)" in str(status.render())
         heat = app.screen.query_one("#heat", DataTable)
         assert heat.row_count == 6 and str(heat.get_row_at(0)[0]) == "carries:2"  # weakest in the last round first
         assert str(heat.get_row_at(0)[3]).strip() == "20%"
         loss = app.screen.query_one("#plot-loss", PlotextPlot)
         assert "round 2" in str(loss.render())  # the legend names every training run
+        eng = app.engine
+        assert eng is not None
+        eng.store.insert("runs", [dict(id=2, recipe_name="arith", recipe_path="", recipe_toml="", model_path="",
+                                       model_sha256=None, seed=1, rounds_planned=1, settings={}, status="created",
+                                       error=None)])
+        await pilot.press("r")  # the latest run now has nothing to plot
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "run 2 (the latest): 0 training run(s)" in str(status.render()) and heat.row_count == 0
+        await pilot.press("left_square_bracket")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert str(status.render()).startswith("run 1: 3 training run(s)") and heat.row_count == 6
+        await pilot.press("right_square_bracket")  # back to following the latest
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.screen.run_id is None and "run 2 (the latest)" in str(status.render())
         await pilot.press("escape")
         assert not isinstance(app.screen, PlotsScreen)

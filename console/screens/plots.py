@@ -41,6 +41,8 @@ class PlotsScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("r", "refresh", "Refresh"),
+        Binding("left_square_bracket", "run(-1)", "Earlier run"),
+        Binding("right_square_bracket", "run(1)", "Later run"),
     ]
     DEFAULT_CSS = """
     #plots-status { height: 1; padding: 0 1; }
@@ -84,6 +86,16 @@ class PlotsScreen(Screen[None]):
             self.live.clear()
             self.action_refresh()
 
+    def action_run(self, step: int) -> None:
+        """Show an earlier ([) or later (]) run; past the latest, follow the latest again."""
+        runs = [int(r[0]) for r in self.engine.query("select id from runs order by id").rows]
+        if not runs:
+            return
+        current = self.run_id if self.run_id in runs else runs[-1]
+        i = runs.index(current) + step
+        self.run_id = None if i >= len(runs) - 1 else runs[max(0, i)]
+        self.action_refresh()
+
     @work(thread=True, exclusive=True, group="plots", exit_on_error=False)
     def action_refresh(self) -> None:
         run_id = self.run_id if self.run_id is not None else self.engine.latest_run()
@@ -97,8 +109,9 @@ class PlotsScreen(Screen[None]):
         if c is None:
             status.update("no runs yet: start one with s")
         else:
-            status.update(f"run {c.run_id}: {len(c.loss)} training run(s), {len(c.debate)} round(s) with statistics"
-                          + ("" if not c.empty() else " - nothing to plot yet"))
+            status.update(f"run {c.run_id}{' (the latest)' if self.run_id is None else ''}: {len(c.loss)} training "
+                          f"run(s), {len(c.debate)} round(s) with statistics"
+                          + ("" if not c.empty() else " - nothing to plot yet") + "   [ / ]: earlier / later run")
         self._loss(c)
         self._accuracy(c)
         self._debate(c)
