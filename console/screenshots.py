@@ -3,7 +3,9 @@
     python -m console.screenshots [--home DIR] [--out console/screenshots]
 
 Starts a run of the default recipe, saves the swarm screen while agents debate, stops the run
-at a safe point, then saves the task inspector showing one debate.
+at a safe point, then saves the task inspector showing one debate, the curves of the run before
+it in the data dir (so use a data dir that holds a trained run: ``swarm run --rounds 2`` first),
+and the SQL screen with its example query run.
 """
 
 from __future__ import annotations
@@ -39,6 +41,16 @@ async def shoot(home: str | None, out: Path, recipe: str) -> None:
         await app.workers.wait_for_complete()
         await pilot.pause()
         app.save_screenshot(str(out / "inspector.svg"))
+        await pilot.press("escape", "g", "left_square_bracket")  # the run before this one: trained
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        app.save_screenshot(str(out / "curves.svg"))
+        await pilot.press("escape", "e")
+        await app.workers.wait_for_complete()
+        await pilot.press("ctrl+r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        app.save_screenshot(str(out / "sql.svg"))
 
 
 def main() -> None:

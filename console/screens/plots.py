@@ -145,15 +145,17 @@ class PlotsScreen(Screen[None]):
                 color += 1
                 xs = [p[0] for p in points]
                 ys = [100 * p[1] for p in points]
-                plt.plot(xs, ys, color=col, label=name)
-                rounds.update(xs)
                 for p in points:  # the 95% interval (asymmetric, so not plotext's symmetric error bars)
                     plt.plot([p[0], p[0]], [100 * p[2], 100 * p[3]], color=col, marker="│" if pool == "dev" else "┆")
+                plt.plot(xs, ys, color=col, label=name)
+                plt.scatter(xs, ys, color=col, marker="●")  # drawn last: a round alone is a point, not a line
+                rounds.update(xs)
                 if name in base:
                     plt.hline(100 * base[name][0], color=col)
         plt.ylim(0, 100)
         if rounds:
             plt.xticks(sorted(rounds))
+            plt.xlim(min(rounds) - 0.5, max(rounds) + 0.5)
         plt.xlabel("round")
         plt.ylabel("%")
         w.refresh()
@@ -166,8 +168,10 @@ class PlotsScreen(Screen[None]):
             pts = [(r[0], 100 * v) for r in rows if (v := r[i + 1]) is not None]
             if pts:
                 plt.plot([p[0] for p in pts], [p[1] for p in pts], color=COLORS[i], label=label)
+                plt.scatter([p[0] for p in pts], [p[1] for p in pts], color=COLORS[i], marker="●")
         if rows:
             plt.xticks([r[0] for r in rows])
+            plt.xlim(rows[0][0] - 0.5, rows[-1][0] + 0.5)
             plt.hline(50, color="gray")  # a coin; balanced accuracy below it is worse than guessing
             plt.hline(0, color="gray")
         plt.xlabel("round")
