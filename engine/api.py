@@ -74,11 +74,12 @@ class Engine:
         self._runtime_key: tuple[object, ...] | None = None
         self._stop = threading.Event()
         self._server: QueryServer | None = None
+        self.share_error: str | None = None  # why other processes cannot query this store, if they cannot
         if serve and isinstance(store, Store):
             try:
                 self._server = QueryServer(store).start()
-            except OSError:
-                self._server = None  # no socket (odd file system): the store still works, only not shared
+            except (OSError, StoreError) as e:  # the store still works here, only not shared
+                self.share_error = str(e)
 
     @classmethod
     def open(cls, home: str | os.PathLike[str] | None = None, *, read_only_ok: bool = False) -> Engine:

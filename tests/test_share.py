@@ -166,3 +166,23 @@ def test_doctor_says_who_holds_the_store(held_store: tuple[subprocess.Popen[str]
     store = [c for c in check_store() if c.name == "store"][0]
     assert store.ok, store.detail
     assert f"held by process {proc.pid} (run {run_id} running)" in store.detail
+
+
+def test_a_long_data_dir_shares_through_a_private_tmp_dir(tmp_path: Path) -> None:
+    home = tmp_path / ("d" * 90)
+    eng = Engine.open(home)
+    sock = socket_path(store_path(home))
+    assert str(sock).startswith("/tmp/swarm-") or not str(sock).startswith(str(home))
+    assert eng.share_error is None and sock.exists()
+    assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
+    assert RemoteStore.connect(store_path(home)).query("select 41 + 1").rows == [(42,)]
+    eng.close()
+    os.chmod(sock.parent, 0o777)  # someone else could now swap the socket: neither side uses it
+    try:
+        eng = Engine.open(home)
+        assert eng.share_error is not None and "not private" in eng.share_error
+        eng.close()
+        with pytest.raises(StoreError, match="not private"):
+            RemoteStore.connect(store_path(home))
+    finally:
+        os.chmod(sock.parent, 0o700)

@@ -61,6 +61,16 @@ def socket_path(store: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"swarm-{os.getuid()}" / f"{digest}.sock"
 
 
+def _private_dir(path: Path) -> None:
+    """Refuse a socket directory in /tmp that is not this user's alone (someone could swap the socket)."""
+    if path.parent.parent != Path(tempfile.gettempdir()):
+        return  # beside the store, in the user's own data dir
+    st = path.parent.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise StoreError(f"{path.parent} is not private to this user (owner {st.st_uid}, mode "
+                         f"{oct(st.st_mode & 0o777)}); remove it, or use a shorter --home path")
+
+
 # -- values on the wire -------------------------------------------------------------------------
 
 def encode(v: object) -> object:
@@ -167,6 +177,7 @@ class QueryServer:
 
     def start(self) -> QueryServer:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_dir(self.path)
         if self.path.exists() or self.path.is_symlink():
             # We hold the store's lock, so whoever left this socket no longer holds it.
             self.path.unlink()
@@ -247,6 +258,7 @@ class RemoteStore:
         """Connect to the process holding ``store``. Raises StoreError when none answers."""
         path = socket_path(store)
         try:
+            _private_dir(path)
             return cls(store, _ask(path, {"op": "hello"}, timeout=10.0))
         except (OSError, ValueError) as e:
             raise StoreError(f"store {store} is in use by another process that does not answer queries "
