@@ -79,6 +79,10 @@ class RoundSpec(_Strict):
     debate_turns: int = Field(1, ge=0, le=8, description="Critique-and-revise turns after the first answer.")
     max_tokens_per_round: int = Field(
         400_000, ge=100, description="Most tokens all agents generate in one round; requests are capped to fit.")
+    skip: list[Literal["debate", "judge"]] = Field(
+        default_factory=list, description="Phases this recipe leaves out: debate (no critique and revision; the "
+        "first answers are final) and judge (no verdicts). Their round statistics read NaN; the other phases run as "
+        "usual. (The hint phase has round.hints; training has train.enabled.)")
     hints: bool = Field(
         False, description="After the judge, the hint phase: each wrong final answer (at most train.max_per_task per "
         "task) gets a critique written with the verified result in view (prompts.hint) and a revision by its solver "

@@ -10,6 +10,8 @@ import pytest
 
 from engine import events as ev
 from engine.api import Engine
+from engine.errors import RecipeError
+from engine.recipes import load_recipe
 from tests.conftest import small_recipe
 
 
@@ -152,6 +154,29 @@ def test_stop_mid_round_then_resume_loses_and_repeats_nothing(tiny_recipe: Path)
              "where run_id = ? group by all having c > 1)", [run_id])[0][0] == 0
     assert q("select count(*) from rounds where run_id = ? and status = 'complete'", [run_id])[0][0] == 2
     eng.close()
+
+
+def test_a_recipe_can_leave_the_debate_and_the_judge_out(tmp_path: Path, tiny_model: Path) -> None:
+    from tests.conftest import small_recipe
+
+    recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": "debate_turns = 1\nskip = [\"debate\", \"judge\"]"})
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    phases: list[str] = []
+    eng.subscribe(lambda e: phases.append(e.phase) if isinstance(e, ev.PhaseStarted) else None)
+    assert eng.play(run_id) == "finished"
+    assert "debate" not in phases and "judge" not in phases and phases[:2] == ["propose", "solve"]
+    q = eng.store.execute
+    assert q("select max(turn), count(*) > 0 from attempts where run_id = ?", [run_id]) == [(0, True)]
+    assert q("select count(*) from critiques where run_id = ?", [run_id]) == [(0,)]
+    assert q("select count(*) from verdicts where run_id = ?", [run_id]) == [(0,)]
+    stats = json.loads(q("select stats from rounds where run_id = ?", [run_id])[0][0])
+    assert stats["judge_agreement"] != stats["judge_agreement"]  # NaN: not measured
+    assert stats["solve_rate_final"] == stats["solve_rate_first"]
+    eng.close()
+    bad = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": "debate_turns = 1\nskip = [\"solve\"]"})
+    with pytest.raises(RecipeError, match="round.skip"):
+        load_recipe(str(bad))
 
 
 def test_round_token_budget_caps_generation(tmp_path: Path, tiny_model: Path) -> None:
