@@ -8,6 +8,16 @@ from tests.fixed_data import populate
 from console.app import SwarmApp
 
 
+async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
+    """Let workers finish and the screen catch up: a DataTable sizes its columns to new rows on a
+    later refresh, and a loaded machine (CI, with llama.cpp tests before) can be caught between."""
+    await pilot.app.workers.wait_for_complete()
+    for _ in range(3):
+        await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
+
+
 def test_swarm_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(SwarmApp(recipe="default"), terminal_size=(120, 36))
 
@@ -21,8 +31,7 @@ def test_task_inspector(snap_compare) -> None:  # type: ignore[no-untyped-def]
         await pilot.press("i")
         await pilot.app.workers.wait_for_complete()
         await pilot.press("enter")
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
 
     assert snap_compare(SwarmApp(recipe="default"), terminal_size=(120, 36), run_before=open_inspector)
 
@@ -38,8 +47,7 @@ def test_training_screen_curriculum_and_skills(snap_compare) -> None:  # type: i
 
     async def open_training(pilot) -> None:  # type: ignore[no-untyped-def]
         await pilot.press("t")
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
 
     assert snap_compare(SwarmApp(recipe="default"), terminal_size=(140, 48), run_before=open_training)
 
@@ -56,13 +64,14 @@ def test_sql_screen(snap_compare, monkeypatch) -> None:  # type: ignore[no-untyp
 
     async def run_example(pilot) -> None:  # type: ignore[no-untyped-def]
         await pilot.press("e")
+        pilot.app.screen.query_one("#sql-input").cursor_blink = False  # a blink is a coin toss under load
         await pilot.app.workers.wait_for_complete()
         await pilot.press("ctrl+r")
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
         catalog = pilot.app.screen.query_one("#sql-catalog")
         catalog.root.children[0].expand()
-        await pilot.pause()
+        await settle(pilot)
 
     assert snap_compare(SwarmApp(recipe="default"), terminal_size=(140, 40), run_before=run_example)
 
@@ -76,7 +85,6 @@ def test_curves_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]
 
     async def open_curves(pilot) -> None:  # type: ignore[no-untyped-def]
         await pilot.press("g")
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
 
     assert snap_compare(SwarmApp(recipe="default"), terminal_size=(140, 44), run_before=open_curves)
