@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.compare import Replay
+from engine.compare import Replay, Side, played_with, resolve_adapter, round_tasks, some_tasks
 from engine.curriculum import Plan, SkillRow, level_mix, skill_report
 from engine.curriculum import plan as plan_round
 from engine.errors import EngineError, StoreError
@@ -259,15 +259,7 @@ class Engine:
         Raises EngineError for an unknown run, adapter or set."""
         info = self.run_info(run_id)
         q = self.store.execute
-        if adapter == "in-use":
-            row = q("select id, path, sha256 from adapters where run_id = ? and promoted order by id desc limit 1", [run_id])
-        elif adapter in (None, "base"):
-            row = []
-        else:
-            row = q("select id, path, sha256 from adapters where run_id = ? and id = ?", [run_id, int(adapter)])
-            if not row:
-                raise EngineError(f"run {run_id} has no adapter {adapter}")
-        adapter_id, path, sha = (int(row[0][0]), str(row[0][1]), str(row[0][2])) if row else (None, None, None)
+        adapter_id, path, sha = resolve_adapter(self.store, run_id, adapter)
         chosen = report_sets(self.store, run_id, info.recipe, levels)
         if sets:
             missing = [s for s in sets if s not in chosen]
@@ -306,8 +298,6 @@ class Engine:
         round: that round's; a test set or tasks of several rounds: the base model); ``adapter`` to the run's adapter in use. Both are recorded in
         ``debate_evals`` with pool 'replay'. Raises EngineError for unknown runs, rounds, sets,
         tasks or adapters."""
-        from engine.compare import Replay, Side, played_with, resolve_adapter, round_tasks, some_tasks
-
         info = self.run_info(run_id)
         if [round is not None, set is not None, bool(tasks)].count(True) != 1:
             raise EngineError("replay one thing: a round, a test set or some tasks")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from engine.errors import EngineError
 from engine.protocol import DebateScore
-from engine.roundbase import TASK_COLUMNS, TaskRow, task_from_row
+from engine.roundbase import TASK_COLUMNS, TaskRow, debated_tasks, task_from_row
 from engine.store import Store
 
 
@@ -83,11 +83,10 @@ def played_with(store: Store, run_id: int, rnd: int) -> int | None:
 
 def round_tasks(store: Store, run_id: int, rnd: int) -> list[TaskRow]:
     """The tasks a round debated (not rejected proposals, not held-out ones)."""
-    rows = store.execute(f"select {TASK_COLUMNS} from tasks where run_id = ? and round = ? and rejected_reason is null "
-                         "and not held_out order by id", [run_id, rnd])
-    if not rows:
+    tasks = debated_tasks(store, run_id, rnd)
+    if not tasks:
         raise EngineError(f"run {run_id} has no tasks in round {rnd}")
-    return [task_from_row(r) for r in rows]
+    return tasks
 
 
 def some_tasks(store: Store, run_id: int, ids: list[int]) -> list[TaskRow]:

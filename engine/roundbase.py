@@ -45,6 +45,13 @@ def task_from_row(row: Sequence[Any]) -> TaskRow:
 TASK_COLUMNS = "id, domain, prompt, reference, difficulty, fingerprint, payload, behaviour"
 
 
+def debated_tasks(store: Any, run_id: int, rnd: int) -> list[TaskRow]:
+    """The tasks a round debates: not rejected proposals, not held-out ones."""
+    rows = store.execute(f"select {TASK_COLUMNS} from tasks where run_id = ? and round = ? and rejected_reason is null "
+                         "and not held_out order by id", [run_id, rnd])
+    return [task_from_row(r) for r in rows]
+
+
 def tokens_used(store: Store, run_id: int, rnd: int | None = None) -> int:
     """Tokens the agents generated in a run (or one of its rounds): answers, critiques, verdicts, hints."""
     where = "run_id = ?" + (" and round = ?" if rnd is not None else "")
@@ -149,12 +156,7 @@ class PhaseRunner:
         return allowed
 
     def _tasks(self, rnd: int) -> list[TaskRow]:
-        rows = self.store.execute(
-            f"select {TASK_COLUMNS} from tasks where run_id = ? and round = ? and rejected_reason is null "
-            "and not held_out order by id",
-            [self.run_id, rnd],
-        )
-        return [task_from_row(r) for r in rows]
+        return debated_tasks(self.store, self.run_id, rnd)
 
     def _mark(self, rnd: int, phase: str) -> None:
         """Record ``phase`` as done (inside the phase's write transaction)."""
