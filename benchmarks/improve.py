@@ -63,7 +63,7 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
             sets: dict[tuple[str, int | str], Any] = {
                 (pool, lvl): pool_tasks(eng.store, run_id, pool, lvl) for pool in ("test", "dev") for lvl in levels}
             sets.update({(pool, "facts"): fact_set(eng.store, run_id, pool) for pool in ("test", "dev")})
-            rt = eng.runtime_for(rec)
+            rt = eng.runtime_for(rec, run_id)
             measured: dict[int | None, dict[str, Any]] = {}
 
             def measure(adapter_id: int | None, adapter_path: str | None, rnd: int) -> dict[str, Any]:

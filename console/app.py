@@ -347,6 +347,8 @@ def describe(e: ev.Event) -> str | None:
         return f"run {e.run_id} {'resumed' if e.resumed else 'started'}: {e.recipe}, {e.rounds} round(s)"
     if isinstance(e, ev.RoundStarted):
         return f"round {e.round} at difficulty {e.difficulty}"
+    if isinstance(e, ev.ModelNotice):
+        return f"model: {e.text}"
     if isinstance(e, ev.PhaseFinished):
         return f"  {e.phase} done in {e.seconds:.1f} s"
     if isinstance(e, ev.TaskProposed) and e.source == "proposed":

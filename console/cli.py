@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from engine.doctor import run_checks
 
-    checks = run_checks(args.home, model=args.model, deep=not args.quick)
+    from engine.recipes import load_recipe
+
+    rec = load_recipe(args.recipe)[0]
+    checks = run_checks(args.home, model=args.model or rec.model.path, deep=not args.quick, weights=rec.model.weights,
+                        gpu_layers=rec.model.gpu_layers)
     for c in checks:
         mark = "ok " if c.ok else ("!! " if c.required else "-- ")
         print(f"{mark}{c.name:<17} {c.detail}")
@@ -386,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
     d = sub.add_parser("doctor", help="report model, llama.cpp, training stack, data dir and store")
-    d.add_argument("--model", default="builtin:smollm2-135m", help="model to check (path or builtin:NAME)")
+    d.add_argument("--recipe", default=None, help="recipe whose model, weights and GPU settings to check (default: default)")
+    d.add_argument("--model", default=None, help="model to check instead of the recipe's (path or builtin:NAME)")
     d.add_argument("--quick", action="store_true", help="do not import torch to look for CUDA")
     d.set_defaults(func=_cmd_doctor)
 

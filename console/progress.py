@@ -94,6 +94,7 @@ class Progress:
 
     def _other(self, e: ev.Event) -> None:
         text = {
+            ev.ModelNotice: lambda x: f"model: {x.text}",
             ev.TrainingProgress: lambda x: f"  train step {x.step}/{x.steps} loss {x.loss:.3f} {x.tokens_per_second:.0f} tok/s",
             ev.AdapterExported: lambda x: f"  adapter {x.adapter_id} exported (logits cosine {x.cosine:.4f})",
             ev.EvalScored: lambda x: f"  eval {x.eval_set}: {x.accuracy:.1%} [{x.ci_low:.1%}, {x.ci_high:.1%}]",

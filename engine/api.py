@@ -26,7 +26,7 @@ from engine.curriculum import Plan, SkillRow, level_mix, skill_report
 from engine.curriculum import plan as plan_round
 from engine.errors import EngineError, StoreError
 from engine.evaluate import Score, record_score, score
-from engine.events import Event, EventBus, RunFailed, RunFinished, RunStarted, Subscriber
+from engine.events import Event, EventBus, ModelNotice, RunFailed, RunFinished, RunStarted, Subscriber
 from engine.models import check_gguf, resolve_model
 from engine.protocol import DebateScore, debate_score, record_debate
 from engine.pools import ensure_pools, report_sets, set_name
@@ -38,6 +38,7 @@ from engine.runtime import Runtime
 from engine.store import QueryResult, Store
 from engine.store.share import QueryServer, RemoteStore
 from engine.tasks import get_domain
+from engine.weights import choose as choose_weights
 
 
 @dataclass(frozen=True)
@@ -217,15 +218,35 @@ class Engine:
         row = self.store.execute(sql, params)
         return int(row[0][0]) if row and row[0][0] is not None else None
 
-    def runtime_for(self, rec: Recipe) -> Runtime:
-        """The loaded model for a recipe (reused while the model settings stay the same)."""
+    def runtime_for(self, rec: Recipe, run_id: int | None = None) -> Runtime:
+        """The loaded model for a recipe (reused while the model settings stay the same).
+
+        The weights served follow ``model.weights`` (engine.weights); for a run, the type it was
+        first played with is recorded in its settings and kept on every later play, resume,
+        evaluation or replay, so a run never changes weights halfway. Raises ModelError."""
         m = rec.model
-        key = (str(resolve_model(m.path)), m.n_ctx, m.n_parallel, m.n_batch, m.n_threads, m.prefix_cache)
+        src = resolve_model(m.path)
+        spec = m.weights
+        settings: dict[str, object] = {}
+        if run_id is not None:
+            row = self.store.execute("select settings from runs where id = ?", [run_id])
+            settings = json.loads(row[0][0]) if row and row[0][0] else {}
+            recorded = settings.get("weights")
+            if isinstance(recorded, dict) and recorded.get("source") == str(src):
+                spec = "as-is" if recorded["path"] == str(src) else str(recorded["type"])
+        choice = choose_weights(src, spec, self.home, n_parallel=m.n_parallel, n_threads=m.n_threads,
+                                gpu_layers=m.gpu_layers, log=lambda text: self.emit(ModelNotice(run_id or 0, text)))
+        if run_id is not None and "weights" not in settings and not self.read_only:
+            settings["weights"] = choice.record()
+            self.store.execute("update runs set settings = ? where id = ?", [json.dumps(settings), run_id])
+            self.emit(ModelNotice(run_id, f"serving {choice.type} weights: {choice.reason}"))
+        key = (str(choice.path), m.n_ctx, m.n_parallel, m.n_batch, m.n_threads, m.prefix_cache, m.gpu_layers)
         if self._runtime is None or self._runtime_key != key:
             if self._runtime is not None:
                 self._runtime.close()
-            self._runtime = Runtime(m.path, n_ctx=m.n_ctx, n_parallel=m.n_parallel, n_batch=m.n_batch,
-                                    n_threads=m.n_threads, prefix_cache=m.prefix_cache)
+                self._runtime = None
+            self._runtime = Runtime(choice.path, n_ctx=m.n_ctx, n_parallel=m.n_parallel, n_batch=m.n_batch,
+                                    n_threads=m.n_threads, prefix_cache=m.prefix_cache, gpu_layers=m.gpu_layers)
             self._runtime_key = key
         return self._runtime
 
@@ -240,7 +261,7 @@ class Engine:
         if not row:
             raise EngineError(f"run {run_id} has no complete round to train on yet")
         rnd, difficulty = int(row[0][0]), int(row[0][1])
-        rt = self.runtime_for(info.recipe)
+        rt = self.runtime_for(info.recipe, run_id)
         runner = RoundRunner(self.store, rt, info.recipe, run_id, info.seed, self.bus, self._stop, train=True,
                              workdir=self.home / "runs" / str(run_id) / "on-demand", home=self.home)
         runner.marking = False
@@ -268,7 +289,7 @@ class Engine:
             chosen = {k: v for k, v in chosen.items() if k in sets}
         if not chosen:
             raise EngineError(f"run {run_id} has no test sets" + (f" at levels {levels}" if levels else ""))
-        rt = self.runtime_for(info.recipe)
+        rt = self.runtime_for(info.recipe, run_id)
         before = rt.adapter
         rt.set_adapter(path, sha256=sha).result()
         rnd = q("select coalesce(max(round), 0) from rounds where run_id = ?", [run_id])[0][0]
@@ -317,7 +338,7 @@ class Engine:
         if against == "played":
             against = played_with(self.store, run_id, rnd) if rnd is not None else None
         sides = [resolve_adapter(self.store, run_id, against), resolve_adapter(self.store, run_id, adapter)]
-        rt = self.runtime_for(info.recipe)
+        rt = self.runtime_for(info.recipe, run_id)
         now = self.store.execute("select coalesce(max(round), 0) from rounds where run_id = ?", [run_id])[0][0]
         before = rt.adapter
         scores = []
@@ -353,7 +374,7 @@ class Engine:
         self.emit(RunStarted(run_id, info.recipe.name, info.rounds_planned, resumed))
         try:
             ensure_pools(self.store, run_id, info.recipe, info.seed)  # a run from before pools existed
-            rt = self.runtime_for(info.recipe)
+            rt = self.runtime_for(info.recipe, run_id)
             runner = RoundRunner(self.store, rt, info.recipe, run_id, info.seed, self.bus, self._stop,
                                  train=info.train, workdir=self.home / "runs" / str(run_id), home=self.home)
             runner.single_phase = step

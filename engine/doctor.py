@@ -58,6 +58,51 @@ def check_llama() -> Check:
     return Check("llama.cpp", True, f"llama-cpp-python {llama_cpp.__version__}; CPU: {features or info}")
 
 
+def check_gpu(gpu_layers: int = -1) -> Check:
+    """Whether llama.cpp can offload layers to a GPU, and what a recipe's ``gpu_layers`` does with it."""
+    try:
+        import llama_cpp
+    except ImportError as e:
+        return Check("gpu offload", False, f"llama-cpp-python does not import: {e}", required=False)
+    if not llama_cpp.llama_supports_gpu_offload():
+        return Check("gpu offload", True, "llama.cpp is built for the CPU only: every layer runs on the CPU "
+                     "(a CUDA build: see the README)", required=False)
+    layers = "every layer" if gpu_layers < 0 else f"{gpu_layers} layer(s)"
+    return Check("gpu offload", True, f"llama.cpp can offload to a GPU: the recipe's gpu_layers={gpu_layers} offloads "
+                 f"{layers}", required=False)
+
+
+def check_weights(spec: str, weights: str, home: str | os.PathLike[str] | None = None) -> Check:
+    """Which weights a recipe serves: the type on disk, and what ``model.weights`` would do (an earlier
+    ``auto`` measurement on this machine is read, not repeated)."""
+    from engine.weights import cache_root, file_type
+
+    try:
+        src = resolve_model(spec)
+        shipped = file_type(src)
+    except EngineError as e:
+        return Check("weights", False, str(e))
+    if weights == "as-is":
+        return Check("weights", True, f"{shipped} as shipped (model.weights = \"as-is\")", required=False)
+    if weights != "auto":
+        return Check("weights", True, f"{shipped} as shipped, served as {weights} (converted once, cached)",
+                     required=False)
+    import json
+
+    from engine.models import sha256_file
+
+    saved = cache_root(home_dir(home)) / "weights" / sha256_file(src) / "auto.json"
+    if saved.exists():
+        try:
+            reasons = "; ".join(f"{e['reason']} ({e['fingerprint']['n_parallel']} sequences)"
+                                for e in json.loads(saved.read_text()))
+            return Check("weights", True, f"{shipped} as shipped; {reasons}", required=False)
+        except (ValueError, KeyError, TypeError):
+            pass
+    return Check("weights", True, f"{shipped} as shipped; auto: measured on the first run (about a minute)",
+                 required=False)
+
+
 def check_training(deep: bool = False) -> list[Check]:
     out = []
     for dist in ("torch", "torchvision", "transformers", "peft", "unsloth"):
@@ -113,5 +158,7 @@ def check_sandbox() -> Check:
     return Check("sandbox", True, f"isolation {level} ({note})")
 
 
-def run_checks(home: str | os.PathLike[str] | None = None, model: str = DEFAULT_MODEL, deep: bool = True) -> list[Check]:
-    return [check_model(model), check_llama(), check_sandbox(), *check_training(deep), *check_store(home)]
+def run_checks(home: str | os.PathLike[str] | None = None, model: str = DEFAULT_MODEL, deep: bool = True,
+               weights: str = "auto", gpu_layers: int = -1) -> list[Check]:
+    return [check_model(model), check_llama(), check_weights(model, weights, home), check_gpu(gpu_layers),
+            check_sandbox(), *check_training(deep), *check_store(home)]

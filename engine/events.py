@@ -126,6 +126,14 @@ class RoundFinished(Event):
 
 
 @dataclass(frozen=True)
+class ModelNotice(Event):
+    """Something the model runtime is doing or decided before the run can go on: converting the
+    weights, measuring weight types, which weights it serves and why."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class TrainingProgress(Event):
     round: int
     step: int

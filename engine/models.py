@@ -61,6 +61,11 @@ def resolve_model(spec: str) -> Path:
     return Path(spec).expanduser().resolve()
 
 
+#: check_gguf's answers by (path, size, mtime): parsing a header with a large vocabulary takes
+#: seconds, and a changed file has another key.
+_checked: dict[tuple[str, int, int], ModelInfo] = {}
+
+
 def check_gguf(path: str | os.PathLike[str]) -> ModelInfo:
     """Check that ``path`` is a complete, parseable GGUF file and return its header facts.
 
@@ -71,7 +76,16 @@ def check_gguf(path: str | os.PathLike[str]) -> ModelInfo:
         raise ModelError(f"model file not found: {p}")
     if p.is_dir():
         raise ModelError(f"model path is a directory, not a GGUF file: {p}")
-    size = p.stat().st_size
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _checked:
+        if len(_checked) > 64:
+            _checked.clear()
+        _checked[key] = _check_gguf(p, st.st_size)
+    return _checked[key]
+
+
+def _check_gguf(p: Path, size: int) -> ModelInfo:
     try:
         with p.open("rb") as fh:
             magic = fh.read(4)

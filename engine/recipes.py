@@ -31,10 +31,29 @@ class ModelSpec(_Strict):
     n_parallel: int = Field(8, ge=1, le=64, description="Sequences decoded together in one batch.")
     n_batch: int = Field(512, ge=32, le=8192, description="Most tokens in one llama_decode call.")
     n_threads: int = Field(0, ge=0, le=256, description="CPU threads; 0 uses every core.")
+    weights: str = Field(
+        "auto", description="Weight type served: \"as-is\" (the file as it is), a llama.cpp type (F16, BF16, Q8_0, "
+        "Q4_0, ...; converted once and cached in the data dir), or \"auto\": each candidate's batched decode measured "
+        "on this machine and the fastest taken unless its perplexity on a fixed text rises more than 5% (engine.weights). "
+        "A run keeps the type it started with.")
+    gpu_layers: int = Field(-1, ge=-1, le=100_000, description="Layers offloaded to the GPU when llama.cpp was built "
+                            "with GPU support: -1 (auto) offloads every layer, 0 none. A CPU-only build ignores it.")
     prefix_cache: bool = Field(
         True, description="Requests whose prompts start alike (template, system prompt, task) copy the shared "
         "prefix's KV cells instead of decoding it again. Needs one unified KV cache, whose rounding depends on "
         "where cells lie: greedy output can then differ from the same request run alone.")
+
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: str) -> str:
+        from engine.weights import TYPES, WEIGHTS_SPEC_HELP
+
+        if v in ("auto", "as-is"):
+            return v
+        if v.upper() not in TYPES:
+            raise ValueError(f"unknown weight type {v!r}: use {WEIGHTS_SPEC_HELP}")
+        return v.upper()
 
 
 class AgentSpec(_Strict):

@@ -10,11 +10,19 @@ import pytest
 from engine.models import DEFAULT_MODEL, resolve_model
 
 
+@pytest.fixture(scope="session")
+def swarm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the session (converted weights, auto's measurement, dequantized bases): what a
+    machine computes once is computed once per test run, and never in the user's cache."""
+    return tmp_path_factory.mktemp("swarm-cache")
+
+
 @pytest.fixture(autouse=True)
-def swarm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def swarm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swarm_cache: Path) -> Path:
     """Every test gets its own data dir: nothing touches the user's store."""
     home = tmp_path / "home"
     monkeypatch.setenv("SWARM_HOME", str(home))
+    monkeypatch.setenv("SWARM_CACHE", str(swarm_cache))
     return home
 
 

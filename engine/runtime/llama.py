@@ -227,6 +227,7 @@ class Runtime:
         n_threads: int = 0,
         kv_unified: bool = False,
         prefix_cache: bool = False,
+        gpu_layers: int = 0,
     ) -> None:
         path = resolve_model(str(model))
         self.info = check_gguf(path)
@@ -242,7 +243,9 @@ class Runtime:
         threads = n_threads or os.cpu_count() or 1
 
         mparams = ll.llama_model_default_params()
-        mparams.n_gpu_layers = 0
+        # Layers offloaded to a GPU (llama.cpp built with CUDA, Metal...); 0 on a CPU-only build.
+        self.gpu_layers = gpu_layers if ll.llama_supports_gpu_offload() else 0
+        mparams.n_gpu_layers = self.gpu_layers
         self._model = ll.llama_model_load_from_file(str(path).encode(), mparams)
         if not self._model:
             raise ModelError(f"llama.cpp could not load the model {path}")

@@ -21,8 +21,9 @@ MARKER = "swarm-base.json"
 
 def base_dir(home: Path, gguf: Path, sha: str | None = None) -> Path:
     """``$SWARM_CACHE/base/SHA`` if set (shared by several data dirs), else ``HOME/cache/base/SHA``."""
-    cache = Path(os.environ["SWARM_CACHE"]) if os.environ.get("SWARM_CACHE") else home / "cache"
-    return cache / "base" / (sha or sha256_file(gguf))
+    from engine.weights import cache_root
+
+    return cache_root(home) / "base" / (sha or sha256_file(gguf))
 
 
 def ensure_base_checkpoint(home: Path, gguf: Path, log: object = print) -> Path:
