@@ -6,6 +6,9 @@ Runtime (one llama_decode per step for all sequences); "sequential" sends the sa
 one after another to the same Runtime, which is what a one-request-at-a-time server gives;
 "transformers" runs the same prompts through ``generate`` on the same (dequantized) weights.
 
+Weight types: the batched workload again on the model as shipped and on each type
+``model.weights = "auto"`` considers (engine.weights), with the NLL its quality guard reads.
+
 Shared prefixes: with ``prefix_cache`` a request whose prompt starts like one already in the
 batch copies those KV cells instead of decoding them. Measured on two workloads, with the
 cache off (baseline) and on, in the same run: N solvers answering the same task (same system
@@ -122,6 +125,33 @@ def _prefix(model: str, quick: bool, max_tokens: int) -> list[dict[str, Any]]:
     return out
 
 
+def _weights(model: str, max_tokens: int) -> list[dict[str, Any]]:
+    """The same batched workload on each weight type ``model.weights`` can serve (engine.weights):
+    the file as shipped first, then each conversion; 1 and 8 agents, and the perplexity guard's NLL."""
+    from engine.models import resolve_model
+    from engine.paths import home_dir
+    from engine.weights import AUTO_CANDIDATES, MAX_NLL_RISE, convert, file_type, mean_nll
+
+    src = resolve_model(model)
+    shipped = file_type(src)
+    out: list[dict[str, Any]] = []
+    for wtype in (shipped, *[t for t in AUTO_CANDIDATES if t != shipped]):
+        path = src if wtype == shipped else convert(src, wtype, home_dir(), print)
+        with Runtime(path, n_ctx=512, n_parallel=8) as rt:
+            rt.generate(_requests(1, 8)[0])  # warm up
+            one = _measure(rt, 1, max_tokens, batched=True)
+            eight = _measure(rt, 8, max_tokens, batched=True)
+        out.append({"type": wtype, "as_shipped": wtype == shipped, "mb": path.stat().st_size / 1e6,
+                    "tokens_per_second_1": one["tokens_per_second"], "tokens_per_second_8": eight["tokens_per_second"],
+                    "decode_ms_per_step_8": eight["decode_ms_per_step"], "nll": mean_nll(path)})
+    ref = out[0]
+    for r in out:
+        r["vs_shipped_8"] = r["tokens_per_second_8"] / ref["tokens_per_second_8"]
+        r["nll_rise"] = r["nll"] / ref["nll"] - 1
+        r["auto_candidate"] = r["nll_rise"] <= MAX_NLL_RISE
+    return out
+
+
 def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
     counts = [1, 2, 4, 8]
     max_tokens = 64 if quick else 128
@@ -136,12 +166,17 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
         if r["agents"] in (1, 4):
             r["transformers"] = _transformers(model, r["agents"], max_tokens)
     prefix = _prefix(model, quick, max_tokens)
+    weights = _weights(model, max_tokens)
+    best = max((w for w in weights if w["auto_candidate"]), key=lambda w: w["tokens_per_second_8"])
     by_n = {r["agents"]: r for r in rows}
     ratios = {
         "batched_vs_sequential_4": by_n[4]["speedup"],
         "batched_vs_transformers_4": by_n[4]["batched"]["tokens_per_second"] / by_n[4]["transformers"]["tokens_per_second"],
         "prefix_cache_same_task_4": prefix[0]["speedup"],
         "prefix_cache_evaluation": prefix[2]["speedup"],
+        # auto's pick (fastest type whose perplexity rises <= 5%) over the shipped type, 8 agents batched
+        "best_weights_vs_q4_1_8": best["vs_shipped_8"],
+        "fastest_weights_vs_q4_1_8": max(w["vs_shipped_8"] for w in weights),
     }
     print(table(
         ["agents", "sequential tok/s", "batched tok/s", "batched/sequential", "transformers tok/s",
@@ -155,8 +190,15 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
         [[p["workload"], p["cache off"]["seconds"], p["cache on"]["seconds"],
           f"{p['cache on']['shared_prompt_tokens']} of {p['cache on']['prompt_tokens']}", p["speedup"]] for p in prefix],
     ))
+    print(table(
+        ["weights", "MB", "1 agent tok/s", "8 agents tok/s", "x shipped (8)", "ms per llama_decode (8)", "NLL", "NLL rise"],
+        [[w["type"] + (" (shipped)" if w["as_shipped"] else ""), w["mb"], w["tokens_per_second_1"], w["tokens_per_second_8"],
+          w["vs_shipped_8"], w["decode_ms_per_step_8"], w["nll"], f"{w['nll_rise']:+.1%}"] for w in weights],
+    ))
+    print(f"auto's pick here: {best['type']} ({best['vs_shipped_8']:.2f}x the shipped type at 8 agents)")
     path = write_results("generation", {
-        "quick": quick, "model": model, "max_tokens": max_tokens, "rows": rows, "prefix": prefix, "ratios": ratios,
+        "quick": quick, "model": model, "max_tokens": max_tokens, "rows": rows, "prefix": prefix, "weights": weights,
+        "auto_pick": best["type"], "ratios": ratios,
         "versions": versions("llama-cpp-python", "transformers", "torch"),
     })
     print(f"wrote {path}")

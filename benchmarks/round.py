@@ -1,8 +1,11 @@
 """One round of the default recipe, end to end: wall time, time per phase, peak memory.
 
-Baseline in the same run: the same round (same recipe, seed, tasks) with the runtime serving
-one request at a time (``n_parallel = 1``, no shared prefixes), i.e. what the loop would cost
-without swarm's batched runtime. Each variant plays in its own process, in its own data dir,
+Baselines in the same run: the same round (same recipe, seed, tasks) on the weights as shipped
+(``model.weights = "as-is"``: Q4_1, which llama.cpp's batched CPU kernels do not cover), and
+with the runtime serving one request at a time (``n_parallel = 1``, no shared prefixes), i.e.
+what the loop would cost without swarm's batched runtime. ``auto``'s one-off measurement of the
+weight types is made before the timed rounds (it is cached per machine, as on a machine that has
+run swarm once). Each variant plays in its own process, in its own data dir,
 so peak RSS is its own; the dequantized base weights are shared (``$SWARM_CACHE``), as on a
 machine that has trained once. Peak RSS of the children is the training worker's.
 
@@ -25,7 +28,8 @@ from benchmarks.common import peak_rss_mb, recipe_variant, shared_cache_env, tab
 # Level 1 so that a short round still verifies enough answers to train on (train.min_examples).
 QUICK = {"task": {"difficulty": 1, "generated": 10, "proposed": 2}, "round": {"samples": 1}, "eval": {"dev": 16, "test": 16},
          "train": {"steps": 6}}
-SEQUENTIAL = {"model": {"n_parallel": 1, "prefix_cache": False}}
+SEQUENTIAL = {"model": {"n_parallel": 1, "prefix_cache": False, "weights": "as-is"}}
+AS_SHIPPED = {"model": {"weights": "as-is"}}
 
 
 def play(recipe: str, rounds: int = 1, train: bool = True) -> dict[str, Any]:
@@ -54,9 +58,11 @@ def play(recipe: str, rounds: int = 1, train: bool = True) -> dict[str, Any]:
         tr = q("select backend, n_examples, seconds, tokens_per_second, status, error from training_runs where run_id = ? "
                "order by id desc limit 1", [run_id])
         rt_stats = dict(eng._runtime.stats) if eng._runtime is not None else {}
+        settings = q("select settings from runs where id = ?", [run_id])[0][0]
+        weights = json.loads(settings).get("weights", {}) if settings else {}
     finally:
         eng.close()
-    return {"status": status, "wall_seconds": wall, "phases": phases, "generated_tokens": int(tokens),
+    return {"status": status, "wall_seconds": wall, "weights": weights.get("type"), "phases": phases, "generated_tokens": int(tokens),
             "rows": counts, "runtime": rt_stats, "peak_rss_mb": peak_rss_mb(),
             "training": dict(zip(("backend", "examples", "seconds", "tokens_per_second", "status", "error"), tr[0])) if tr else None}
 
@@ -70,35 +76,63 @@ def _child(recipe: Path, home: Path, rounds: int = 1) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _measure_weights() -> str:
+    """auto's measurement for the default recipe, made (and cached) before anything is timed."""
+    from engine.models import resolve_model
+    from engine.paths import home_dir
+    from engine.recipes import load_recipe
+    from engine.weights import choose
+
+    m = load_recipe("default")[0].model
+    saved = os.environ.get("SWARM_CACHE")
+    os.environ.update(shared_cache_env())
+    try:
+        return choose(resolve_model(m.path), m.weights, home_dir(), n_parallel=m.n_parallel, n_threads=m.n_threads,
+                      gpu_layers=m.gpu_layers, log=print).reason
+    finally:
+        if saved is None:
+            os.environ.pop("SWARM_CACHE", None)
+        else:
+            os.environ["SWARM_CACHE"] = saved
+
+
 def run(quick: bool = False) -> dict[str, Any]:
+    auto = _measure_weights()
+    variants = {"swarm": {}, "as shipped": AS_SHIPPED, "sequential": SEQUENTIAL}
+    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
-        (work / "batched").mkdir()
-        (work / "sequential").mkdir()
         shrink = QUICK if quick else {}
-        batched_recipe = recipe_variant("default", work / "batched", shrink)
-        seq_recipe = recipe_variant("default", work / "sequential", {**shrink, **SEQUENTIAL})
-        results = {"batched": _child(batched_recipe, work / "batched" / "home"),
-                   "sequential": _child(seq_recipe, work / "sequential" / "home")}
-    b, s = results["batched"], results["sequential"]
+        for name, over in variants.items():
+            folder = work / name.replace(" ", "-")
+            folder.mkdir()
+            results[name] = _child(recipe_variant("default", folder, {**shrink, **over}), folder / "home")
+    b, w, s = results["swarm"], results["as shipped"], results["sequential"]
     names = [p for p in ("propose", "solve", "debate", "judge", "hint", "verify", "collect", "train", "evaluate")
-             if p in b["phases"] or p in s["phases"]]
-    rows = [[p, b["phases"].get(p, 0.0), s["phases"].get(p, 0.0)] for p in names]
-    rows.append(["whole round (wall)", b["wall_seconds"], s["wall_seconds"]])
-    rows.append(["peak RSS, engine (MB)", b["peak_rss_mb"]["process"], s["peak_rss_mb"]["process"]])
-    rows.append(["peak RSS, training worker (MB)", b["peak_rss_mb"]["children"], s["peak_rss_mb"]["children"]])
-    rows.append(["generated tokens", b["generated_tokens"], s["generated_tokens"]])
-    print(table(["phase (s)", "swarm (batched)", "one request at a time"], rows))
+             if any(p in r["phases"] for r in results.values())]
+    rows = [[p, *[r["phases"].get(p, 0.0) for r in results.values()]] for p in names]
+    rows.append(["whole round (wall)", *[r["wall_seconds"] for r in results.values()]])
+    rows.append(["peak RSS, engine (MB)", *[r["peak_rss_mb"]["process"] for r in results.values()]])
+    rows.append(["peak RSS, training worker (MB)", *[r["peak_rss_mb"]["children"] for r in results.values()]])
+    rows.append(["generated tokens", *[r["generated_tokens"] for r in results.values()]])
+    print(table(["phase (s)", f"swarm ({b['weights']}, batched)", f"as shipped ({w['weights']}, batched)",
+                 "one request at a time (as shipped)"], rows))
     gen_phases = ("propose", "solve", "debate", "judge", "evaluate")
+
+    def gen(r: dict[str, Any]) -> float:
+        return max(1e-9, sum(r["phases"].get(p, 0) for p in gen_phases))
+
     ratios = {
-        "sequential_vs_batched_round": s["wall_seconds"] / b["wall_seconds"],
-        "sequential_vs_batched_generation_phases": sum(s["phases"].get(p, 0) for p in gen_phases)
-        / max(1e-9, sum(b["phases"].get(p, 0) for p in gen_phases)),
+        "sequential_vs_batched_round": s["wall_seconds"] / w["wall_seconds"],
+        "sequential_vs_batched_generation_phases": gen(s) / gen(w),
+        "as_shipped_vs_swarm_round": w["wall_seconds"] / b["wall_seconds"],
+        "as_shipped_vs_swarm_generation_phases": gen(w) / gen(b),
     }
-    path = write_results("round", {"quick": quick, "recipe": "default", "overrides": shrink, "results": results,
-                                   "ratios": ratios, "versions": versions("llama-cpp-python", "torch", "unsloth", "duckdb")})
+    path = write_results("round", {"quick": quick, "recipe": "default", "overrides": shrink, "auto_weights": auto,
+                                   "results": results, "round_seconds": b["wall_seconds"], "ratios": ratios,
+                                   "versions": versions("llama-cpp-python", "torch", "unsloth", "duckdb")})
     print(f"wrote {path}")
-    return {"ratios": ratios}
+    return {"ratios": ratios, "round_seconds": b["wall_seconds"]}
 
 
 if __name__ == "__main__":

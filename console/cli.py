@@ -345,7 +345,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHMARKS = ("generation", "swap", "store", "responsiveness", "training", "round", "improve")
+BENCHMARKS = ("generation", "weights", "swap", "store", "responsiveness", "training", "round", "improve")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ from engine.recipes import Recipe, load_recipe, parse_recipe
 from engine.report import Curves, curves
 from engine.rounds import RoundRunner, Stopped
 from engine.runtime import Runtime
+from engine.train.runner import Trainer
 from engine.store import QueryResult, Store
 from engine.store.share import QueryServer, RemoteStore
 from engine.tasks import get_domain
@@ -73,6 +74,7 @@ class Engine:
         self.bus = EventBus()
         self._runtime: Runtime | None = None
         self._runtime_key: tuple[object, ...] | None = None
+        self._trainer: Trainer | None = None  # the playing run's warm training worker
         self._stop = threading.Event()
         self._server: QueryServer | None = None
         self.share_error: str | None = None  # why other processes cannot query this store, if they cannot
@@ -108,6 +110,9 @@ class Engine:
         return self.store.hello() if isinstance(self.store, RemoteStore) else None
 
     def close(self) -> None:
+        if self._trainer is not None:
+            self._trainer.close()
+            self._trainer = None
         if self._runtime is not None:
             self._runtime.close()
             self._runtime = None
@@ -378,6 +383,8 @@ class Engine:
             runner = RoundRunner(self.store, rt, info.recipe, run_id, info.seed, self.bus, self._stop,
                                  train=info.train, workdir=self.home / "runs" / str(run_id), home=self.home)
             runner.single_phase = step
+            if info.train and info.recipe.train.warm_worker:
+                runner.trainer = self._trainer = Trainer(self.home / "runs" / str(run_id) / "trainer.log")
             _, adapter = runner.current_adapter()
             if not rt.serves(adapter):
                 rt.set_adapter(adapter).result()  # resume on the adapter the run had promoted
@@ -403,6 +410,10 @@ class Engine:
             self._set_status(run_id, "failed", f"{type(e).__name__}: {e}")
             self.emit(RunFailed(run_id, f"{type(e).__name__}: {e}"))
             raise
+        finally:  # the warm trainer dies with the run's play
+            if self._trainer is not None:
+                self._trainer.close()
+                self._trainer = None
 
     def _plan(self, run_id: int, rnd: int, rec: Recipe) -> Plan:
         """A round already begun keeps its level and mix; a new one is planned by the curriculum

@@ -86,7 +86,7 @@ class LearningPhases(PhaseRunner):
             checkpoint(f"train:{step}")
 
         try:
-            out = train_lora(cfg, examples, cancel=self.stop, on_progress=progress)
+            out = train_lora(cfg, examples, cancel=self.stop, on_progress=progress, trainer=self.trainer)
         except TrainingError as e:
             q("update training_runs set status = ?, error = ? where id = ?",
               ["cancelled" if self.stop.is_set() else "failed", str(e), tr_id])

@@ -133,6 +133,10 @@ class PromptSpec(_Strict):
 class TrainSpec(_Strict):
     enabled: bool = Field(True, description="Train between rounds (swarm run --no-train overrides).")
     backend: Literal["auto", "unsloth", "peft"] = Field("auto", description="Training backend.")
+    warm_worker: bool = Field(
+        True, description="One training worker per run stays alive across rounds: torch, the backend, the base "
+        "weights and the export's reference model are loaded once (each round's LoRA starts again from the base, or "
+        "from the adapter in use with warm_start). False starts a worker process per step (prepare, train, export).")
     rank: int = Field(16, ge=1, le=256, description="LoRA rank r.")
     alpha: float = Field(32.0, gt=0, le=1024, description="LoRA alpha.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="LoRA dropout.")

@@ -86,6 +86,7 @@ class PhaseRunner:
         self.progress: tuple[str, int, int, int] = ("", 0, 0, 0)  # phase, requests done, sent, tokens
         self.phase = ""
         self.marking = True  # False when training on demand outside the round's phases
+        self.trainer: Any = None  # the run's warm training worker (engine.train.runner.Trainer), if any
         self.round_tokens = 0
         self.budget_capped = False
         self._requests = itertools.count()

@@ -275,6 +275,10 @@ def test_two_rounds_train_export_swap_evaluate_on_the_real_model(tmp_path: Path)
         assert numbers["test"].startswith("exact") and numbers["facts"]["n"] == 16  # forgetting checked too
         assert numbers["facts"]["base"] >= 12  # the base model knows the facts it is checked on
     assert q("select count(*) from rounds where run_id = ? and status = 'complete'", [run_id])[0][0] == 2
+    # one warm training worker did both rounds' prepare, train and export, and ended with the play
+    log = (eng.home / "runs" / str(run_id) / "trainer.log").read_text()
+    assert log.count(" ready") == 1 and log.count("== train") == 2 and log.count("== export") == 2
+    assert eng._trainer is None
     assert q("select count(*) from examples where run_id = ? and source = 'replay'", [run_id])[0][0] > 0
     # what the curriculum reads: the adapter in use after each gate, per skill on the dev sets and at the level
     n_dev = q("select count(*) from tasks where run_id = ? and task_set in ('dev-1', 'dev-2')", [run_id])[0][0]
@@ -399,6 +403,54 @@ def test_warm_start_continues_from_earlier_lora_weights(tmp_path: Path, tiny_mod
     assert all(np.allclose(first[k], second[k], atol=1e-6) for k in first)
     with pytest.raises(TrainingError, match="rank or targets changed"):
         run_worker("train", {**cfg, "rank": 8, "init": str(tmp_path / "first.npz"), "out": str(tmp_path / "x.npz")}, log)
+
+
+def test_the_warm_trainer_keeps_one_worker_resets_the_lora_and_survives_a_crash(tmp_path: Path,
+                                                                               tiny_model: Path) -> None:
+    """Two trainings in one warm worker: the second starts from the base (its first loss, on the
+    same data and seed, equals the first training's: LoRA B is zero again), says it is warm, and
+    exports an adapter that passes the check. A killed worker is replaced on the next call; a
+    cancel kills it and the next call starts another."""
+    import threading
+
+    from engine.errors import TrainingError
+    from engine.train.runner import Trainer, TrainConfig, train_lora
+
+    spec = load_recipe("default")[0].train.model_copy(update={"steps": 3, "rank": 4, "alpha": 8, "batch_size": 2,
+                                                              "max_seq_len": 64, "backend": "peft"})
+    msgs = [[{"role": "user", "content": f"What is {i} + 2?"}, {"role": "assistant", "content": str(i + 2)}] for i in range(6)]
+    trainer = Trainer(tmp_path / "trainer.log")
+    lines: list[str] = []
+
+    def cfg(name: str, steps: int = 3) -> TrainConfig:
+        return TrainConfig(home=tmp_path, gguf=tiny_model, workdir=tmp_path / name,
+                           spec=spec.model_copy(update={"steps": steps}), seed=3, check_prompts=["What is 12 + 30?"])
+
+    try:
+        first = train_lora(cfg("a"), msgs, trainer=trainer, on_log=lines.append)
+        pid = trainer.pid
+        second = train_lora(cfg("b"), msgs, trainer=trainer, on_log=lines.append)
+        assert trainer.starts == 1 and trainer.pid == pid
+        assert second.loss_curve[0] == pytest.approx(first.loss_curve[0], abs=1e-4)
+        assert [x for x in lines if x.startswith("training with")][1].endswith(", warm")
+        assert first.cosine >= EXPORT_COSINE_MIN and second.cosine >= EXPORT_COSINE_MIN
+        assert first.adapter_path != second.adapter_path
+
+        assert trainer._proc is not None
+        trainer._proc.kill()  # a crash between rounds
+        trainer._proc.wait()
+        third = train_lora(cfg("c"), msgs, trainer=trainer)
+        assert trainer.starts == 2 and third.cosine >= EXPORT_COSINE_MIN
+
+        cancel = threading.Event()
+        with pytest.raises(TrainingError, match="cancelled"):
+            train_lora(cfg("d", steps=2000), msgs, trainer=trainer, cancel=cancel, on_progress=lambda *a: cancel.set())
+        assert trainer._proc is None
+        train_lora(cfg("e"), msgs, trainer=trainer)
+        assert trainer.starts == 3
+    finally:
+        trainer.close()
+    assert trainer._proc is None
 
 
 def test_train_now_twice_gives_two_adapters_each_scored_on_its_own(tmp_path: Path, tiny_model: Path,

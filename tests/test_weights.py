@@ -123,3 +123,24 @@ def test_doctor_reports_weights_and_offload(tiny_model: Path, swarm_home: Path, 
     assert "measured on the first run" in check_weights(str(tiny_model), "auto", swarm_home).detail
     gpu = check_gpu(-1)
     assert gpu.ok and ("CPU only" in gpu.detail or "offloads every layer" in gpu.detail)
+
+
+@pytest.mark.slow  # about a minute: torch, a dequantized checkpoint, training and the check
+@pytest.mark.parametrize("wtype", ["Q4_0", "Q8_0"])
+def test_an_adapter_trained_on_converted_weights_passes_the_export_check(
+        tiny_model: Path, swarm_home: Path, tmp_path: Path, wtype: str) -> None:
+    """Training dequantizes the file that is served, so an adapter trained there matches llama.cpp
+    running the converted weights (the round's 0.99 cosine gate)."""
+    from engine.recipes import load_recipe
+    from engine.train.runner import TrainConfig, train_lora
+
+    served = W.convert(tiny_model, wtype, swarm_home)
+    spec = load_recipe("default")[0].train.model_copy(update={"steps": 4, "rank": 4, "alpha": 8, "batch_size": 2,
+                                                              "max_seq_len": 64, "backend": "peft"})
+    msgs = [[{"role": "user", "content": f"What is {i} + 2?"}, {"role": "assistant", "content": str(i + 2)}]
+            for i in range(6)]
+    trained = train_lora(TrainConfig(home=swarm_home, gguf=served, workdir=tmp_path / "train", spec=spec, seed=0,
+                                     check_prompts=["What is 12 + 30?", "hello there"]), msgs)
+    assert trained.cosine >= 0.99
+    with Runtime(served, n_ctx=256, n_parallel=1) as rt:
+        rt.set_adapter(trained.adapter_path).result(timeout=30)

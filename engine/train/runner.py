@@ -2,8 +2,11 @@
 
 ``train_lora(cfg, examples, ...)`` is the one entry point: it prepares the cached base
 checkpoint, trains with the chosen backend (``auto``: unsloth, falling back to PEFT with the
-reason recorded), exports the GGUF adapter and checks it against PyTorch. Each step is a
-worker process; a cancel kills it. Failures raise TrainingError with the worker's message.
+reason recorded), exports the GGUF adapter and checks it against PyTorch. Without a ``Trainer``
+each step is a worker process of its own; with one (``train.warm_worker``, the default), one
+worker process per run does every step of every round and keeps torch, the backend and the
+weights loaded (``Trainer``). A cancel kills the worker (a warm one is started again on the
+next call, as after a crash). Failures raise TrainingError with the worker's message.
 """
 
 from __future__ import annotations
@@ -111,6 +114,105 @@ def run_worker(cmd: str, cfg: dict[str, Any], log_path: Path, cancel: threading.
     return result
 
 
+class Trainer:
+    """The warm trainer: one ``engine.train.worker serve`` process, started on first use, that
+    answers one command at a time and stays alive between rounds. Its stderr goes to ``log_path``.
+    A worker that dies (a crash, a kill on cancel) is started again by the next call; ``close``
+    ends it (the engine does so when the run stops or finishes)."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self._proc: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()
+        self.starts = 0  # worker processes started (1 per run when nothing failed)
+        self.pid: int | None = None
+
+    def _start(self) -> subprocess.Popen[str]:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "a") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "engine.train.worker", "serve"], stdout=subprocess.PIPE,
+                                    stderr=log, stdin=subprocess.PIPE, text=True, bufsize=1)
+        self.starts += 1
+        self.pid = proc.pid
+        return proc
+
+    def call(self, cmd: str, cfg: dict[str, Any], cancel: threading.Event | None = None,
+             on_progress: ProgressFn | None = None, on_log: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Run one worker command in the warm process; returns its result or raises TrainingError."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = self._start()
+            proc = self._proc
+            assert proc.stdin is not None and proc.stdout is not None
+            stop_watch = threading.Event()
+
+            def watch() -> None:
+                while not stop_watch.wait(0.2):
+                    if cancel is not None and cancel.is_set():
+                        proc.kill()
+                        return
+
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+            result: dict[str, Any] | None = None
+            error: str | None = None
+            finished = False
+            try:
+                proc.stdin.write(json.dumps({"cmd": cmd, "cfg": cfg}, default=str) + "\n")
+                proc.stdin.flush()
+                for line in proc.stdout:
+                    try:
+                        msg = json.loads(line)
+                    except ValueError:
+                        continue
+                    kind = msg.pop("event", "")
+                    if kind == "progress" and on_progress:
+                        on_progress(msg["step"], msg["steps"], msg["loss"], msg["tokens_per_second"])
+                    elif kind == "log" and on_log:
+                        on_log(msg["message"])
+                    elif kind == "result":
+                        result = msg
+                    elif kind == "error":
+                        error = msg["message"]
+                    elif kind == "done":
+                        finished = True
+                        break
+            except (BrokenPipeError, OSError) as e:
+                error = error or f"the warm training worker is gone ({e})"
+            finally:
+                stop_watch.set()
+            if not finished:  # the worker died (or was killed on cancel): the next call starts another
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+                self._proc = None
+        if cancel is not None and cancel.is_set():
+            raise TrainingError("training cancelled")
+        if result is None:
+            if error is None:
+                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
+                error = f"warm worker exited with status {proc.returncode}: {' | '.join(tail)}"
+            raise TrainingError(f"{cmd} failed: {error} (log: {self.log_path})")
+        return result
+
+    def restart(self) -> None:
+        """End the worker; the next call starts a fresh one (after a backend failed in it)."""
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()  # the worker's loop ends at EOF
+            proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+
+
 def check_disk(path: Path, need: int = MIN_FREE_BYTES) -> None:
     free = shutil.disk_usage(path).free
     if free < need:
@@ -124,8 +226,10 @@ def unsloth_importable() -> bool:
 
 
 def train_lora(cfg: TrainConfig, examples: list[list[dict[str, str]]], *, cancel: threading.Event | None = None,
-               on_progress: ProgressFn | None = None, on_log: Callable[[str], None] | None = None) -> Trained:
-    """Train, export and check one adapter. Raises TrainingError."""
+               on_progress: ProgressFn | None = None, on_log: Callable[[str], None] | None = None,
+               trainer: Trainer | None = None) -> Trained:
+    """Train, export and check one adapter, in ``trainer``'s warm worker if given, else in a worker
+    process per step. Raises TrainingError."""
     if not examples:
         raise TrainingError("no verified examples to train on yet")
     check_disk(cfg.home)
@@ -133,7 +237,12 @@ def train_lora(cfg: TrainConfig, examples: list[list[dict[str, str]]], *, cancel
     log_path = cfg.workdir / "worker.log"
     data = cfg.workdir / "examples.jsonl"
     data.write_text("".join(json.dumps(m) + "\n" for m in examples))
-    prep = run_worker("prepare", {"home": str(cfg.home), "gguf": str(cfg.gguf)}, log_path, cancel, on_log=on_log)
+    def work(cmd: str, wcfg: dict[str, Any], progress: ProgressFn | None = None) -> dict[str, Any]:
+        if trainer is not None:
+            return trainer.call(cmd, wcfg, cancel, progress, on_log)
+        return run_worker(cmd, wcfg, log_path, cancel, progress, on_log)
+
+    prep = work("prepare", {"home": str(cfg.home), "gguf": str(cfg.gguf)})
     s = cfg.spec
     lora = cfg.workdir / "lora.npz"
     base_cfg = {
@@ -150,7 +259,7 @@ def train_lora(cfg: TrainConfig, examples: list[list[dict[str, str]]], *, cancel
     failures = []
     for backend in order:
         try:
-            result = run_worker("train", {**base_cfg, "backend": backend}, log_path, cancel, on_progress, on_log)
+            result = work("train", {**base_cfg, "backend": backend}, on_progress)
             if not reason:
                 reason = "auto: unsloth imported and trained"
             elif failures:
@@ -160,16 +269,18 @@ def train_lora(cfg: TrainConfig, examples: list[list[dict[str, str]]], *, cancel
             if cancel is not None and cancel.is_set():
                 raise
             failures.append(f"{backend} failed ({e})")
+            if trainer is not None:
+                trainer.restart()  # a backend that failed half-way leaves its imports behind
     if result is None:
         raise TrainingError("; ".join(failures))
     if failures and s.backend == "auto":
         reason = f"auto: {failures[-1]}; fell back to peft"
     adapter = cfg.workdir / "adapter.gguf"
-    exp = run_worker("export", {
+    exp = work("export", {
         "base_dir": prep["base_dir"], "gguf": str(cfg.gguf), "lora": str(lora), "out": str(adapter),
         "alpha": s.alpha, "rank": s.rank, "targets": list(s.targets), "prompts": cfg.check_prompts,
         "threshold": EXPORT_COSINE_MIN,
-    }, log_path, cancel, on_log=on_log)
+    })
     # lora.npz stays beside the adapter: the next round may continue from it (train.warm_start)
     return Trained(
         backend=result["backend"], backend_reason=reason, steps=result["steps"], loss_curve=result["loss_curve"],

@@ -1,9 +1,14 @@
 """The training worker: a separate process that imports torch and does the heavy lifting.
 
     python -m engine.train.worker prepare|train|export CONFIG_JSON
+    python -m engine.train.worker serve
 
 It speaks JSON lines on its original stdout (``log``, ``progress``, ``result``, ``error``);
-everything libraries print goes to stderr (the parent keeps it in a log file). Commands:
+everything libraries print goes to stderr (the parent keeps it in a log file). ``serve`` is the
+warm trainer: it reads one ``{"cmd": ..., "cfg": ...}`` line at a time on stdin, answers each
+with its events and one ``result`` or ``error``, and keeps torch, the backend, the base weights
+with their LoRA layers (reset from the base for each training) and the export's reference model
+loaded between commands, until stdin closes. Commands:
 
 - ``prepare``: dequantize the GGUF into the cached base checkpoint (no unsloth in this process).
 - ``train``: LoRA on the examples with one backend (``unsloth`` or ``peft``), saving the LoRA
@@ -23,6 +28,20 @@ from pathlib import Path
 from typing import Any
 
 _proto = None
+#: Set by ``serve``: models stay loaded between commands (one of each kind at a time).
+_warm = False
+_loaded: dict[str, tuple[tuple[Any, ...], Any]] = {}
+
+
+def _cached(kind: str, key: tuple[Any, ...], load: Callable[[], Any]) -> tuple[Any, bool]:
+    """``load()``'s value, reused while ``key`` stays the same in a warm worker; and whether reused."""
+    if _warm and kind in _loaded and _loaded[kind][0] == key:
+        return _loaded[kind][1], True
+    _loaded.pop(kind, None)
+    value = load()
+    if _warm:
+        _loaded[kind] = (key, value)
+    return value, False
 
 
 def emit(event: str, /, **data: Any) -> None:
@@ -121,7 +140,12 @@ def cmd_train(cfg: dict[str, Any]) -> dict[str, Any]:
     torch.manual_seed(cfg["seed"])
     random.seed(cfg["seed"])
     np.random.seed(cfg["seed"] & 0xFFFFFFFF)
-    model, tok, desc = BACKENDS[cfg["backend"]](cfg)
+    key = (cfg["backend"], cfg["base_dir"], cfg["rank"], cfg["alpha"], cfg["dropout"], tuple(cfg["targets"]),
+           cfg["max_seq_len"], cfg.get("dtype"))
+    (model, tok, desc), reused = _cached("train", key, lambda: BACKENDS[cfg["backend"]](cfg))
+    if reused:  # the same base with fresh LoRA weights, drawn from this training's seed
+        reset_lora(model)
+        desc += ", warm"
 
     log(f"training with {desc}")
     if cfg.get("init"):
@@ -186,6 +210,20 @@ def cmd_train(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def reset_lora(model: Any) -> None:
+    """Every LoRA layer back to its initial state (A random from torch's generator, B zero): the
+    base model as it was before training, without loading it again."""
+    n = 0
+    for module in model.modules():
+        reset = getattr(module, "reset_lora_parameters", None)
+        if reset is not None and hasattr(module, "lora_A"):
+            for name in list(module.lora_A.keys()):
+                reset(name, True)
+                n += 1
+    if n == 0:
+        raise RuntimeError("no LoRA layers to reset")
+
+
 def load_lora(model: Any, path: str) -> None:
     """Set the model's LoRA weights from an earlier round's ``lora.npz`` (same rank and targets)."""
     import numpy as np
@@ -226,9 +264,12 @@ def cmd_export(cfg: dict[str, Any]) -> dict[str, Any]:
     log(f"wrote {out.name} ({len(tensors)} tensors, {arch})")
 
     # PyTorch fp32 reference: the cached base plus the same LoRA weights.
-    base = AutoModelForCausalLM.from_pretrained(cfg["base_dir"], dtype=torch.float32)
-    model = get_peft_model(base, LoraConfig(r=cfg["rank"], lora_alpha=cfg["alpha"], target_modules=cfg["targets"],
-                                            lora_dropout=0.0, bias="none", task_type="CAUSAL_LM"))
+    def reference() -> Any:
+        base = AutoModelForCausalLM.from_pretrained(cfg["base_dir"], dtype=torch.float32)
+        return get_peft_model(base, LoraConfig(r=cfg["rank"], lora_alpha=cfg["alpha"], target_modules=cfg["targets"],
+                                               lora_dropout=0.0, bias="none", task_type="CAUSAL_LM"))
+
+    model, _ = _cached("reference", (cfg["base_dir"], cfg["rank"], cfg["alpha"], tuple(cfg["targets"])), reference)
     own = {k for k in model.state_dict() if "lora_" in k}
     missing = own - set(state)
     if missing:
@@ -268,21 +309,42 @@ class ExportMismatch(RuntimeError):
 COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "export": cmd_export}
 
 
-def main() -> int:
-    global _proto
-    _proto = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # library prints (unsloth's banner, progress bars) go to the log
-    sys.stdout = sys.stderr
-    cmd, cfg = sys.argv[1], json.loads(sys.argv[2])
+def _answer(cmd: str, cfg: dict[str, Any]) -> bool:
     try:
         emit("result", **COMMANDS[cmd](cfg))
-        return 0
+        return True
     except Exception as e:  # reported to the parent, which raises TrainingError
         import traceback
 
         traceback.print_exc()
         emit("error", message=f"{type(e).__name__}: {e}", kind=type(e).__name__)
-        return 1
+        return False
+
+
+def serve() -> int:
+    """The warm trainer's loop: one command per stdin line until stdin closes."""
+    global _warm
+    _warm = True
+    emit("ready", pid=os.getpid())
+    print(f"warm training worker {os.getpid()} ready", file=sys.stderr, flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        msg = json.loads(line)
+        print(f"== {msg['cmd']}", file=sys.stderr, flush=True)
+        _answer(msg["cmd"], msg["cfg"])
+        emit("done")
+    return 0
+
+
+def main() -> int:
+    global _proto
+    _proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # library prints (unsloth's banner, progress bars) go to the log
+    sys.stdout = sys.stderr
+    if sys.argv[1] == "serve":
+        return serve()
+    return 0 if _answer(sys.argv[1], json.loads(sys.argv[2])) else 1
 
 
 if __name__ == "__main__":
