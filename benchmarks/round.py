@@ -96,9 +96,11 @@ def _measure_weights() -> str:
             os.environ["SWARM_CACHE"] = saved
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, only: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``only`` plays some of the variants (swarm, as shipped, sequential); the swarm one always."""
     auto = _measure_weights()
-    variants = {"swarm": {}, "as shipped": AS_SHIPPED, "sequential": SEQUENTIAL}
+    variants = {k: v for k, v in {"swarm": {}, "as shipped": AS_SHIPPED, "sequential": SEQUENTIAL}.items()
+                if not only or k in only or k == "swarm"}
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
@@ -107,7 +109,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             folder = work / name.replace(" ", "-")
             folder.mkdir()
             results[name] = _child(recipe_variant("default", folder, {**shrink, **over}), folder / "home")
-    b, w, s = results["swarm"], results["as shipped"], results["sequential"]
+    b = results["swarm"]
     names = [p for p in ("propose", "solve", "debate", "judge", "hint", "verify", "collect", "train", "evaluate")
              if any(p in r["phases"] for r in results.values())]
     rows = [[p, *[r["phases"].get(p, 0.0) for r in results.values()]] for p in names]
@@ -115,19 +117,23 @@ def run(quick: bool = False) -> dict[str, Any]:
     rows.append(["peak RSS, engine (MB)", *[r["peak_rss_mb"]["process"] for r in results.values()]])
     rows.append(["peak RSS, training worker (MB)", *[r["peak_rss_mb"]["children"] for r in results.values()]])
     rows.append(["generated tokens", *[r["generated_tokens"] for r in results.values()]])
-    print(table(["phase (s)", f"swarm ({b['weights']}, batched)", f"as shipped ({w['weights']}, batched)",
-                 "one request at a time (as shipped)"], rows))
+    heads = {"swarm": f"swarm ({b['weights']}, batched)", "as shipped": "as shipped (batched)",
+             "sequential": "one request at a time (as shipped)"}
+    print(table(["phase (s)", *[heads[k] for k in results]], rows))
     gen_phases = ("propose", "solve", "debate", "judge", "evaluate")
 
     def gen(r: dict[str, Any]) -> float:
         return max(1e-9, sum(r["phases"].get(p, 0) for p in gen_phases))
 
-    ratios = {
-        "sequential_vs_batched_round": s["wall_seconds"] / w["wall_seconds"],
-        "sequential_vs_batched_generation_phases": gen(s) / gen(w),
-        "as_shipped_vs_swarm_round": w["wall_seconds"] / b["wall_seconds"],
-        "as_shipped_vs_swarm_generation_phases": gen(w) / gen(b),
-    }
+    ratios: dict[str, float] = {}
+    w, s = results.get("as shipped"), results.get("sequential")
+    if w is not None:
+        ratios["as_shipped_vs_swarm_round"] = w["wall_seconds"] / b["wall_seconds"]
+        ratios["as_shipped_vs_swarm_generation_phases"] = gen(w) / gen(b)
+    if s is not None:
+        ref = w if w is not None else b
+        ratios["sequential_vs_batched_round"] = s["wall_seconds"] / ref["wall_seconds"]
+        ratios["sequential_vs_batched_generation_phases"] = gen(s) / gen(ref)
     path = write_results("round", {"quick": quick, "recipe": "default", "overrides": shrink, "auto_weights": auto,
                                    "results": results, "round_seconds": b["wall_seconds"], "ratios": ratios,
                                    "versions": versions("llama-cpp-python", "torch", "unsloth", "duckdb")})

@@ -126,11 +126,15 @@ class Trainer:
         self._lock = threading.Lock()
         self.starts = 0  # worker processes started (1 per run when nothing failed)
         self.pid: int | None = None
+        #: The backend a new worker imports first (unsloth must come before transformers).
+        self.preload: str | None = None
+        self.broken: set[str] = set()  # backends that failed in this run: later rounds skip them
 
     def _start(self) -> subprocess.Popen[str]:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "a") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "engine.train.worker", "serve"], stdout=subprocess.PIPE,
+            proc = subprocess.Popen([sys.executable, "-m", "engine.train.worker", "serve", *filter(None, [self.preload])],
+                                    stdout=subprocess.PIPE,
                                     stderr=log, stdin=subprocess.PIPE, text=True, bufsize=1)
         self.starts += 1
         self.pid = proc.pid
@@ -237,13 +241,23 @@ def train_lora(cfg: TrainConfig, examples: list[list[dict[str, str]]], *, cancel
     log_path = cfg.workdir / "worker.log"
     data = cfg.workdir / "examples.jsonl"
     data.write_text("".join(json.dumps(m) + "\n" for m in examples))
+
     def work(cmd: str, wcfg: dict[str, Any], progress: ProgressFn | None = None) -> dict[str, Any]:
         if trainer is not None:
             return trainer.call(cmd, wcfg, cancel, progress, on_log)
         return run_worker(cmd, wcfg, log_path, cancel, progress, on_log)
 
-    prep = work("prepare", {"home": str(cfg.home), "gguf": str(cfg.gguf)})
     s = cfg.spec
+    order = ["unsloth", "peft"] if s.backend == "auto" else [s.backend]
+    reason = "forced by the recipe" if s.backend != "auto" else ""
+    if s.backend == "auto" and not unsloth_importable():
+        order, reason = ["peft"], "auto: unsloth is not installed"
+    if trainer is not None and s.backend == "auto" and "unsloth" in trainer.broken and order[0] == "unsloth":
+        order, reason = ["peft"], "auto: unsloth failed earlier in this run; peft"  # it stays off for the run
+    if trainer is not None and trainer.preload != order[0]:
+        trainer.restart()  # a worker holding another backend's imports is no place for this one
+        trainer.preload = order[0]
+    prep = work("prepare", {"home": str(cfg.home), "gguf": str(cfg.gguf)})
     lora = cfg.workdir / "lora.npz"
     base_cfg = {
         "base_dir": prep["base_dir"], "gguf": str(cfg.gguf), "examples": str(data), "out": str(lora),
@@ -251,10 +265,6 @@ def train_lora(cfg: TrainConfig, examples: list[list[dict[str, str]]], *, cancel
         "batch_size": s.batch_size, "max_seq_len": s.max_seq_len, "targets": list(s.targets), "seed": cfg.seed,
         "init": str(cfg.init_lora) if cfg.init_lora is not None else None,
     }
-    order = ["unsloth", "peft"] if s.backend == "auto" else [s.backend]
-    reason = "forced by the recipe" if s.backend != "auto" else ""
-    if s.backend == "auto" and not unsloth_importable():
-        order, reason = ["peft"], "auto: unsloth is not installed"
     result: dict[str, Any] | None = None
     failures = []
     for backend in order:
@@ -271,6 +281,8 @@ def train_lora(cfg: TrainConfig, examples: list[list[dict[str, str]]], *, cancel
             failures.append(f"{backend} failed ({e})")
             if trainer is not None:
                 trainer.restart()  # a backend that failed half-way leaves its imports behind
+                trainer.preload = None
+                trainer.broken.add(backend)
     if result is None:
         raise TrainingError("; ".join(failures))
     if failures and s.backend == "auto":

@@ -321,10 +321,18 @@ def _answer(cmd: str, cfg: dict[str, Any]) -> bool:
         return False
 
 
-def serve() -> int:
-    """The warm trainer's loop: one command per stdin line until stdin closes."""
+def serve(preload: str | None = None) -> int:
+    """The warm trainer's loop: one command per stdin line until stdin closes. ``preload="unsloth"``
+    imports unsloth before anything imports transformers (it patches transformers and warns, and
+    optimises less, when it comes second)."""
     global _warm
     _warm = True
+    if preload == "unsloth":
+        os.environ.setdefault("UNSLOTH_DISABLE_STATISTICS", "1")
+        try:
+            import unsloth  # noqa: F401
+        except Exception as e:  # the train command reports it; peft then runs in a fresh worker
+            print(f"unsloth does not import: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
     emit("ready", pid=os.getpid())
     print(f"warm training worker {os.getpid()} ready", file=sys.stderr, flush=True)
     for line in sys.stdin:
@@ -343,7 +351,7 @@ def main() -> int:
     os.dup2(2, 1)  # library prints (unsloth's banner, progress bars) go to the log
     sys.stdout = sys.stderr
     if sys.argv[1] == "serve":
-        return serve()
+        return serve(sys.argv[2] if len(sys.argv) > 2 else None)
     return 0 if _answer(sys.argv[1], json.loads(sys.argv[2])) else 1
 
 
