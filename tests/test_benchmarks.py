@@ -93,3 +93,13 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path) -> No
         assert deb[key] is None or 0 <= deb[key]["min"] <= deb[key]["max"] <= 1
     assert set(deb["gain_curves"]) == {"7", "8"} and all(len(c) == 2 for c in deb["gain_curves"].values())
     assert data["per_seed"][0]["per_round"][0]["debate"]["2"]["n"] == 6
+
+
+def test_generation_measures_every_weight_type_auto_considers(tiny_model: Path) -> None:
+    from benchmarks.generation import _weights
+
+    rows = _weights(str(tiny_model), 8)
+    assert [r["type"] for r in rows] == ["F16", "Q4_0", "Q8_0"]  # the tiny model ships as F16
+    assert rows[0]["as_shipped"] and rows[0]["vs_shipped_8"] == 1.0 and rows[0]["nll_rise"] == 0.0
+    for r in rows:
+        assert r["tokens_per_second_8"] > 0 and r["nll"] > 0 and isinstance(r["auto_candidate"], bool)

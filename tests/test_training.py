@@ -471,7 +471,7 @@ def test_train_now_twice_gives_two_adapters_each_scored_on_its_own(tmp_path: Pat
                                                  {"role": "assistant", "content": "2"}])])
     written: list[Path] = []
 
-    def fake_train(cfg, examples, cancel=None, on_progress=None, on_log=None):  # type: ignore[no-untyped-def]
+    def fake_train(cfg, examples, cancel=None, on_progress=None, on_log=None, trainer=None):  # type: ignore[no-untyped-def]
         out = cfg.workdir / "adapter.gguf"
         assert not out.exists(), "an adapter file would be overwritten"
         cfg.workdir.mkdir(parents=True, exist_ok=True)

@@ -134,6 +134,7 @@ def test_an_adapter_trained_on_converted_weights_passes_the_export_check(
     from engine.recipes import load_recipe
     from engine.train.runner import TrainConfig, train_lora
 
+    swarm_home.mkdir(parents=True, exist_ok=True)
     served = W.convert(tiny_model, wtype, swarm_home)
     spec = load_recipe("default")[0].train.model_copy(update={"steps": 4, "rank": 4, "alpha": 8, "batch_size": 2,
                                                               "max_seq_len": 64, "backend": "peft"})
