@@ -11,9 +11,18 @@ from console.app import SwarmApp
 async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
     """Let workers finish and the screen catch up: a DataTable sizes its columns to new rows on a
     later refresh, and a loaded machine (CI, with llama.cpp tests before) can be caught between."""
+    from textual.widgets import DataTable
+
     await pilot.app.workers.wait_for_complete()
     for _ in range(3):
         await pilot.pause()
+    # A DataTable measures new rows and columns on an idle message: wait until every table on the
+    # screen has done so (CI under load once took the picture with columns cut to 4 characters).
+    for _ in range(200):
+        tables = list(pilot.app.screen.query(DataTable))
+        if not any(t._require_update_dimensions or t._new_rows or t._updated_cells for t in tables):
+            break
+        await pilot.pause(0.05)
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()
 
