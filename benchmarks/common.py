@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +33,9 @@ def results_dir() -> Path:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    from engine.paths import cpu_name
+
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
 
 
 def versions(*dists: str) -> dict[str, str | None]:
@@ -131,7 +127,22 @@ def peak_rss_mb() -> dict[str, float]:
 def shared_cache_env() -> dict[str, str]:
     """Environment for a benchmark's temporary data dir that still shares the dequantized base
     weights of the user's own data dir (so training does not redo that one-time step)."""
-    from engine.paths import home_dir
+    from engine.paths import cache_root, home_dir
 
-    cache = os.environ.get("SWARM_CACHE") or str(home_dir() / "cache")
-    return {"SWARM_CACHE": cache}
+    return {"SWARM_CACHE": str(cache_root(home_dir()))}
+
+
+@contextlib.contextmanager
+def shared_cache() -> Iterator[None]:
+    """``shared_cache_env`` set in this process for the block, then the environment as it was."""
+    env = shared_cache_env()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

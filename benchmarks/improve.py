@@ -21,14 +21,13 @@ This is the number the project lives by; it is reported as measured, flat or not
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import recipe_variant, shared_cache_env, table, versions, write_results
+from benchmarks.common import recipe_variant, shared_cache, table, versions, write_results
 
 LEVELS = (1, 2, 3, 9)  # 9: the mixed set (+, -, x; 3 terms; 2 digits)
 QUICK = {"task": {"generated": 12, "proposed": 2}, "eval": {"dev": 30, "test": 30}, "train": {"steps": 12}}
@@ -231,10 +230,8 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
 
     n_rounds = rounds or (2 if quick else 8)
     shrink = overrides if overrides is not None else (QUICK if quick else {})
-    saved_env = {k: os.environ.get(k) for k in ("SWARM_CACHE",)}
-    os.environ.update(shared_cache_env())
     t_start = time.perf_counter()
-    try:
+    with shared_cache():
         with tempfile.TemporaryDirectory() as d:
             path = recipe_variant(recipe, Path(d), shrink)
             rec = load_recipe(str(path))[0]
@@ -245,12 +242,6 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
             for seed in seeds:
                 print(f"seed {seed}: {n_rounds} round(s)")
                 per_seed.append(play_seed(seed, path, n_rounds, levels))
-    finally:
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     minutes = (time.perf_counter() - t_start) / 60
 
     for s in per_seed:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import peak_rss_mb, recipe_variant, shared_cache_env, table, versions, write_results
+from benchmarks.common import peak_rss_mb, recipe_variant, shared_cache, shared_cache_env, table, versions, write_results
 
 # Level 1 so that a short round still verifies enough answers to train on (train.min_examples).
 QUICK = {"task": {"difficulty": 1, "generated": 10, "proposed": 2}, "round": {"samples": 1}, "eval": {"dev": 16, "test": 16},
@@ -84,16 +84,9 @@ def _measure_weights() -> str:
     from engine.weights import choose
 
     m = load_recipe("default")[0].model
-    saved = os.environ.get("SWARM_CACHE")
-    os.environ.update(shared_cache_env())
-    try:
+    with shared_cache():
         return choose(resolve_model(m.path), m.weights, home_dir(), n_parallel=m.n_parallel, n_threads=m.n_threads,
                       gpu_layers=m.gpu_layers, log=print).reason
-    finally:
-        if saved is None:
-            os.environ.pop("SWARM_CACHE", None)
-        else:
-            os.environ["SWARM_CACHE"] = saved
 
 
 def run(quick: bool = False, only: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -20,15 +20,14 @@ tokens/s at 8 agents over the shipped Q4_1's.
 
 from __future__ import annotations
 
-import os
 import random
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import shared_cache_env, table, versions, write_results
-from benchmarks.generation import _measure
+from benchmarks.common import shared_cache, table, versions, write_results
+from benchmarks.generation import _measure, _requests
 from engine.models import DEFAULT_MODEL, resolve_model
 
 TYPES = ("as-is", "Q4_0", "Q8_0", "F16")
@@ -61,10 +60,8 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
     src = resolve_model(model)
     shipped = file_type(src)
     max_tokens = 64 if quick else 128
-    saved_env = {k: os.environ.get(k) for k in shared_cache_env()}
-    os.environ.update(shared_cache_env())
     rows: list[dict[str, Any]] = []
-    try:
+    with shared_cache():
         with tempfile.TemporaryDirectory() as d:
             home = Path(d) / "home"
             eng = Engine.open(home)
@@ -84,7 +81,7 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
                 row: dict[str, Any] = {"type": shipped if wtype == "as-is" else wtype, "as_shipped": wtype == "as-is",
                                        "convert_seconds": time.perf_counter() - t0, "mb": path.stat().st_size / 1e6}
                 with Runtime(path, n_ctx=512, n_parallel=8) as rt:
-                    rt.generate(_warm())
+                    rt.generate(_requests(1, 8)[0])  # warm up
                     row["tokens_per_second_1"] = _measure(rt, 1, max_tokens, batched=True)["tokens_per_second"]
                     row["tokens_per_second_8"] = _measure(rt, 8, max_tokens, batched=True)["tokens_per_second"]
                 row["nll"] = mean_nll(path)
@@ -102,12 +99,6 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
                 rows.append(row)
                 print(f"{row['type']}: {row['tokens_per_second_8']:.0f} tok/s at 8, NLL {row['nll']:.3f}, "
                       f"export cosine {trained.cosine:.4f}, trained test-2 {row['trained']['test-2']['accuracy']:.0%}")
-    finally:
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     ref = rows[0]
     for row in rows:
         row["within_interval"] = {
@@ -134,12 +125,6 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
                                      "versions": versions("llama-cpp-python", "torch", "unsloth", "peft")})
     print(f"wrote {path}")
     return {"rows": rows, "ratios": ratios}
-
-
-def _warm() -> Any:
-    from engine.runtime import Request, Sampling
-
-    return Request(prompt="Hello", sampling=Sampling(max_tokens=8))
 
 
 def _score(sc: Any) -> dict[str, float]:

@@ -75,7 +75,7 @@ def check_gpu(gpu_layers: int = -1) -> Check:
 def check_weights(spec: str, weights: str, home: str | os.PathLike[str] | None = None) -> Check:
     """Which weights a recipe serves: the type on disk, and what ``model.weights`` would do (an earlier
     ``auto`` measurement on this machine is read, not repeated)."""
-    from engine.weights import cache_root, file_type
+    from engine.weights import file_type, saved_measurements
 
     try:
         src = resolve_model(spec)
@@ -87,18 +87,10 @@ def check_weights(spec: str, weights: str, home: str | os.PathLike[str] | None =
     if weights != "auto":
         return Check("weights", True, f"{shipped} as shipped, served as {weights} (converted once, cached)",
                      required=False)
-    import json
-
-    from engine.models import sha256_file
-
-    saved = cache_root(home_dir(home)) / "weights" / sha256_file(src) / "auto.json"
-    if saved.exists():
-        try:
-            reasons = "; ".join(f"{e['reason']} ({e['fingerprint']['n_parallel']} sequences)"
-                                for e in json.loads(saved.read_text()))
-            return Check("weights", True, f"{shipped} as shipped; {reasons}", required=False)
-        except (ValueError, KeyError, TypeError):
-            pass
+    saved = saved_measurements(src, home_dir(home))
+    if saved:
+        reasons = "; ".join(f"{e['reason']} ({e['fingerprint'].get('n_parallel')} sequences)" for e in saved)
+        return Check("weights", True, f"{shipped} as shipped; {reasons}", required=False)
     return Check("weights", True, f"{shipped} as shipped; auto: measured on the first run (about a minute)",
                  required=False)
 

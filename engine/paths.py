@@ -28,6 +28,25 @@ def home_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     return path
 
 
+def cache_root(home: Path) -> Path:
+    """Caches of what a machine computes once (dequantized bases, converted weights, measurements):
+    ``$SWARM_CACHE`` if set (shared by several data dirs), else ``HOME/cache``."""
+    return Path(os.environ["SWARM_CACHE"]) if os.environ.get("SWARM_CACHE") else home / "cache"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def store_path(home: Path) -> Path:
     return home / STORE_FILE
 

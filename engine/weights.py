@@ -24,7 +24,6 @@ import ctypes
 import json
 import math
 import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,7 @@ from typing import Any
 
 from engine.errors import ModelError
 from engine.models import check_gguf, sha256_file
+from engine.paths import cache_root, cpu_name
 
 #: Types a recipe may name -> llama.cpp's file type constant name.
 TYPES: dict[str, str] = {
@@ -57,11 +57,6 @@ WEIGHTS_SPEC_HELP = ('"as-is", "auto" (measured on this machine), or a llama.cpp
                      + ", ".join(TYPES))
 
 
-def cache_root(home: Path) -> Path:
-    """``$SWARM_CACHE`` if set (shared by several data dirs), else ``HOME/cache``."""
-    return Path(os.environ["SWARM_CACHE"]) if os.environ.get("SWARM_CACHE") else home / "cache"
-
-
 def file_type(path: Path) -> str:
     """The GGUF's weight type as a name from TYPES (``"?"`` for one not in it)."""
     ftype = check_gguf(path).file_type
@@ -73,7 +68,8 @@ def file_type(path: Path) -> str:
     return "?"
 
 
-def convert(src: Path, wtype: str, home: Path, log: Callable[[str], None] = lambda s: None) -> Path:
+def convert(src: Path, wtype: str, home: Path, log: Callable[[str], None] = lambda s: None,
+            sha: str | None = None) -> Path:
     """The model at ``src`` converted to ``wtype`` (cached; the source itself when it already is).
 
     Raises ModelError for an unknown type or a conversion llama.cpp refuses.
@@ -84,7 +80,7 @@ def convert(src: Path, wtype: str, home: Path, log: Callable[[str], None] = lamb
     check_gguf(src)
     if file_type(src) == wtype:
         return src
-    out = cache_root(home) / "weights" / sha256_file(src) / f"{wtype}.gguf"
+    out = cache_root(home) / "weights" / (sha or sha256_file(src)) / f"{wtype}.gguf"
     if out.exists():
         try:
             check_gguf(out)
@@ -159,17 +155,24 @@ def decode_speed(path: Path, n_parallel: int, n_threads: int, gpu_layers: int = 
 def _fingerprint(n_parallel: int, n_threads: int, gpu_layers: int) -> dict[str, Any]:
     import llama_cpp
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "llama_cpp": llama_cpp.__version__,
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "llama_cpp": llama_cpp.__version__,
             "system": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
             "n_parallel": n_parallel, "n_threads": n_threads or os.cpu_count(), "gpu_layers": gpu_layers}
+
+
+def auto_file(src: Path, home: Path, sha: str | None = None) -> Path:
+    """Where ``auto``'s measurements of the model at ``src`` are kept."""
+    return cache_root(home) / "weights" / (sha or sha256_file(src)) / "auto.json"
+
+
+def saved_measurements(src: Path, home: Path, sha: str | None = None) -> list[dict[str, Any]]:
+    """``auto``'s earlier measurements of this model (one per machine fingerprint); [] if none or unreadable."""
+    path = auto_file(src, home, sha)
+    try:
+        saved = json.loads(path.read_text())
+        return [e for e in saved if isinstance(e, dict) and {"fingerprint", "type", "reason", "measured"} <= set(e)]
+    except (OSError, ValueError, TypeError):
+        return []
 
 
 @dataclass
@@ -198,26 +201,19 @@ def choose(src: Path, spec: str, home: Path, *, n_parallel: int = 8, n_threads: 
         return Choice(convert(src, spec, home, log), spec.upper(), f"{spec.upper()} (recipe)", src)
     fp = _fingerprint(n_parallel, n_threads, gpu_layers)
     sha = sha256_file(src)
-    cache = cache_root(home) / "weights" / sha / "auto.json"
-    if cache.exists():
-        try:
-            saved = json.loads(cache.read_text())
-            for entry in saved:
-                if entry["fingerprint"] == fp:
-                    wtype = entry["type"]
-                    path = src if wtype == src_type else convert(src, wtype, home, log)
-                    return Choice(path, wtype, entry["reason"] + " (measured earlier on this machine)", src,
-                                  entry["measured"])
-        except (ValueError, KeyError, TypeError):
-            saved = []
-    else:
-        saved = []
+    cache = auto_file(src, home, sha)
+    saved = saved_measurements(src, home, sha)
+    for entry in saved:
+        if entry["fingerprint"] == fp:
+            wtype = entry["type"]
+            path = src if wtype == src_type else convert(src, wtype, home, log, sha)
+            return Choice(path, wtype, entry["reason"] + " (measured earlier on this machine)", src, entry["measured"])
     log(f"measuring weight types on this machine ({n_parallel} sequences; once per machine and model)")
     paths = {src_type: src}
     for t in AUTO_CANDIDATES:
         if t != src_type:
             try:
-                paths[t] = convert(src, t, home, log)
+                paths[t] = convert(src, t, home, log, sha)
             except ModelError as e:  # e.g. rows too short for a block type: not a candidate here
                 log(f"  {t}: not measured: {e}")
     measured: dict[str, dict[str, float]] = {}

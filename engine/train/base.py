@@ -15,14 +15,13 @@ from pathlib import Path
 
 from engine.errors import TrainingError
 from engine.models import sha256_file
+from engine.paths import cache_root
 
 MARKER = "swarm-base.json"
 
 
 def base_dir(home: Path, gguf: Path, sha: str | None = None) -> Path:
     """``$SWARM_CACHE/base/SHA`` if set (shared by several data dirs), else ``HOME/cache/base/SHA``."""
-    from engine.weights import cache_root
-
     return cache_root(home) / "base" / (sha or sha256_file(gguf))
 
 

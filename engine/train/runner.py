@@ -63,6 +63,58 @@ class Trained:
 ProgressFn = Callable[[int, int, float, float], None]
 
 
+def _relay(proc: subprocess.Popen[str], cancel: threading.Event | None, on_progress: ProgressFn | None,
+           on_log: Callable[[str], None] | None) -> tuple[dict[str, Any] | None, str | None, bool]:
+    """Read one command's events from a worker's stdout, relaying progress and log lines, until the
+    worker says ``done`` (a warm worker, after each command) or its stdout ends; a cancel kills the
+    worker meanwhile. Returns (result, error, whether ``done`` came)."""
+    stop_watch = threading.Event()
+
+    def watch() -> None:
+        while not stop_watch.wait(0.2):
+            if cancel is not None and cancel.is_set():
+                proc.kill()
+                return
+
+    threading.Thread(target=watch, daemon=True).start()
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            kind = msg.pop("event", "")
+            if kind == "progress" and on_progress:
+                on_progress(msg["step"], msg["steps"], msg["loss"], msg["tokens_per_second"])
+            elif kind == "log" and on_log:
+                on_log(msg["message"])
+            elif kind == "result":
+                result = msg
+            elif kind == "error":
+                error = msg["message"]
+            elif kind == "done":
+                return result, error, True
+    finally:
+        stop_watch.set()
+    return result, error, False
+
+
+def _outcome(cmd: str, result: dict[str, Any] | None, error: str | None, cancel: threading.Event | None,
+             returncode: int | None, log_path: Path) -> dict[str, Any]:
+    """A command's result, or the TrainingError that says why there is none."""
+    if cancel is not None and cancel.is_set():
+        raise TrainingError("training cancelled")
+    if result is None:
+        if error is None:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            error = f"worker exited with status {returncode}: {' | '.join(tail)}"
+        raise TrainingError(f"{cmd} failed: {error} (log: {log_path})")
+    return result
+
+
 def run_worker(cmd: str, cfg: dict[str, Any], log_path: Path, cancel: threading.Event | None = None,
                on_progress: ProgressFn | None = None, on_log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run one worker command; returns its result or raises TrainingError."""
@@ -70,48 +122,14 @@ def run_worker(cmd: str, cfg: dict[str, Any], log_path: Path, cancel: threading.
     with open(log_path, "a") as log:
         proc = subprocess.Popen([sys.executable, "-m", "engine.train.worker", cmd, json.dumps(cfg, default=str)],
                                 stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True)
-        stop_watch = threading.Event()
-
-        def watch() -> None:
-            while not stop_watch.wait(0.2):
-                if cancel is not None and cancel.is_set():
-                    proc.kill()
-                    return
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        result: dict[str, Any] | None = None
-        error: str | None = None
         try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    continue
-                kind = msg.pop("event", "")
-                if kind == "progress" and on_progress:
-                    on_progress(msg["step"], msg["steps"], msg["loss"], msg["tokens_per_second"])
-                elif kind == "log" and on_log:
-                    on_log(msg["message"])
-                elif kind == "result":
-                    result = msg
-                elif kind == "error":
-                    error = msg["message"]
+            result, error, _ = _relay(proc, cancel, on_progress, on_log)
             proc.wait()
         finally:
-            stop_watch.set()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    if cancel is not None and cancel.is_set():
-        raise TrainingError("training cancelled")
-    if result is None:
-        if error is None:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-            error = f"worker exited with status {proc.returncode}: {' | '.join(tail)}"
-        raise TrainingError(f"{cmd} failed: {error} (log: {log_path})")
-    return result
+    return _outcome(cmd, result, error, cancel, proc.returncode, log_path)
 
 
 class Trainer:
@@ -147,63 +165,25 @@ class Trainer:
             if self._proc is None or self._proc.poll() is not None:
                 self._proc = self._start()
             proc = self._proc
-            assert proc.stdin is not None and proc.stdout is not None
-            stop_watch = threading.Event()
-
-            def watch() -> None:
-                while not stop_watch.wait(0.2):
-                    if cancel is not None and cancel.is_set():
-                        proc.kill()
-                        return
-
-            watcher = threading.Thread(target=watch, daemon=True)
-            watcher.start()
+            assert proc.stdin is not None
             result: dict[str, Any] | None = None
             error: str | None = None
             finished = False
             try:
                 proc.stdin.write(json.dumps({"cmd": cmd, "cfg": cfg}, default=str) + "\n")
                 proc.stdin.flush()
-                for line in proc.stdout:
-                    try:
-                        msg = json.loads(line)
-                    except ValueError:
-                        continue
-                    kind = msg.pop("event", "")
-                    if kind == "progress" and on_progress:
-                        on_progress(msg["step"], msg["steps"], msg["loss"], msg["tokens_per_second"])
-                    elif kind == "log" and on_log:
-                        on_log(msg["message"])
-                    elif kind == "result":
-                        result = msg
-                    elif kind == "error":
-                        error = msg["message"]
-                    elif kind == "done":
-                        finished = True
-                        break
-            except (BrokenPipeError, OSError) as e:
-                error = error or f"the warm training worker is gone ({e})"
-            finally:
-                stop_watch.set()
+                result, error, finished = _relay(proc, cancel, on_progress, on_log)
+            except OSError as e:  # BrokenPipeError included: the worker is gone
+                error = f"the warm training worker is gone ({e})"
             if not finished:  # the worker died (or was killed on cancel): the next call starts another
                 if proc.poll() is None:
                     proc.kill()
                 proc.wait()
                 self._proc = None
-        if cancel is not None and cancel.is_set():
-            raise TrainingError("training cancelled")
-        if result is None:
-            if error is None:
-                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
-                error = f"warm worker exited with status {proc.returncode}: {' | '.join(tail)}"
-            raise TrainingError(f"{cmd} failed: {error} (log: {self.log_path})")
-        return result
-
-    def restart(self) -> None:
-        """End the worker; the next call starts a fresh one (after a backend failed in it)."""
-        self.close()
+        return _outcome(cmd, result, error, cancel, proc.returncode, self.log_path)
 
     def close(self) -> None:
+        """End the worker; the next call starts a fresh one."""
         with self._lock:
             proc, self._proc = self._proc, None
         if proc is None:
@@ -255,7 +235,7 @@ def train_lora(cfg: TrainConfig, examples: list[list[dict[str, str]]], *, cancel
     if trainer is not None and s.backend == "auto" and "unsloth" in trainer.broken and order[0] == "unsloth":
         order, reason = ["peft"], "auto: unsloth failed earlier in this run; peft"  # it stays off for the run
     if trainer is not None and trainer.preload != order[0]:
-        trainer.restart()  # a worker holding another backend's imports is no place for this one
+        trainer.close()  # a worker holding another backend's imports is no place for this one
         trainer.preload = order[0]
     prep = work("prepare", {"home": str(cfg.home), "gguf": str(cfg.gguf)})
     lora = cfg.workdir / "lora.npz"
@@ -280,7 +260,7 @@ def train_lora(cfg: TrainConfig, examples: list[list[dict[str, str]]], *, cancel
                 raise
             failures.append(f"{backend} failed ({e})")
             if trainer is not None:
-                trainer.restart()  # a backend that failed half-way leaves its imports behind
+                trainer.close()  # a backend that failed half-way leaves its imports behind
                 trainer.preload = None
                 trainer.broken.add(backend)
     if result is None:
