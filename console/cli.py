@@ -24,7 +24,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
     rec = load_recipe(args.recipe)[0]
     checks = run_checks(args.home, model=args.model or rec.model.path, deep=not args.quick, weights=rec.model.weights,
-                        gpu_layers=rec.model.gpu_layers)
+                        gpu_layers=rec.model.gpu_layers, spec=rec.model)
     for c in checks:
         mark = "ok " if c.ok else ("!! " if c.required else "-- ")
         print(f"{mark}{c.name:<17} {c.detail}")
@@ -284,6 +284,35 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_llama_server_build(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from engine.runtime.server import build_server, find_server
+
+    found = find_server()
+    if found is not None and not args.force:
+        print(f"llama-server is already built: {found} (--force builds it again)")
+        return 0
+    try:
+        build_server(Path(args.source).expanduser() if args.source else None, args.jobs,
+                     log=lambda text: print(f"llama-server: {text}", flush=True))
+    except EngineError as e:
+        print(f"swarm: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_llama_server_path(args: argparse.Namespace) -> int:
+    from engine.runtime.server import find_server, server_dir
+
+    found = find_server()
+    if found is None:
+        print(f"swarm: no llama-server (looked in {server_dir()}; run `swarm llama-server build`)", file=sys.stderr)
+        return 1
+    print(found)
+    return 0
+
+
 def _cmd_tasks_import(args: argparse.Namespace) -> int:
     from engine.api import Engine
     from engine.task_sets import import_jsonl
@@ -345,7 +374,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHMARKS = ("generation", "weights", "swap", "store", "responsiveness", "training", "round", "improve")
+BENCHMARKS = ("generation", "weights", "swap", "store", "responsiveness", "training", "round", "improve", "endpoints")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -462,6 +491,18 @@ def build_parser() -> argparse.ArgumentParser:
     sbr.add_argument("file")
     sbr.add_argument("--timeout", type=float, default=10.0, help="wall seconds (CPU seconds too)")
     sbr.set_defaults(func=_cmd_sandbox)
+
+    ls = sub.add_parser("llama-server", help="llama.cpp's server for the openai backend: build it offline, or say where it is")
+    lssub = ls.add_subparsers(title="llama-server commands", metavar="ACTION", required=True)
+    lsb = lssub.add_parser("build", help="compile llama-server from the llama.cpp sources llama-cpp-python vendors, "
+                           "linked to its libraries, into the user cache dir (once per machine and version)")
+    lsb.add_argument("--source", help="a llama-cpp-python sdist (.tar.gz) or llama.cpp source tree (default: fetch "
+                     "the installed version's sdist from the package index)")
+    lsb.add_argument("--jobs", type=int, help="parallel compile jobs (default: every core)")
+    lsb.add_argument("--force", action="store_true", help="build again even if one is there")
+    lsb.set_defaults(func=_cmd_llama_server_build)
+    lsp = lssub.add_parser("path", help="print the llama-server binary swarm runs (exit 1 if there is none)")
+    lsp.set_defaults(func=_cmd_llama_server_path)
 
     tk = sub.add_parser("tasks", help="import and check external task sets")
     tksub = tk.add_subparsers(title="tasks commands", metavar="ACTION", required=True)

@@ -76,4 +76,4 @@ def request(agent: AgentSpec, user: str, seed: int, *, grammar: str | None = Non
         grammar=grammar,
     )
     return Request(messages=messages, sampling=sampling, tag=agent.name, assistant_prefix=prefix,  # type: ignore[arg-type]
-                   task=task)
+                   task=task, role=agent.role)

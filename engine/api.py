@@ -35,6 +35,8 @@ from engine.recipes import Recipe, load_recipe, parse_recipe
 from engine.report import Curves, curves
 from engine.rounds import RoundRunner, Stopped
 from engine.runtime import Runtime
+from engine.runtime.http import HttpRuntime
+from engine.runtime.http import from_spec as http_runtime
 from engine.train.runner import Trainer
 from engine.store import QueryResult, Store
 from engine.store.share import QueryServer, RemoteStore
@@ -72,7 +74,7 @@ class Engine:
         self.store: Store = store  # type: ignore[assignment]  # a RemoteStore reads alike and refuses writes
         self.home = home
         self.bus = EventBus()
-        self._runtime: Runtime | None = None
+        self._runtime: Runtime | HttpRuntime | None = None
         self._runtime_key: tuple[object, ...] | None = None
         self._trainer: Trainer | None = None  # the playing run's warm training worker
         self._stop = threading.Event()
@@ -223,7 +225,7 @@ class Engine:
         row = self.store.execute(sql, params)
         return int(row[0][0]) if row and row[0][0] is not None else None
 
-    def runtime_for(self, rec: Recipe, run_id: int | None = None) -> Runtime:
+    def runtime_for(self, rec: Recipe, run_id: int | None = None) -> Runtime | HttpRuntime:
         """The loaded model for a recipe (reused while the model settings stay the same).
 
         The weights served follow ``model.weights`` (engine.weights); for a run, the type it was
@@ -232,6 +234,8 @@ class Engine:
         m = rec.model
         src = resolve_model(m.path)
         spec = m.weights
+        if m.backend == "openai" and not any(e.launch for e in m.endpoints):
+            spec = "as-is"  # servers swarm did not start serve their own file: train against the recipe's
         settings: dict[str, object] = {}
         if run_id is not None:
             row = self.store.execute("select settings from runs where id = ?", [run_id])
@@ -245,13 +249,20 @@ class Engine:
             settings["weights"] = choice.record()
             self.store.execute("update runs set settings = ? where id = ?", [json.dumps(settings), run_id])
             self.emit(ModelNotice(run_id, f"serving {choice.type} weights: {choice.reason}"))
-        key = (str(choice.path), m.n_ctx, m.n_parallel, m.n_batch, m.n_threads, m.prefix_cache, m.gpu_layers)
+        key = (str(choice.path), m.n_ctx, m.n_parallel, m.n_batch, m.n_threads, m.prefix_cache, m.gpu_layers,
+               m.backend, tuple(m.endpoints), m.adapter_dir, m.wait_down)
         if self._runtime is None or self._runtime_key != key:
             if self._runtime is not None:
                 self._runtime.close()
                 self._runtime = None
-            self._runtime = Runtime(choice.path, n_ctx=m.n_ctx, n_parallel=m.n_parallel, n_batch=m.n_batch,
-                                    n_threads=m.n_threads, prefix_cache=m.prefix_cache, gpu_layers=m.gpu_layers)
+            if m.backend == "openai":
+                rt = self._runtime = http_runtime(m, choice.path, self.home)
+                self.emit(ModelNotice(run_id or 0, "agents on " + ", ".join(
+                    f"{e.name} ({e.slots} slots{', ' + '/'.join(sorted(e.roles)) if e.roles else ''})"
+                    for e in rt.endpoints)))
+            else:
+                self._runtime = Runtime(choice.path, n_ctx=m.n_ctx, n_parallel=m.n_parallel, n_batch=m.n_batch,
+                                        n_threads=m.n_threads, prefix_cache=m.prefix_cache, gpu_layers=m.gpu_layers)
             self._runtime_key = key
         return self._runtime
 

@@ -11,6 +11,7 @@ import importlib.metadata
 import importlib.util
 import os
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from engine.errors import EngineError
@@ -150,7 +151,57 @@ def check_sandbox() -> Check:
     return Check("sandbox", True, f"isolation {level} ({note})")
 
 
+def check_endpoints(spec: Any = None) -> list[Check]:
+    """The llama-server binary, and every endpoint of a recipe's openai backend: reachable, which
+    model it serves, its slots against the recipe's, whether it takes LoRA adapters."""
+    from engine.runtime.server import find_server, health
+
+    binary = find_server()
+    backend = getattr(spec, "backend", "inprocess")
+    out = [Check("llama-server", binary is not None or backend == "inprocess",
+                 str(binary) if binary else "not built (`swarm llama-server build`; only the openai backend needs it)",
+                 required=backend == "openai" and any(e.launch for e in spec.endpoints))]
+    if backend != "openai":
+        return out
+    from engine.runtime.http import Endpoint, _get_json
+
+    for i, e in enumerate(spec.endpoints):
+        name = f"endpoint {i}"
+        if e.launch:
+            out.append(Check(name, binary is not None, f"launched on this machine, {e.slots} slots"
+                             + ("" if binary else ": needs llama-server")))
+            continue
+        key = os.environ.get(e.api_key_env) if e.api_key_env else None
+        if e.api_key_env and not key:
+            out.append(Check(name, False, f"{e.url}: ${e.api_key_env} (its API key) is not set"))
+            continue
+        state = health(e.url, timeout=5.0, api_key=key)
+        if state != "ok":
+            out.append(Check(name, False, f"{e.url}: {state}"))
+            continue
+        ep = Endpoint(url=e.url, slots=e.slots, kind=e.kind, api_key=key)
+        try:
+            if e.kind == "llama-server":
+                props = _get_json(ep, "/props")
+                slots = int(props.get("total_slots") or 0)
+                loras = _get_json(ep, "/lora-adapters")
+                detail = (f"{e.url}: llama-server, model {Path(str(props.get('model_path', '?'))).name}, {slots} slots"
+                          + (f" (the recipe sends {e.slots} at once)" if slots != e.slots else "")
+                          + f", {len(loras)} LoRA adapter(s) loaded")
+            else:
+                models = [m.get("id") for m in _get_json(ep, "/v1/models").get("data", [])]
+                detail = f"{e.url}: vLLM serving {', '.join(map(str, models))}; adapters: not from swarm (GGUF only)"
+                if e.model and e.model not in models:
+                    out.append(Check(name, False, f"{e.url} does not serve {e.model!r} ({', '.join(map(str, models))})"))
+                    continue
+        except EngineError as err:
+            out.append(Check(name, False, str(err)))
+            continue
+        out.append(Check(name, True, detail + (f"; roles {', '.join(e.roles)}" if e.roles else "")))
+    return out
+
+
 def run_checks(home: str | os.PathLike[str] | None = None, model: str = DEFAULT_MODEL, deep: bool = True,
-               weights: str = "auto", gpu_layers: int = -1) -> list[Check]:
+               weights: str = "auto", gpu_layers: int = -1, spec: Any = None) -> list[Check]:
     return [check_model(model), check_llama(), check_weights(model, weights, home), check_gpu(gpu_layers),
-            check_sandbox(), *check_training(deep), *check_store(home)]
+            *check_endpoints(spec), check_sandbox(), *check_training(deep), *check_store(home)]

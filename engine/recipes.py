@@ -25,6 +25,32 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class EndpointSpec(_Strict):
+    url: str = Field("", description="The server's base URL (http://host:port); empty with launch = true.")
+    launch: bool = Field(False, description="swarm starts a llama-server on this machine for this endpoint "
+                         "(the binary from `swarm server build` or $SWARM_LLAMA_SERVER), serving the recipe's "
+                         "model and weights; a new adapter restarts it with the file.")
+    kind: Literal["llama-server", "vllm"] = Field("llama-server", description="What answers at the URL: llama.cpp's "
+                                                  "llama-server (/completion) or vLLM (/v1/completions).")
+    slots: int = Field(4, ge=1, le=256, description="Requests sent at once (llama-server: its -np).")
+    api_key_env: str = Field("", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$|^$",
+                             description="Environment variable holding the API key (never the key itself).")
+    roles: list[Role] = Field(default_factory=list, description="Roles this endpoint serves; empty: all.")
+    timeout: float = Field(300.0, gt=0, le=3600, description="Seconds without a byte from the server before "
+                           "the request moves to another endpoint.")
+    model: str = Field("", description="vLLM: the served model name a request asks for.")
+
+    @model_validator(mode="after")
+    def _where(self) -> EndpointSpec:
+        if self.launch == bool(self.url):
+            raise ValueError("give an endpoint either url or launch = true")
+        if self.launch and self.kind != "llama-server":
+            raise ValueError("only a llama-server endpoint can be launched")
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https:// (got {self.url!r})")
+        return self
+
+
 class ModelSpec(_Strict):
     path: str = Field(DEFAULT_MODEL, description="GGUF path, or builtin:NAME for a packaged model.")
     n_ctx: int = Field(2048, ge=256, le=131072, description="Context tokens per agent sequence.")
@@ -42,7 +68,25 @@ class ModelSpec(_Strict):
         True, description="Requests whose prompts start alike (template, system prompt, task) copy the shared "
         "prefix's KV cells instead of decoding it again. Needs one unified KV cache, whose rounding depends on "
         "where cells lie: greedy output can then differ from the same request run alone.")
+    backend: Literal["inprocess", "openai"] = Field(
+        "inprocess", description="Where agents run: inprocess (llama.cpp in this process) or openai (inference "
+        "servers: llama-server or vLLM, listed in endpoints; engine.runtime.http).")
+    endpoints: list[EndpointSpec] = Field(
+        default_factory=list, description="The servers of the openai backend; requests go to whichever has a "
+        "free slot, and one that fails is marked down and its requests retried elsewhere.")
+    adapter_dir: str = Field("", description="openai backend: a directory external servers read, where each "
+                             "adapter is copied as <sha256>.gguf (launched servers need none).")
+    wait_down: float = Field(60.0, gt=0, le=86400, description="openai backend: seconds a request waits for a "
+                             "down endpoint to come back before the phase stops (the run resumes later).")
 
+
+    @model_validator(mode="after")
+    def _backend(self) -> ModelSpec:
+        if self.backend == "openai" and not self.endpoints:
+            raise ValueError("backend = \"openai\" needs endpoints")
+        if self.backend == "inprocess" and self.endpoints:
+            raise ValueError("endpoints are for backend = \"openai\"")
+        return self
 
     @field_validator("weights")
     @classmethod
@@ -233,6 +277,17 @@ class Recipe(_Strict):
         if task.domain not in DOMAINS:
             raise ValueError(f"unknown domain {task.domain!r} (known: {', '.join(sorted(DOMAINS))})")
         return task
+
+    @model_validator(mode="after")
+    def _every_role_served(self) -> Recipe:
+        eps = self.model.endpoints
+        if eps and all(e.roles for e in eps):
+            served = {r for e in eps for r in e.roles}
+            missing = sorted({a.role for a in self.agents} - served)
+            if missing:
+                raise ValueError(f"model.endpoints: no endpoint serves the role(s) {', '.join(missing)} "
+                                 "(give one of them roles = [] or those roles)")
+        return self
 
     def agents_with(self, role: Role) -> list[AgentSpec]:
         return [a for a in self.agents if a.role == role]

@@ -160,6 +160,7 @@ class RoundRunner(LearningPhases):
                 id=aid, run_id=self.run_id, round=rnd, task_id=tr.id, agent=agent.name, sample=sample, turn=turn,
                 text=res.text, answer=verdict.answer, correct=verdict.correct, status=verdict.status,
                 tokens=res.completion_tokens, seconds=res.seconds, truncated=res.truncated_prompt,
+                endpoint=res.endpoint,
             ))
             self.bus.emit(AnswerGiven(self.run_id, rnd, tr.id, agent.name, turn, res.text, verdict.correct))
         return rows
@@ -205,7 +206,7 @@ class RoundRunner(LearningPhases):
             crit_rows = [
                 dict(id=cid, run_id=self.run_id, round=rnd, task_id=tid, attempt_id=aid,
                      agent=critics[i % len(critics)].name, turn=turn, text=c.text,
-                     tokens=c.completion_tokens, seconds=c.seconds)
+                     tokens=c.completion_tokens, seconds=c.seconds, endpoint=c.endpoint)
                 for i, (cid, (aid, tid, _a, _s, _t), c) in enumerate(zip(crit_ids, prev, crits))
             ]
             for r in crit_rows:
@@ -246,6 +247,7 @@ class RoundRunner(LearningPhases):
                 id=vid, run_id=self.run_id, round=rnd, task_id=tid, attempt_id=aid, judge=judges[i % len(judges)].name,
                 judge_correct=judged, judge_text=verdict_text, verifier_correct=bool(correct), verifier_status=status or "",
                 agreement=None if judged is None else judged == bool(correct), tokens=res.completion_tokens, seconds=res.seconds,
+                endpoint=res.endpoint,
             ))
             self.bus.emit(VerdictReached(self.run_id, rnd, tid, judged, bool(correct), judges[i % len(judges)].name))
         with self.store.transaction():
@@ -304,13 +306,14 @@ class RoundRunner(LearningPhases):
             out.append(dict(id=hid, run_id=self.run_id, round=rnd, task_id=tr.id, attempt_id=aid, kind="critique",
                             agent=req.tag, text=c.text, reviser=agent, revision=r.text,
                             correct=self.domain.verify(tr.task, r.text).correct,
-                            tokens=c.completion_tokens + r.completion_tokens, seconds=c.seconds + r.seconds))
+                            tokens=c.completion_tokens + r.completion_tokens, seconds=c.seconds + r.seconds,
+                            endpoint=c.endpoint))
             self.bus.emit(CritiqueMade(self.run_id, rnd, tr.id, str(req.tag), c.text))
         for hid, tr, w in zip(ids[len(wrong):], unsolved, whys):
             out.append(dict(id=hid, run_id=self.run_id, round=rnd, task_id=tr.id, attempt_id=None, kind="rationale",
                             agent=first.name, text=w.text, reviser=None, revision=None,
                             correct=self.domain.verify(tr.task, w.text).correct, tokens=w.completion_tokens,
-                            seconds=w.seconds))
+                            seconds=w.seconds, endpoint=w.endpoint))
         with self.store.transaction():
             self.store.insert("hints", out)
             self._mark(rnd, "hint")

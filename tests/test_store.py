@@ -33,8 +33,10 @@ def test_blank_db_migrates_to_expected_columns(tmp_path: Path) -> None:
         assert store.schema_version == LATEST_VERSION
         assert columns(store, "attempts") == [
             "id", "run_id", "round", "task_id", "agent", "sample", "turn", "text", "answer",
-            "correct", "status", "tokens", "seconds", "truncated", "created_at",
+            "correct", "status", "tokens", "seconds", "truncated", "created_at", "endpoint",
         ]
+        for t in ("critiques", "verdicts", "hints"):
+            assert "endpoint" in columns(store, t)  # which server (or inprocess) wrote the row
         assert "agreement" in columns(store, "verdicts")
         assert {"held_out", "rejected_reason", "fingerprint"} <= set(columns(store, "tasks"))
         assert {"sha256", "promoted", "parent_id"} <= set(columns(store, "adapters"))

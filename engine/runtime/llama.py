@@ -95,6 +95,8 @@ class Request:
     assistant_prefix: str = ""
     #: The task this request works on (a label for whoever watches the stream; generation ignores it).
     task: int | None = None
+    #: The agent's role (proposer, solver, critic, judge): an HTTP endpoint may serve only some roles.
+    role: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ class Result:
     seconds: float
     truncated_prompt: bool = False
     error: str | None = None
+    #: Who generated it: "inprocess", or the inference endpoint (engine.runtime.http).
+    endpoint: str = "inprocess"
 
 
 _DONE = object()
@@ -121,6 +125,67 @@ def _adapter_key(path: str | os.PathLike[str] | None) -> str | None:
         return sha256_file(path)
     except OSError:
         return f"missing:{Path(path).resolve()}"
+
+
+def render_request(chat: ChatTemplate, request: Request) -> str:
+    """A request's prompt text: raw, or its messages in the model's chat template; then the
+    assistant prefix."""
+    if request.prompt is not None:
+        return request.prompt + request.assistant_prefix
+    assert request.messages is not None
+    return chat.render(request.messages) + request.assistant_prefix
+
+
+def fit_prompt(tokens: list[int], max_tokens: int, n_ctx: int) -> tuple[list[int], bool]:
+    """Cut a prompt to leave room for the answer (at least half the context): keep the head
+    (system prompt, task) and the tail (the latest turn), drop the middle. Returns the tokens and
+    whether anything was cut."""
+    room = n_ctx - min(max_tokens, n_ctx // 2)
+    if len(tokens) <= room:
+        return tokens, False
+    head = room // 3
+    return tokens[:head] + tokens[len(tokens) - (room - head):], True
+
+
+def _tokenize(ll: Any, vocab: Any, text: str, add_special: bool) -> list[int]:
+    data = text.encode()
+    n_max = len(data) + 16
+    buf = (ll.llama_token * n_max)()
+    n = ll.llama_tokenize(vocab, data, len(data), buf, n_max, add_special, True)
+    if n < 0:
+        buf = (ll.llama_token * -n)()
+        n = ll.llama_tokenize(vocab, data, len(data), buf, -n, add_special, True)
+    return list(buf[:n])
+
+
+class Vocab:
+    """A model's vocabulary alone (llama.cpp loads it without the weights): tokenizing, the BOS and
+    EOS texts. What the HTTP runtime needs to render and tokenize prompts as in-process does."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._ll = ll = _init_backend()
+        params = ll.llama_model_default_params()
+        params.vocab_only = True
+        self._model = ll.llama_model_load_from_file(str(path).encode(), params)
+        if not self._model:
+            raise ModelError(f"llama.cpp could not read the vocabulary of {path}")
+        self._vocab = ll.llama_model_get_vocab(self._model)
+        self.add_bos = bool(ll.llama_vocab_get_add_bos(self._vocab))
+        self.bos_text = self._piece(ll.llama_vocab_bos(self._vocab))
+        self.eos_text = self._piece(ll.llama_vocab_eos(self._vocab))
+
+    def _piece(self, token: int) -> str:
+        buf = ctypes.create_string_buffer(256)
+        n = self._ll.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, True)
+        return buf.raw[:max(n, 0)].decode(errors="replace")
+
+    def tokenize(self, text: str, add_special: bool = True) -> list[int]:
+        return _tokenize(self._ll, self._vocab, text, add_special)
+
+    def close(self) -> None:
+        if self._model:
+            self._ll.llama_model_free(self._model)
+            self._model = None
 
 
 class Completion:
@@ -341,21 +406,10 @@ class Runtime:
         return self.adapter_sha256 is not None and self.adapter_sha256 == _adapter_key(path)
 
     def tokenize(self, text: str, add_special: bool = True) -> list[int]:
-        ll = self._ll
-        data = text.encode()
-        n_max = len(data) + 16
-        buf = (ll.llama_token * n_max)()
-        n = ll.llama_tokenize(self._vocab, data, len(data), buf, n_max, add_special, True)
-        if n < 0:
-            buf = (ll.llama_token * -n)()
-            n = ll.llama_tokenize(self._vocab, data, len(data), buf, -n, add_special, True)
-        return list(buf[:n])
+        return _tokenize(self._ll, self._vocab, text, add_special)
 
     def render(self, request: Request) -> str:
-        if request.prompt is not None:
-            return request.prompt + request.assistant_prefix
-        assert request.messages is not None
-        return self.chat.render(request.messages) + request.assistant_prefix
+        return render_request(self.chat, request)
 
     def close(self) -> None:
         """Finish in-flight requests as cancelled, stop the owner thread, free the model."""
@@ -431,13 +485,7 @@ class Runtime:
         except Exception as e:  # a bad template, grammar or prompt fails this request only
             comp._finish(Result("", "error", 0, 0, 0.0, error=str(e)))
             return None
-        room = self.n_ctx_seq - min(req.sampling.max_tokens, self.n_ctx_seq // 2)
-        truncated = False
-        if len(tokens) > room:
-            # Keep the head (system prompt, task) and the tail (the latest turn); drop the middle.
-            head = room // 3
-            tokens = tokens[:head] + tokens[len(tokens) - (room - head) :]
-            truncated = True
+        tokens, truncated = fit_prompt(tokens, req.sampling.max_tokens, self.n_ctx_seq)
         if not tokens:
             tokens = [self._ll.llama_vocab_bos(self._vocab)]
         return _Slot(comp, seq_id, tokens, sampler, truncated, self.n_ctx_seq)

@@ -313,6 +313,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        5,
+        "m005_endpoints",
+        "Agents may run on inference servers (engine.runtime.http): every generated row records "
+        "which endpoint wrote it ('inprocess', or the server's URL), so a round spread over "
+        "several servers, or retried on another after one died, can be traced.",
+        """
+        ALTER TABLE attempts ADD COLUMN endpoint TEXT;   -- inprocess | the server's URL
+        ALTER TABLE critiques ADD COLUMN endpoint TEXT;
+        ALTER TABLE verdicts ADD COLUMN endpoint TEXT;
+        ALTER TABLE hints ADD COLUMN endpoint TEXT;      -- the critique's (or rationale's) endpoint
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
