@@ -190,7 +190,8 @@ def check_endpoints(spec: Any = None) -> list[Check]:
                           + f", {len(loras)} LoRA adapter(s) loaded")
             else:
                 models = [m.get("id") for m in _get_json(ep, "/v1/models").get("data", [])]
-                detail = f"{e.url}: vLLM serving {', '.join(map(str, models))}; adapters: not from swarm (GGUF only)"
+                detail = (f"{e.url}: vLLM serving {', '.join(map(str, models))}; adapters loaded at run time from "
+                          "model.adapter_dir (needs --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)")
                 if e.model and e.model not in models:
                     out.append(Check(name, False, f"{e.url} does not serve {e.model!r} ({', '.join(map(str, models))})"))
                     continue

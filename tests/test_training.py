@@ -260,6 +260,7 @@ def test_two_rounds_train_export_swap_evaluate_on_the_real_model(tmp_path: Path)
     assert adapters
     for aid, rnd, path, sha, cos, promoted, decision in adapters:
         assert Path(path).exists() and sha256_file(path) == sha
+        assert (Path(path).parent / "peft" / "adapter_model.safetensors").exists()  # the PEFT copy vLLM loads
         assert cos >= EXPORT_COSINE_MIN and decision
         evals = q("select adapter_id, n, accuracy, ci_low, ci_high from evals where run_id = ? and round = ?", [run_id, rnd])
         assert any(e[0] == aid for e in evals) and all(e[3] <= e[2] <= e[4] for e in evals)
@@ -535,3 +536,37 @@ def test_export_refuses_an_architecture_it_does_not_know() -> None:
 
     with pytest.raises(TrainingError, match="'gpt2'.*llama, mistral, qwen2, qwen3"):
         layout("gpt2")
+
+
+def test_the_peft_copy_of_an_adapter_loads_in_peft_as_trained(tmp_path: Path) -> None:
+    """write_peft (what vLLM endpoints load) gives PEFT's own adapter format: loaded onto the same
+    base it reproduces the trained model's logits."""
+    import numpy as np
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from engine.train.export import write_peft
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2)
+    base = LlamaForCausalLM(cfg)
+    base.save_pretrained(tmp_path / "base")
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    trained = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=targets, lora_dropout=0.0))
+    with torch.no_grad():
+        for name, p in trained.named_parameters():
+            if "lora_" in name:
+                p.normal_(0, 0.2)  # as if trained: B is no longer zero
+    # what the training worker writes: the LoRA entries of the state dict, as numpy
+    state = {k: v.detach().float().numpy() for k, v in trained.state_dict().items() if "lora_" in k}
+    out = write_peft(tmp_path / "peft", state, 4, 8.0, targets)
+    ids = torch.tensor([[1, 5, 9, 13, 2]])
+    loaded = PeftModel.from_pretrained(LlamaForCausalLM.from_pretrained(tmp_path / "base"), str(out))
+    with torch.no_grad():
+        want = trained(ids).logits
+        got = loaded(ids).logits
+        plain = LlamaForCausalLM.from_pretrained(tmp_path / "base")(ids).logits
+    assert not torch.allclose(want, plain, atol=1e-3)  # the adapter changes the answer...
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)  # ...and the PEFT copy the same way

@@ -66,6 +66,8 @@ class Endpoint:
     #: an external llama-server: the scale of every adapter it holds, for the adapter served now
     lora: list[dict[str, Any]] | None = None
     model: str = ""  # the name a vLLM request asks for
+    lora_name: str | None = None  # vLLM: the loaded adapter requests ask for instead (None: the base)
+    vllm_loaded: set[str] = field(default_factory=set)
     probing: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @property
@@ -374,10 +376,34 @@ class HttpRuntime:
                     e.down = None
             elif e.kind == "llama-server":
                 e.lora = self._lora_scales(e, sha, b.scale, shared)
-            elif b.path is not None and e.kind == "vllm":
-                raise ServerError(f"endpoint {e.url} is vLLM, which loads PEFT adapters; swarm exports GGUF "
-                                  "adapters only, so a vLLM endpoint serves the base model (train = false)")
+            elif e.kind == "vllm":
+                e.lora_name = None if sha is None or b.path is None else self._vllm_load(e, Path(b.path), sha, b.scale)
         self.adapter, self.adapter_sha256, self._scale = b.path, sha, b.scale
+
+    def _vllm_load(self, e: Endpoint, gguf: Path, sha: str, scale: float) -> str:
+        """Load the adapter into a vLLM server at run time (``VLLM_ALLOW_RUNTIME_LORA_UPDATING``):
+        the PEFT directory written beside the GGUF (``peft/``), copied to ``adapter_dir/<sha>/``,
+        which the server must read at the same path. Returns the name requests ask for."""
+        if scale != 1.0:
+            raise ServerError(f"vLLM endpoint {e.url}: an adapter scale other than 1 cannot be set per request")
+        peft = gguf.parent / "peft"
+        if not (peft / "adapter_config.json").exists():
+            raise ServerError(f"no PEFT copy of {gguf} for vLLM endpoint {e.url} (adapters exported before swarm "
+                              "wrote peft/ beside them cannot be served by vLLM)")
+        if self.adapter_dir is None:
+            raise ServerError(f"vLLM endpoint {e.url} loads adapters from files: set model.adapter_dir to a directory "
+                              "it reads at the same path")
+        shared = self.adapter_dir / sha
+        if not shared.exists():
+            tmp = shared.with_name(sha + ".part")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(peft, tmp)
+            tmp.replace(shared)
+        name = f"swarm-{sha[:16]}"
+        if name not in e.vllm_loaded:
+            _post_json(e, "/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(shared)})
+            e.vllm_loaded.add(name)
+        return name
 
     def _lora_scales(self, e: Endpoint, sha: str | None, scale: float, shared: Path | None) -> list[dict[str, Any]]:
         """What each request to an external llama-server says of its adapters: the one file
@@ -410,7 +436,7 @@ class HttpRuntime:
         s = comp.request.sampling
         max_tokens = min(s.max_tokens, max(1, self.n_ctx_seq - len(tokens) - 1))
         if e.kind == "vllm":
-            body: dict[str, Any] = {"model": e.model, "prompt": tokens, "max_tokens": max_tokens,
+            body: dict[str, Any] = {"model": e.lora_name or e.model, "prompt": tokens, "max_tokens": max_tokens,
                                     "temperature": s.temperature, "top_k": s.top_k if s.top_k > 0 else -1,
                                     "top_p": s.top_p, "min_p": s.min_p, "seed": s.seed, "stream": True,
                                     "stream_options": {"include_usage": True}, "skip_special_tokens": True}
@@ -519,6 +545,21 @@ def _events(resp: http.client.HTTPResponse) -> Any:
         if isinstance(event, dict) and event.get("error"):
             raise ValueError(f"the server reported: {event['error']}")
         yield event
+
+
+def _post_json(e: Endpoint, route: str, data: dict[str, Any]) -> None:
+    conn = _connect(e.url, 60.0)
+    try:
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {e.api_key}"} if e.api_key else {})}
+        conn.request("POST", _path(e.url, route), body=json.dumps(data), headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise ServerError(f"{e.url}{route} answered HTTP {resp.status}: {body[:300].decode(errors='replace')}")
+    except (OSError, http.client.HTTPException) as err:
+        raise ServerError(f"{e.url}{route}: {err}") from err
+    finally:
+        conn.close()
 
 
 def _get_json(e: Endpoint, route: str) -> Any:

@@ -122,3 +122,33 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a = a.astype(np.float64).ravel()
     b = b.astype(np.float64).ravel()
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+def write_peft(out: Path, state: dict[str, np.ndarray], rank: int, alpha: float, targets: list[str]) -> Path:
+    """The same LoRA as a PEFT adapter directory (``adapter_config.json``,
+    ``adapter_model.safetensors``): what vLLM loads (``/v1/load_lora_adapter``) onto the Hugging
+    Face model. PEFT's own state-dict keys, less the adapter's name (``lora_A.default.weight`` ->
+    ``lora_A.weight``), as ``save_pretrained`` writes them. Written to a temporary name and renamed."""
+    import json
+    import shutil
+
+    from safetensors.numpy import save_file
+
+    tensors = {}
+    for key, value in state.items():
+        if _KEY.search(key):
+            tensors[re.sub(r"\.lora_([AB])\.[^.]+\.weight$", r".lora_\1.weight", key)] = \
+                np.ascontiguousarray(value, dtype=np.float32)
+    if not tensors:
+        raise TrainingError("the trained adapter has no LoRA tensors to export")
+    tmp = out.with_name(out.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(tensors, str(tmp / "adapter_model.safetensors"))
+    (tmp / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": rank, "lora_alpha": alpha, "lora_dropout": 0.0,
+        "target_modules": sorted(targets), "bias": "none", "fan_in_fan_out": False, "base_model_name_or_path": None,
+    }, indent=1))
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return out

@@ -273,7 +273,15 @@ def train_lora(cfg: TrainConfig, examples: list[list[dict[str, str]]], *, cancel
         "alpha": s.alpha, "rank": s.rank, "targets": list(s.targets), "prompts": cfg.check_prompts,
         "threshold": EXPORT_COSINE_MIN,
     })
-    # lora.npz stays beside the adapter: the next round may continue from it (train.warm_start)
+    # lora.npz stays beside the adapter: the next round may continue from it (train.warm_start);
+    # peft/ is the same LoRA for servers that load PEFT adapters (vLLM)
+    import numpy as np
+
+    from engine.train.export import write_peft
+
+    if lora.exists():
+        with np.load(lora) as npz:
+            write_peft(cfg.workdir / "peft", dict(npz), s.rank, s.alpha, list(s.targets))
     return Trained(
         backend=result["backend"], backend_reason=reason, steps=result["steps"], loss_curve=result["loss_curve"],
         tokens_per_second=result["tokens_per_second"], seconds_per_step=result["seconds_per_step"],
