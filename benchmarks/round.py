@@ -39,10 +39,13 @@ def play(recipe: str, rounds: int = 1, train: bool = True) -> dict[str, Any]:
     from engine.roundbase import tokens_used
 
     phases: dict[str, float] = {}
+    by_round: dict[int, dict[str, float]] = {}
 
     def on_event(e: object) -> None:
         if isinstance(e, PhaseFinished):
             phases[e.phase] = phases.get(e.phase, 0.0) + e.seconds
+            mine = by_round.setdefault(e.round, {})
+            mine[e.phase] = mine.get(e.phase, 0.0) + e.seconds
 
     eng = Engine.open()
     try:
@@ -58,12 +61,16 @@ def play(recipe: str, rounds: int = 1, train: bool = True) -> dict[str, Any]:
         tr = q("select backend, n_examples, seconds, tokens_per_second, status, error from training_runs where run_id = ? "
                "order by id desc limit 1", [run_id])
         rt_stats = dict(eng._runtime.stats) if eng._runtime is not None else {}
+        trained = dict(q("select round, seconds from training_runs where run_id = ?", [run_id]))
         settings = q("select settings from runs where id = ?", [run_id])[0][0]
         weights = json.loads(settings).get("weights", {}) if settings else {}
     finally:
         eng.close()
     return {"status": status, "wall_seconds": wall, "weights": weights.get("type"), "phases": phases, "generated_tokens": int(tokens),
             "rows": counts, "runtime": rt_stats, "peak_rss_mb": peak_rss_mb(),
+            # the train phase is training, export and the check; training_seconds the worker's training alone
+            "per_round": [{"round": r, "seconds": sum(p.values()), "train_seconds": p.get("train"),
+                           "training_seconds": trained.get(r), "phases": p} for r, p in sorted(by_round.items())],
             "training": dict(zip(("backend", "examples", "seconds", "tokens_per_second", "status", "error"), tr[0])) if tr else None}
 
 
@@ -89,8 +96,10 @@ def _measure_weights() -> str:
                       gpu_layers=m.gpu_layers, log=print).reason
 
 
-def run(quick: bool = False, only: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``only`` plays some of the variants (swarm, as shipped, sequential); the swarm one always."""
+def run(quick: bool = False, only: tuple[str, ...] = (), rounds: int = 1) -> dict[str, Any]:
+    """``only`` plays some of the variants (swarm, as shipped, sequential); the swarm one always.
+    ``rounds`` > 1 plays that many rounds per variant (results in ``round-Nrounds.json``): what the
+    warm trainer saves after the first round shows in ``per_round``."""
     auto = _measure_weights()
     variants = {k: v for k, v in {"swarm": {}, "as shipped": AS_SHIPPED, "sequential": SEQUENTIAL}.items()
                 if not only or k in only or k == "swarm"}
@@ -101,7 +110,7 @@ def run(quick: bool = False, only: tuple[str, ...] = ()) -> dict[str, Any]:
         for name, over in variants.items():
             folder = work / name.replace(" ", "-")
             folder.mkdir()
-            results[name] = _child(recipe_variant("default", folder, {**shrink, **over}), folder / "home")
+            results[name] = _child(recipe_variant("default", folder, {**shrink, **over}), folder / "home", rounds)
     b = results["swarm"]
     names = [p for p in ("propose", "solve", "debate", "judge", "hint", "verify", "collect", "train", "evaluate")
              if any(p in r["phases"] for r in results.values())]
@@ -127,7 +136,11 @@ def run(quick: bool = False, only: tuple[str, ...] = ()) -> dict[str, Any]:
         ref = w if w is not None else b
         ratios["sequential_vs_batched_round"] = s["wall_seconds"] / ref["wall_seconds"]
         ratios["sequential_vs_batched_generation_phases"] = gen(s) / gen(ref)
-    path = write_results("round", {"quick": quick, "recipe": "default", "overrides": shrink, "auto_weights": auto,
+    for name, r in results.items():
+        print(f"{name}, per round: " + "; ".join(
+            f"round {x['round']} {x['seconds']:.0f} s (train {x['train_seconds'] or 0:.0f} s)" for x in r["per_round"]))
+    path = write_results("round" if rounds == 1 else f"round-{rounds}rounds", {
+                                   "quick": quick, "recipe": "default", "overrides": shrink, "auto_weights": auto, "rounds": rounds,
                                    "results": results, "round_seconds": b["wall_seconds"], "ratios": ratios,
                                    "versions": versions("llama-cpp-python", "torch", "unsloth", "duckdb")})
     print(f"wrote {path}")

@@ -28,6 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import platformdirs
@@ -168,6 +169,9 @@ def _run(cmd: Sequence[str], check: bool = True) -> str:
     return p.stdout + p.stderr
 
 
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="swarm-llama-server-spawner")
+
+
 def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         import ctypes
@@ -225,10 +229,12 @@ class LlamaServer:
         self.port = free_port()
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         try:
-            # its own session (a Ctrl-C at the terminal is the engine's to handle), and killed with
-            # the thread that started it, so a crashed swarm leaves no server behind (Linux)
-            self._proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          start_new_session=True, preexec_fn=_die_with_parent)
+            # its own session (a Ctrl-C at the terminal is the engine's to handle), and killed when
+            # the thread that started it ends (Linux): one thread that lives as long as the process
+            # starts every server, so a crashed swarm leaves no server behind
+            self._proc = _SPAWNER.submit(
+                subprocess.Popen, self.command(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, preexec_fn=_die_with_parent).result()
         except OSError as e:
             raise ServerError(f"could not start {self.binary}: {e}") from e
         finally:
