@@ -84,14 +84,14 @@ def test_a_killed_server_loses_no_request(server_binary: Path, tiny_model: Path,
     a = _launched(tiny_model, tmp_path, "a")
     b = _launched(tiny_model, tmp_path, "b")
     with HttpRuntime(tiny_model, [a, b], n_ctx=512) as rt:
-        comps = rt.submit_many(_reqs(16, max_tokens=48))
+        comps = rt.submit_many(_reqs(24, max_tokens=128))  # enough work that the kill lands mid-batch
         while a.served + b.served < 2:
             time.sleep(0.01)
         assert a.launched is not None
         a.launched.kill()  # mid-phase: its requests in flight break off
         out = [c.result(timeout=120) for c in comps]
         assert all(r.finish_reason in ("eog", "length") and r.text for r in out)
-        assert rt.stats["retries"] >= 1 and a.failures == 1
+        assert rt.stats["retries"] >= 1 and a.failures >= 1
         # a launched server that died is started again when probed
         deadline = time.monotonic() + 60
         while a.down is not None and time.monotonic() < deadline:
