@@ -127,6 +127,7 @@ class HttpRuntime:
                     e.url = e.launched.url
         except BaseException:
             self._stop_servers()
+            self._vocab.close()
             raise
         for e in self.endpoints:
             for i in range(e.slots):
