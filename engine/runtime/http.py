@@ -38,9 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError, ModelError, RuntimeClosed, RuntimeFailed
-from engine.models import check_gguf, resolve_model, sha256_file
+from engine.models import check_gguf, resolve_model
 from engine.runtime.chat import ChatTemplate
-from engine.runtime.llama import Completion, Request, Result, Vocab, fit_prompt, render_request
+from engine.runtime.llama import (Completion, Request, Result, Vocab, adapter_key, check_adapter_fits, checked_adapter,
+                                  fit_prompt, render_request)
 from engine.runtime.server import LlamaServer, ServerError, health
 
 log = logging.getLogger(__name__)
@@ -178,10 +179,7 @@ class HttpRuntime:
     def serves(self, path: str | os.PathLike[str] | None) -> bool:
         if path is None:
             return self.adapter_sha256 is None
-        try:
-            return self.adapter_sha256 is not None and self.adapter_sha256 == sha256_file(path)
-        except OSError:
-            return False
+        return self.adapter_sha256 is not None and self.adapter_sha256 == adapter_key(path)
 
     def tokenize(self, text: str, add_special: bool = True) -> list[int]:
         return self._vocab.tokenize(text, add_special)
@@ -348,16 +346,8 @@ class HttpRuntime:
     def _apply(self, b: _Barrier) -> None:
         sha = None
         if b.path is not None:
-            try:
-                sha = sha256_file(b.path)
-            except OSError as err:
-                raise ModelError(f"cannot read the LoRA adapter {b.path}: {err.strerror or err}") from err
-            if b.sha256 is not None and sha != b.sha256:
-                raise ModelError(f"the LoRA adapter {b.path} changed since it was recorded "
-                                 f"(sha256 {sha[:12]}..., expected {b.sha256[:12]}...)")
-            info = check_gguf(b.path)
-            if info.architecture != self.info.architecture:
-                raise ModelError(f"adapter {b.path} is for {info.architecture}, the model is {self.info.architecture}")
+            sha = checked_adapter(b.path, b.sha256)
+            check_adapter_fits(b.path, self.info.architecture)
         if sha == self.adapter_sha256 and b.scale == self._scale:
             self.adapter = b.path
             return
@@ -548,35 +538,35 @@ def _events(resp: http.client.HTTPResponse) -> Any:
         yield event
 
 
-def _post_json(e: Endpoint, route: str, data: dict[str, Any]) -> None:
-    conn = _connect(e.url, 60.0)
+def _call(e: Endpoint, method: str, route: str, data: dict[str, Any] | None = None, timeout: float = 10.0) -> bytes:
+    """One request to an endpoint's API outside generation; the body, or ServerError."""
+    conn = _connect(e.url, timeout)
     try:
-        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {e.api_key}"} if e.api_key else {})}
-        conn.request("POST", _path(e.url, route), body=json.dumps(data), headers=headers)
+        headers = {"Authorization": f"Bearer {e.api_key}"} if e.api_key else {}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        conn.request(method, _path(e.url, route), body=None if data is None else json.dumps(data), headers=headers)
         resp = conn.getresponse()
         body = resp.read()
         if resp.status != 200:
             raise ServerError(f"{e.url}{route} answered HTTP {resp.status}: {body[:300].decode(errors='replace')}")
+        return body
     except (OSError, http.client.HTTPException) as err:
         raise ServerError(f"{e.url}{route}: {err}") from err
     finally:
         conn.close()
 
 
+def _post_json(e: Endpoint, route: str, data: dict[str, Any]) -> None:
+    _call(e, "POST", route, data, timeout=60.0)
+
+
 def _get_json(e: Endpoint, route: str) -> Any:
-    conn = _connect(e.url, 10.0)
+    body = _call(e, "GET", route)
     try:
-        headers = {"Authorization": f"Bearer {e.api_key}"} if e.api_key else {}
-        conn.request("GET", _path(e.url, route), headers=headers)
-        resp = conn.getresponse()
-        body = resp.read()
-        if resp.status != 200:
-            raise ServerError(f"{e.url}{route} answered HTTP {resp.status}")
         return json.loads(body)
-    except (OSError, http.client.HTTPException, ValueError) as err:
-        raise ServerError(f"{e.url}{route}: {err}") from err
-    finally:
-        conn.close()
+    except ValueError as err:
+        raise ServerError(f"{e.url}{route}: not JSON: {err}") from err
 
 
 def from_spec(m: Any, served: Path, home: Path) -> HttpRuntime:

@@ -116,7 +116,7 @@ _DONE = object()
 MIN_SHARED_PREFIX = 8  # shorter common prefixes are decoded, not copied
 
 
-def _adapter_key(path: str | os.PathLike[str] | None) -> str | None:
+def adapter_key(path: str | os.PathLike[str] | None) -> str | None:
     """How the runtime knows an adapter: the sha256 of its file (None: the base model; a
     missing file gets a key no real adapter has, so it is never taken for one)."""
     if path is None:
@@ -186,6 +186,26 @@ class Vocab:
         if self._model:
             self._ll.llama_model_free(self._model)
             self._model = None
+
+
+def checked_adapter(path: str, expected_sha256: str | None) -> str:
+    """The sha256 of the adapter file at ``path``; ModelError when it cannot be read or is not the
+    content the store recorded (``expected_sha256``, when given)."""
+    try:
+        sha = sha256_file(path)
+    except OSError as e:
+        raise ModelError(f"cannot read the LoRA adapter {path}: {e.strerror or e}") from e
+    if expected_sha256 is not None and sha != expected_sha256:
+        raise ModelError(f"the LoRA adapter {path} changed since it was recorded "
+                         f"(sha256 {sha[:12]}..., expected {expected_sha256[:12]}...)")
+    return sha
+
+
+def check_adapter_fits(path: str, architecture: str) -> None:
+    """ModelError when the adapter at ``path`` is for another architecture than the model's."""
+    info = check_gguf(path)
+    if info.architecture != architecture:
+        raise ModelError(f"adapter {path} is for {info.architecture}, the model is {architecture}")
 
 
 class Completion:
@@ -403,7 +423,7 @@ class Runtime:
         compared by content, so a new file at an old path is not taken for the old adapter."""
         if path is None:
             return self.adapter_sha256 is None
-        return self.adapter_sha256 is not None and self.adapter_sha256 == _adapter_key(path)
+        return self.adapter_sha256 is not None and self.adapter_sha256 == adapter_key(path)
 
     def tokenize(self, text: str, add_special: bool = True) -> list[int]:
         return _tokenize(self._ll, self._vocab, text, add_special)
@@ -555,18 +575,10 @@ class Runtime:
             if path is None:
                 ll.llama_set_adapters_lora(self._ctx, None, 0, None)
             else:
-                try:
-                    sha = sha256_file(path)
-                except OSError as e:
-                    raise ModelError(f"cannot read the LoRA adapter {path}: {e.strerror or e}") from e
-                if swap.sha256 is not None and sha != swap.sha256:
-                    raise ModelError(f"the LoRA adapter {path} changed since it was recorded "
-                                     f"(sha256 {sha[:12]}..., expected {swap.sha256[:12]}...)")
+                sha = checked_adapter(path, swap.sha256)
                 adapter = self._adapters.get(sha)
                 if adapter is None:
-                    info = check_gguf(path)
-                    if info.architecture != self.info.architecture:
-                        raise ModelError(f"adapter {path} is for {info.architecture}, the model is {self.info.architecture}")
+                    check_adapter_fits(path, self.info.architecture)
                     adapter = ll.llama_adapter_lora_init(self._model, path.encode())
                     if not adapter:
                         raise ModelError(f"llama.cpp refused the LoRA adapter {path}")
