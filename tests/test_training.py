@@ -570,3 +570,46 @@ def test_the_peft_copy_of_an_adapter_loads_in_peft_as_trained(tmp_path: Path) ->
         plain = LlamaForCausalLM.from_pretrained(tmp_path / "base")(ids).logits
     assert not torch.allclose(want, plain, atol=1e-3)  # the adapter changes the answer...
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)  # ...and the PEFT copy the same way
+
+
+def test_length_grouped_micro_batches_give_the_padded_batch_loss_and_gradient() -> None:
+    """The training step cuts a batch into micro-batches of similar length (less padding to
+    compute); the loss and every LoRA gradient equal one padded forward over the whole batch."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from engine.train.worker import micro_batches, step_loss
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2)
+    model = get_peft_model(LlamaForCausalLM(cfg), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                             lora_dropout=0.0))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.2)
+    rng = torch.Generator().manual_seed(1)
+    batch = []
+    for n, prompt in ((6, 4), (30, 20), (7, 3), (29, 25), (8, 5)):  # short and long, labels after the prompt
+        ids = torch.randint(3, 64, (n,), generator=rng).tolist()
+        batch.append((ids, [-100] * prompt + ids[prompt:]))
+    assert [len(g) for g in micro_batches(batch, 0.25)] == [3, 2]
+
+    loss, n_tok = step_loss(model, batch, pad=0, device="cpu")
+    grouped = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    model.zero_grad()
+    width = max(len(x) for x, _ in batch)
+    ids = torch.zeros((len(batch), width), dtype=torch.long)
+    labels = torch.full((len(batch), width), -100)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, (x, y) in enumerate(batch):
+        ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
+    out = model(input_ids=ids, attention_mask=mask, labels=labels)
+    out.loss.backward()
+    assert n_tok == sum(len(x) for x, _ in batch)
+    assert abs(loss - out.loss.item()) < 1e-5
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(grouped[name], p.grad, atol=1e-5, rtol=1e-4)

@@ -175,25 +175,14 @@ def cmd_train(cfg: dict[str, Any]) -> dict[str, Any]:
                 order = list(range(len(encoded)))
                 rng.shuffle(order)
             batch.append(encoded[order.pop()])
-        width = max(len(ids) for ids, _ in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        labels = torch.full((len(batch), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, (x, y) in enumerate(batch):
-            ids[i, : len(x)] = torch.tensor(x)
-            labels[i, : len(y)] = torch.tensor(y)
-            mask[i, : len(x)] = 1
         t0 = time.perf_counter()
-        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
-        out.loss.backward()
+        loss, n_tok = step_loss(model, batch, pad, device)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         dt = time.perf_counter() - t0
         train_seconds += dt
-        n_tok = int(mask.sum())
         tokens_total += n_tok
-        loss = float(out.loss.detach().float())
         if not np.isfinite(loss):
             raise RuntimeError(f"loss is {loss} at step {step}")
         curve.append(round(loss, 5))
@@ -208,6 +197,55 @@ def cmd_train(cfg: dict[str, Any]) -> dict[str, Any]:
         "seconds_per_step": train_seconds / cfg["steps"], "seconds": time.perf_counter() - t_start,
         "n_examples": len(encoded), "peak_rss_mb": _peak_rss_mb(),
     }
+
+
+def micro_batches(batch: list[tuple[list[int], list[int]]], pad_share: float) -> list[list[tuple[list[int], list[int]]]]:
+    """The batch cut into groups of similar length, shortest first: a group grows while padding
+    stays within ``pad_share`` of its tokens. One long example (a replayed general answer) no longer
+    pads every short one in its batch to its length.
+
+    >>> [[len(x) for x, _ in g] for g in micro_batches([([0] * n, []) for n in (40, 90, 42, 41, 88)], 0.25)]
+    [[40, 41, 42], [88, 90]]
+    """
+    ordered = sorted(batch, key=lambda e: len(e[0]))
+    groups = [[ordered[0]]]
+    for e in ordered[1:]:
+        g = groups[-1]
+        real = sum(len(x) for x, _ in g) + len(e[0])
+        if len(e[0]) * (len(g) + 1) > (1 + pad_share) * real:
+            groups.append([e])
+        else:
+            g.append(e)
+    return groups
+
+
+def step_loss(model: Any, batch: list[tuple[list[int], list[int]]], pad: int, device: Any,
+              pad_share: float = 0.25) -> tuple[float, int]:
+    """Accumulate the gradient of one optimizer step over length-grouped micro-batches: the batch's
+    mean token loss (summed per group, divided by the batch's label count), the same value and
+    gradient as one padded forward over the whole batch, with less padding computed. Returns the
+    loss and the batch's real (unpadded) token count."""
+    import torch
+    import torch.nn.functional as F
+
+    n_labels = sum(sum(1 for t in y[1:] if t != -100) for _, y in batch)
+    total = 0.0
+    for group in micro_batches(batch, pad_share):
+        width = max(len(ids) for ids, _ in group)
+        ids = torch.full((len(group), width), pad, dtype=torch.long)
+        labels = torch.full((len(group), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(group), width), dtype=torch.long)
+        for i, (x, y) in enumerate(group):
+            ids[i, : len(x)] = torch.tensor(x)
+            labels[i, : len(y)] = torch.tensor(y)
+            mask[i, : len(x)] = 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1, :]
+        target = labels[:, 1:].to(logits.device)
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1),
+                               ignore_index=-100, reduction="sum") / max(n_labels, 1)
+        loss.backward()
+        total += float(loss.detach())
+    return total, sum(len(x) for x, _ in batch)
 
 
 def reset_lora(model: Any) -> None:
