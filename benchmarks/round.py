@@ -64,14 +64,63 @@ def play(recipe: str, rounds: int = 1, train: bool = True) -> dict[str, Any]:
         trained = dict(q("select round, seconds from training_runs where run_id = ?", [run_id]))
         settings = q("select settings from runs where id = ?", [run_id])[0][0]
         weights = json.loads(settings).get("weights", {}) if settings else {}
+        from engine.recipes import load_recipe
+
+        caps = {a.name: a.max_tokens for a in load_recipe(recipe)[0].agents}
+        profile = debate_profile(eng.store, run_id, caps)
     finally:
         eng.close()
     return {"status": status, "wall_seconds": wall, "weights": weights.get("type"), "phases": phases, "generated_tokens": int(tokens),
-            "rows": counts, "runtime": rt_stats, "peak_rss_mb": peak_rss_mb(),
+            "rows": counts, "runtime": rt_stats, "debate_profile": profile, "peak_rss_mb": peak_rss_mb(),
             # the train phase is training, export and the check; training_seconds the worker's training alone
             "per_round": [{"round": r, "seconds": sum(p.values()), "train_seconds": p.get("train"),
                            "training_seconds": trained.get(r), "phases": p} for r, p in sorted(by_round.items())],
             "training": dict(zip(("backend", "examples", "seconds", "tokens_per_second", "status", "error"), tr[0])) if tr else None}
+
+
+def debate_profile(store: Any, run_id: int, caps: dict[str, int]) -> list[dict[str, Any]]:
+    """Where the round's generation goes and what it feeds, per round and kind of request: first
+    answers, critiques, revisions, verdicts. For each: requests, tokens written, request-seconds
+    (overlapping under batching, so a share, not wall time), how many stopped at their agent's
+    ``max_tokens`` (``capped``) and how many fed a training example (``in_example``); critiques and
+    revisions also whether the answer changed, and revisions which way they flipped.
+    Judge verdicts never feed an example (the judge's examples carry the verifier's label)."""
+    q = store.execute
+    capped = " + ".join(f"(agent = '{a}' and tokens >= {c})::int" for a, c in caps.items()) or "0"
+    out = []
+    for (rnd,) in q("select distinct round from attempts where run_id = ? order by 1", [run_id]):
+        ex = "(select attempt_id from examples where run_id = {r} and role {roles} and attempt_id is not null)"
+        first = q(f"""select count(*), sum(tokens), sum(seconds), sum({capped}), sum(correct::int),
+                      sum((id in {ex.format(r=run_id, roles="= 'solver'")})::int)
+                      from attempts where run_id = ? and round = ? and turn = 0""", [run_id, rnd])[0]
+        crit = q(f"""select count(*), sum(c.tokens), sum(c.seconds), sum(({capped.replace("agent", "c.agent").replace("tokens", "c.tokens")})),
+                     sum((r.answer is distinct from a.answer)::int),
+                     sum((c.attempt_id in (select attempt_id from examples where run_id = ? and role = 'critic'
+                                           and source = 'critique'))::int)
+                     from critiques c join attempts a on a.id = c.attempt_id
+                     left join attempts r on r.run_id = a.run_id and r.task_id = a.task_id and r.agent = a.agent
+                          and r.sample = a.sample and r.turn = c.turn
+                     where c.run_id = ? and c.round = ?""", [run_id, run_id, rnd])[0]
+        rev = q(f"""select count(*), sum(r.tokens), sum(r.seconds), sum(({capped.replace("agent", "r.agent").replace("tokens", "r.tokens")})),
+                    sum((r.answer is distinct from a.answer)::int), sum((a.correct and not r.correct)::int),
+                    sum((not a.correct and r.correct)::int),
+                    sum((r.id in {ex.format(r=run_id, roles="in ('solver', 'reviser')")})::int)
+                    from attempts r join attempts a on a.run_id = r.run_id and a.task_id = r.task_id and a.agent = r.agent
+                         and a.sample = r.sample and a.turn = r.turn - 1
+                    where r.run_id = ? and r.round = ? and r.turn > 0""", [run_id, rnd])[0]
+        ver = q(f"""select count(*), sum(tokens), sum(seconds), sum({capped.replace("agent", "judge")}), sum(agreement::int)
+                    from verdicts where run_id = ? and round = ?""", [run_id, rnd])[0]
+        keys = ("requests", "tokens", "request_seconds", "capped")
+        row = {"round": rnd,
+               "answers": {**dict(zip(keys, first[:4])), "right": first[4], "in_example": first[5]},
+               "critiques": {**dict(zip(keys, crit[:4])), "answer_changed": crit[4], "in_example": crit[5]},
+               "revisions": {**dict(zip(keys, rev[:4])), "answer_changed": rev[4], "right_to_wrong": rev[5],
+                             "wrong_to_right": rev[6], "in_example": rev[7]},
+               "verdicts": {**dict(zip(keys, ver[:4])), "agreed": ver[4], "in_example": 0}}
+        for kind in ("answers", "critiques", "revisions", "verdicts"):
+            row[kind] = {k: (round(float(v), 2) if isinstance(v, float) else int(v or 0)) for k, v in row[kind].items()}
+        out.append(row)
+    return out
 
 
 def _child(recipe: Path, home: Path, rounds: int = 1) -> dict[str, Any]:
@@ -139,6 +188,15 @@ def run(quick: bool = False, only: tuple[str, ...] = (), rounds: int = 1) -> dic
     for name, r in results.items():
         print(f"{name}, per round: " + "; ".join(
             f"round {x['round']} {x['seconds']:.0f} s (train {x['train_seconds'] or 0:.0f} s)" for x in r["per_round"]))
+    prof_rows = []
+    for r in b.get("debate_profile", []):
+        for kind in ("answers", "critiques", "revisions", "verdicts"):
+            k = r[kind]
+            prof_rows.append([r["round"], kind, k["requests"], k["tokens"], k["request_seconds"], k["capped"],
+                              k.get("answer_changed", ""), k["in_example"]])
+    if prof_rows:
+        print(table(["round", "swarm: generated", "requests", "tokens", "request-s", "at max_tokens", "answer changed",
+                     "fed an example"], prof_rows))
     path = write_results("round" if rounds == 1 else f"round-{rounds}rounds", {
                                    "quick": quick, "recipe": "default", "overrides": shrink, "auto_weights": auto, "rounds": rounds,
                                    "results": results, "round_seconds": b["wall_seconds"], "ratios": ratios,

@@ -56,6 +56,15 @@ def test_round_benchmark_reports_every_phase(tiny_recipe: Path) -> None:
     assert set(out["phases"]) == {"propose", "solve", "debate", "judge", "hint", "verify", "collect", "train", "evaluate"}
     assert out["generated_tokens"] > 0 and out["rows"]["attempts"] > 0
     assert out["peak_rss_mb"]["process"] > 0 and out["wall_seconds"] >= sum(out["phases"].values()) * 0.9
+    # The debate's profile accounts for every generated row, by kind, and what it fed.
+    (prof,) = out["debate_profile"]
+    assert prof["answers"]["requests"] + prof["revisions"]["requests"] == out["rows"]["attempts"]
+    assert prof["critiques"]["requests"] == out["rows"]["critiques"] == prof["revisions"]["requests"] > 0
+    assert prof["verdicts"]["requests"] == out["rows"]["verdicts"]
+    assert sum(k["tokens"] for k in prof.values() if isinstance(k, dict)) <= out["generated_tokens"]
+    for kind in ("answers", "critiques", "revisions", "verdicts"):
+        assert 0 <= prof[kind]["capped"] <= prof[kind]["requests"]
+        assert prof[kind]["in_example"] == 0  # nothing trained: the tiny model verifies nothing
 
 
 def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path) -> None:
