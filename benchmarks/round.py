@@ -30,6 +30,8 @@ QUICK = {"task": {"difficulty": 1, "generated": 10, "proposed": 2}, "round": {"s
          "train": {"steps": 6}}
 SEQUENTIAL = {"model": {"n_parallel": 1, "prefix_cache": False, "weights": "as-is"}}
 AS_SHIPPED = {"model": {"weights": "as-is"}}
+# What training on every role's examples (issue 12) costs the round: the solvers' examples only.
+SOLVER_ONLY = {"train": {"roles": ["solver"]}}
 
 
 def play(recipe: str, rounds: int = 1, train: bool = True) -> dict[str, Any]:
@@ -146,12 +148,14 @@ def _measure_weights() -> str:
 
 
 def run(quick: bool = False, only: tuple[str, ...] = (), rounds: int = 1) -> dict[str, Any]:
-    """``only`` plays some of the variants (swarm, as shipped, sequential); the swarm one always.
+    """``only`` plays some of the variants (swarm, as shipped, sequential; "solver only", training on
+    the solvers' examples alone, only when named); the swarm one always.
     ``rounds`` > 1 plays that many rounds per variant (results in ``round-Nrounds.json``): what the
     warm trainer saves after the first round shows in ``per_round``."""
     auto = _measure_weights()
-    variants = {k: v for k, v in {"swarm": {}, "as shipped": AS_SHIPPED, "sequential": SEQUENTIAL}.items()
-                if not only or k in only or k == "swarm"}
+    variants = {k: v for k, v in {"swarm": {}, "as shipped": AS_SHIPPED, "sequential": SEQUENTIAL,
+                                  "solver only": SOLVER_ONLY}.items()
+                if (not only and k != "solver only") or k in only or k == "swarm"}
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
@@ -169,7 +173,7 @@ def run(quick: bool = False, only: tuple[str, ...] = (), rounds: int = 1) -> dic
     rows.append(["peak RSS, training worker (MB)", *[r["peak_rss_mb"]["children"] for r in results.values()]])
     rows.append(["generated tokens", *[r["generated_tokens"] for r in results.values()]])
     heads = {"swarm": f"swarm ({b['weights']}, batched)", "as shipped": "as shipped (batched)",
-             "sequential": "one request at a time (as shipped)"}
+             "sequential": "one request at a time (as shipped)", "solver only": "solver examples only"}
     print(table(["phase (s)", *[heads[k] for k in results]], rows))
     gen_phases = ("propose", "solve", "debate", "judge", "evaluate")
 
@@ -177,7 +181,10 @@ def run(quick: bool = False, only: tuple[str, ...] = (), rounds: int = 1) -> dic
         return max(1e-9, sum(r["phases"].get(p, 0) for p in gen_phases))
 
     ratios: dict[str, float] = {}
-    w, s = results.get("as shipped"), results.get("sequential")
+    w, s, so = results.get("as shipped"), results.get("sequential"), results.get("solver only")
+    if so is not None:  # what the other roles' training examples add to the round
+        ratios["every_role_vs_solver_only_round"] = b["wall_seconds"] / so["wall_seconds"]
+        ratios["every_role_vs_solver_only_train"] = b["phases"].get("train", 0) / max(1e-9, so["phases"].get("train", 0))
     if w is not None:
         ratios["as_shipped_vs_swarm_round"] = w["wall_seconds"] / b["wall_seconds"]
         ratios["as_shipped_vs_swarm_generation_phases"] = gen(w) / gen(b)
