@@ -94,24 +94,26 @@ def debate_profile(store: Any, run_id: int, caps: dict[str, int]) -> list[dict[s
         return " + ".join(f"({agent} = '{a.replace(chr(39), chr(39) * 2)}' and {tokens} >= {int(c)})::int"
                           for a, c in caps.items()) or "0"
 
+    def fed(column: str, which: str) -> str:
+        """SQL: 1 where the row's ``column`` is the attempt of an example matching ``which``."""
+        return f"({column} in (select attempt_id from examples where run_id = {int(run_id)} and {which}))::int"
+
     out = []
     for (rnd,) in q("select distinct round from attempts where run_id = ? order by 1", [run_id]):
-        ex = "(select attempt_id from examples where run_id = {r} and role {roles} and attempt_id is not null)"
         first = q(f"""select count(*), sum(tokens), sum(seconds), sum({capped("agent", "tokens")}), sum(correct::int),
-                      sum((id in {ex.format(r=run_id, roles="= 'solver'")})::int)
+                      sum({fed("id", "role = 'solver'")})
                       from attempts where run_id = ? and round = ? and turn = 0""", [run_id, rnd])[0]
         crit = q(f"""select count(*), sum(c.tokens), sum(c.seconds), sum({capped("c.agent", "c.tokens")}),
                      sum((r.answer is distinct from a.answer)::int),
-                     sum((c.attempt_id in (select attempt_id from examples where run_id = ? and role = 'critic'
-                                           and source = 'critique'))::int)
+                     sum({fed("c.attempt_id", "role = 'critic' and source = 'critique'")})
                      from critiques c join attempts a on a.id = c.attempt_id
                      left join attempts r on r.run_id = a.run_id and r.task_id = a.task_id and r.agent = a.agent
                           and r.sample = a.sample and r.turn = c.turn
-                     where c.run_id = ? and c.round = ?""", [run_id, run_id, rnd])[0]
+                     where c.run_id = ? and c.round = ?""", [run_id, rnd])[0]
         rev = q(f"""select count(*), sum(r.tokens), sum(r.seconds), sum({capped("r.agent", "r.tokens")}),
                     sum((r.answer is distinct from a.answer)::int), sum((a.correct and not r.correct)::int),
                     sum((not a.correct and r.correct)::int),
-                    sum((r.id in {ex.format(r=run_id, roles="in ('solver', 'reviser')")})::int)
+                    sum({fed("r.id", "role in ('solver', 'reviser')")})
                     from attempts r join attempts a on a.run_id = r.run_id and a.task_id = r.task_id and a.agent = r.agent
                          and a.sample = r.sample and a.turn = r.turn - 1
                     where r.run_id = ? and r.round = ? and r.turn > 0""", [run_id, rnd])[0]
