@@ -2,9 +2,9 @@
 
 Scoring is greedy pass@1 through the batched runtime with the prompt the solvers use, checked
 by the domain's verifier; every task's outcome and answer is kept (``eval_answers``), so two
-adapters can be compared task by task. The gate keeps a new adapter unless a paired test on
-the same dev tasks (exact one-sided McNemar) says it is worse than the best adapter kept so far
-or than the base model.
+adapters can be compared task by task. The gate keeps a new adapter unless, on the same dev
+tasks, it loses more of them than it wins against the best adapter kept so far or the base
+model, or a paired test (exact one-sided McNemar) says it is worse than either.
 """
 
 from __future__ import annotations
@@ -142,21 +142,31 @@ def paired(new: Mapping[int, bool], ref: Mapping[int, bool]) -> Paired:
 
 def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha: float,
          facts: tuple[Mapping[int, bool], Mapping[int, bool], int] | None = None) -> tuple[bool, str, dict[str, Any]]:
-    """Keep the new adapter unless it is worse than any reference beyond what the pairing calls
-    noise (one-sided p < ``alpha``), or, given ``facts`` = (base's outcomes, new's outcomes,
-    most allowed lost), it answers wrong more facts the base model answered right than allowed.
+    """Keep the new adapter unless, against any reference, it is worse beyond what the pairing
+    calls noise (one-sided p < ``alpha``) or it loses more of the tasks than it wins (a tie
+    keeps it); or, given ``facts`` = (base's outcomes, new's outcomes, most allowed lost), it
+    answers wrong more facts the base model answered right than allowed.
     Returns (keep, the reason in words, the numbers).
+
+    Why "loses more than it wins" too: every round trains from the base on all the data so far,
+    so dropping an adapter that is not better loses nothing, while keeping one that is worse but
+    not *significantly* worse lets the adapter in use drift down round by round (seen: one that
+    lost 9 dev tasks and won 3, p = 0.073, replaced a better one).
 
     >>> keep, why, _ = gate({1: True, 2: True}, {"base": {1: False, 2: True}}, 0.05); keep
     True
     >>> gate({i: i < 5 for i in range(30)}, {"best kept #3": {i: True for i in range(30)}}, 0.05)[0]
     False
+    >>> lost9_won3 = {i: i >= 9 for i in range(12)}, {"best kept #1": {i: i < 9 for i in range(12)}}
+    >>> keep, why, _ = gate(*lost9_won3, 0.05); keep, why.endswith("loses more than it wins against best kept #1: dropped")
+    (False, True)
     >>> keep, why, _ = gate({1: True}, {"base": {1: True}}, 0.05, ({7: True, 8: True, 9: True}, {7: False, 8: False, 9: True}, 1))
     >>> keep, why.endswith("forgot 2 facts the base knew (allowed 1): dropped")
     (False, True)
     """
     comps = {label: paired(new, ref) for label, ref in refs.items()}
     worse = [label for label, c in comps.items() if c.p_worse < alpha]
+    net_loss = [label for label, c in comps.items() if c.worse > c.better and label not in worse]
     parts = [f"{label} {c.ref_accuracy:.1%} (lost {c.worse}, won {c.better}, p={c.p_worse:.3f})"
              for label, c in comps.items()]
     head = f"dev {next(iter(comps.values())).new_accuracy:.1%}" if comps else "dev -"
@@ -171,13 +181,15 @@ def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha:
                             "lost_max": allowed}
         reason += f"; facts {sum(new_f.values())}/{len(new_f)} (base {sum(base_f.values())})"
         forgot = forgot if forgot > allowed else 0
-    keep = not worse and not forgot
+    keep = not worse and not net_loss and not forgot
     if worse:
         reason += f": worse than {', '.join(worse)} (p < {alpha:g}): dropped"
+    elif net_loss:
+        reason += f": loses more than it wins against {', '.join(net_loss)}: dropped"
     elif forgot:
         reason += f": forgot {forgot} facts the base knew (allowed {facts[2] if facts else 0}): dropped"
     else:
-        reason += ": not worse: kept"
+        reason += ": not worse, wins at least as many as it loses: kept"
     numbers["kept"] = keep
     return keep, reason, numbers
 

@@ -225,7 +225,8 @@ class EvalSpec(_Strict):
                       "them; swarm eval and the benchmarks report them.")
     alpha: float = Field(0.05, gt=0.0, lt=0.5, description="The gate drops a new adapter when a paired test "
                          "(exact one-sided McNemar on the same dev tasks) says it is worse than the best adapter kept "
-                         "so far, or than the base model, at this significance level.")
+                         "so far, or than the base model, at this significance level; it also drops one that loses "
+                         "more of those tasks than it wins, significant or not.")
     bootstrap: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples for the 95% interval.")
     facts_lost_max: int = Field(
         2, ge=0, le=16, description="The gate drops a new adapter that answers wrong more than this many of the 16 "

@@ -25,6 +25,17 @@ async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
         await pilot.pause(0.05)
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()
+    # Last, the picture itself must hold still: under load a refresh can land after the checks
+    # above (CI once caught the training screen mid-update); wait until three renders in a row
+    # over 0.3 s are the same.
+    last, same = None, 0
+    for _ in range(100):
+        shot = pilot.app.export_screenshot()
+        same = same + 1 if shot == last else 0
+        if same >= 3:
+            break
+        last = shot
+        await pilot.pause(0.1)
 
 
 def test_swarm_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]
