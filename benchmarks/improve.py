@@ -224,6 +224,17 @@ def summarise(per_seed: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[s
     return out
 
 
+def results_name(recipe: str) -> str:
+    """The results file's name: ``improve`` for the default recipe, ``improve-NAME`` for another, so
+    measuring the python recipe does not overwrite the default's figures.
+
+    >>> results_name("default"), results_name("python"), results_name("recipes/python.toml")
+    ('improve', 'improve-python', 'improve-python')
+    """
+    stem = Path(recipe).stem
+    return "improve" if stem == "default" else f"improve-{stem}"
+
+
 def run(quick: bool = False, rounds: int | None = None, recipe: str = "default", overrides: dict[str, Any] | None = None,
         levels: tuple[int, ...] = LEVELS, write: bool = True, seeds: list[int] | None = None) -> dict[str, Any]:
     from engine.recipes import load_recipe
@@ -312,7 +323,7 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
             "per_seed": per_seed, "ratios": ratios,
             "versions": versions("llama-cpp-python", "torch", "unsloth", "peft", "transformers")}
     if write:
-        print(f"wrote {write_results('improve', data)}")
+        print(f"wrote {write_results(results_name(recipe), data)}")
     return data
 
 
