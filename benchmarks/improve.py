@@ -41,6 +41,7 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
     from engine.events import PhaseFinished
     from engine.pools import fact_set, pool_tasks, set_name
     from engine.protocol import DebateScore, debate_score, record_debate, stored_debate
+    from engine.roles import adapters_key, roles_in_use, server
     from engine.tasks.facts import SET_NAMES as FACT_SETS
     from engine.tasks import get_domain
     from engine.train.replay import CONTROL_PROMPTS
@@ -63,11 +64,17 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                 (pool, lvl): pool_tasks(eng.store, run_id, pool, lvl) for pool in ("test", "dev") for lvl in levels}
             sets.update({(pool, "facts"): fact_set(eng.store, run_id, pool) for pool in ("test", "dev")})
             rt = eng.runtime_for(rec, run_id)
-            measured: dict[int | None, dict[str, Any]] = {}
+            measured: dict[Any, dict[str, Any]] = {}
 
-            def measure(adapter_id: int | None, adapter_path: str | None, rnd: int) -> dict[str, Any]:
-                if adapter_id in measured:
-                    return measured[adapter_id]
+            def measure(adapter_id: int | None, adapter_path: str | None, rnd: int,
+                        roles: dict[str, Any] | None = None) -> dict[str, Any]:
+                """pass@1 of ``adapter_id`` (the solver's); the debate with each role under its own
+                adapter when ``roles`` differ (per-role adapters), else all under ``adapter_id``."""
+                roles_key = adapters_key(roles)
+                if (adapter_id, roles_key) in measured:
+                    return measured[adapter_id, roles_key]
+                by_role = server(rt, roles) if roles and roles_key else None
+
                 def serve() -> None:
                     if not rt.serves(adapter_path):
                         rt.set_adapter(adapter_path).result()
@@ -86,18 +93,19 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                     out[pool][str(lvl)] = {"n": sc.n, "correct": sc.correct, "accuracy": sc.accuracy,
                                            "ci": [sc.ci_low, sc.ci_high]}
                     if pool == "test" and lvl != "facts":  # the debate as a protocol, on test sets only
-                        deb = stored_debate(eng.store, run_id, adapter_id, name)
+                        deb = stored_debate(eng.store, run_id, adapter_id, name, roles_key)
                         if deb is None:
                             serve()
-                            deb = debate_score(rt, rec, tasks, texts)
+                            deb = debate_score(rt, rec, tasks, texts, serve=by_role)
                             with eng.store.transaction():
-                                record_debate(eng.store, run_id, rnd, adapter_id, name, pool, deb)
+                                record_debate(eng.store, run_id, rnd, adapter_id, name, pool, deb, roles_key)
                         out["debate"][str(lvl)] = deb.summary()
                         debates.append(deb)
                 out["debate"]["all"] = sum(debates, DebateScore(0, 0, 0, 0, 0)).summary()  # every level pooled
                 serve()
                 out["control_answers"] = control_answers(rt, CONTROL_PROMPTS)
-                measured[adapter_id] = out
+                out["key"] = [adapter_id, roles_key]
+                measured[adapter_id, roles_key] = out
                 return out
 
             t0 = time.perf_counter()
@@ -117,12 +125,14 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                     [run_id, r])[0]
                 stats = json.loads(stats) if isinstance(stats, str) else (stats or {})
                 trained = q("select n_examples, backend, seconds, status, error from training_runs "
-                            "where run_id = ? and round = ? order by id desc limit 1", [run_id, r])
+                            "where run_id = ? and round = ? and coalesce(role, 'solver') = 'solver' order by id desc limit 1", [run_id, r])
                 new = q("select id, promoted, decision, export_cosine, sha256 from adapters where run_id = ? and round = ? "
-                        "order by id desc limit 1", [run_id, r])
-                cur = q("select id, path from adapters where run_id = ? and promoted order by id desc limit 1", [run_id])
-                cur_id, cur_path = (int(cur[0][0]), str(cur[0][1])) if cur else (None, None)
-                m = measure(cur_id, cur_path, r)
+                        "and coalesce(role, 'solver') = 'solver' order by id desc limit 1", [run_id, r])
+                roles = roles_in_use(eng.store, run_id)
+                cur_id, cur_path, _sha = roles["solver"]
+                m = measure(cur_id, cur_path, r, roles)
+                decided = q("select role, id, promoted, decision from adapters where run_id = ? and round = ? "
+                            "and role is not null order by id", [run_id, r])
                 per_round.append({
                     "round": r, "difficulty": int(difficulty), "seconds": played,
                     "curriculum": {"mix": json.loads(mix) if mix else None, "reason": why, "dev_score": dev_score},
@@ -138,7 +148,10 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                                                "group by all order by all", [run_id])),
                     "training": dict(zip(("examples", "backend", "seconds", "status", "error"), trained[0])) if trained else None,
                     "new_adapter": dict(zip(("id", "promoted", "decision", "export_cosine", "sha256"), new[0])) if new else None,
-                    "adapter_in_use": cur_id, "test": m["test"], "dev": m["dev"], "debate": m["debate"],
+                    "adapter_in_use": cur_id,
+                    "adapters_in_use": {role: a[0] for role, a in roles.items()},
+                    "role_adapters": [dict(zip(("role", "id", "promoted", "decision"), d)) for d in decided],
+                    "measure_key": m["key"], "test": m["test"], "dev": m["dev"], "debate": m["debate"],
                     "control_drift": drift(base["control_answers"], m["control_answers"]),
                 })
                 log(f"  seed {seed} round {r}: level {difficulty}, adapter {cur_id or 'base'}, "
@@ -150,7 +163,7 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                     "base": {"test": base["test"], "dev": base["dev"], "debate": base["debate"], "seconds": base_seconds,
                              "control_answers": base["control_answers"]},
                     "per_round": per_round, "level_ups": level_ups([pr["difficulty"] for pr in per_round]),
-                    "final_control_answers": measured[per_round[-1]["adapter_in_use"]]["control_answers"] if per_round else None,
+                    "final_control_answers": measured[tuple(per_round[-1]["measure_key"])]["control_answers"] if per_round else None,
                     "minutes": (time.perf_counter() - loop_start) / 60}
         finally:
             eng.close()

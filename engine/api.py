@@ -29,6 +29,7 @@ from engine.evaluate import Score, record_score, score
 from engine.events import Event, EventBus, ModelNotice, RunFailed, RunFinished, RunStarted, Subscriber
 from engine.models import check_gguf, resolve_model
 from engine.protocol import DebateScore, debate_score, record_debate
+from engine.roles import adapters_key, roles_in_use, server
 from engine.pools import ensure_pools, report_sets, set_name
 from engine.paths import home_dir, store_path
 from engine.recipes import Recipe, load_recipe, parse_recipe
@@ -134,8 +135,9 @@ class Engine:
         return self.store.query(sql, params, limit)
 
     def use_adapter(self, adapter_id: int | None, run_id: int | None = None) -> None:
-        """Promote an adapter by hand (later ones of its run step back), or with None roll the
-        run (default: the latest with adapters) back to the base model; swaps it in if loaded."""
+        """Promote an adapter by hand (later ones of its run serving the same role step back), or
+        with None roll the run (default: the latest with adapters) back to the base model for every
+        role; swaps it in if loaded."""
         q = self.store.execute
         if adapter_id is not None:
             row = q("select run_id, path from adapters where id = ?", [adapter_id])
@@ -143,7 +145,8 @@ class Engine:
                 raise StoreError(f"no adapter {adapter_id}")
             run_id, path = int(row[0][0]), str(row[0][1])
             with self.store.transaction():
-                q("update adapters set promoted = false where run_id = ? and id > ?", [run_id, adapter_id])
+                q("update adapters set promoted = false where run_id = ? and id > ? and role is not distinct from "
+                  "(select role from adapters where id = ?)", [run_id, adapter_id, adapter_id])
                 q("update adapters set promoted = true, decision = coalesce(decision, '') || ' (promoted by hand)' "
                   "where id = ? and not promoted", [adapter_id])
         else:
@@ -308,17 +311,24 @@ class Engine:
         rt = self.runtime_for(info.recipe, run_id)
         before = rt.adapter
         rt.set_adapter(path, sha256=sha).result()
+        # The debate of the adapters in use: per role, each role under its own (engine.roles).
+        roles = roles_in_use(self.store, run_id) if adapter == "in-use" else {}
+        roles_key = adapters_key(roles)
+        serve = server(rt, roles) if roles_key else None
         rnd = q("select coalesce(max(round), 0) from rounds where run_id = ?", [run_id])[0][0]
         domain = get_domain(info.recipe.task.domain)
         out = []
         try:
             for name, tasks in chosen.items():
+                if serve is not None:
+                    serve("solver")
                 sc, texts = score(rt, info.recipe, tasks, seed=info.seed)
-                deb = debate_score(rt, info.recipe, tasks, texts) if debate and name != "facts-test" else None
+                deb = debate_score(rt, info.recipe, tasks, texts, serve=serve) \
+                    if debate and name != "facts-test" else None
                 with self.store.transaction():
                     record_score(self.store, run_id, int(rnd), adapter_id, name, "test", sc, texts)
                     if deb is not None:
-                        record_debate(self.store, run_id, int(rnd), adapter_id, name, "test", deb)
+                        record_debate(self.store, run_id, int(rnd), adapter_id, name, "test", deb, roles_key)
                 level = int(name.split("-", 1)[1]) if name.startswith("test-") else None
                 meaning = domain.level_name(level) if level else ("general facts" if name == "facts-test" else name)
                 out.append(SetScore(name, meaning, adapter_id, sc, deb))

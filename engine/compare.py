@@ -77,7 +77,7 @@ def played_with(store: Store, run_id: int, rnd: int) -> int | None:
     """The adapter round ``rnd`` played with: the latest the gate kept in an earlier round (None: base)."""
     row = store.execute(
         "select max(id) from adapters where run_id = ? and round < ? and decision is not null "
-        "and (promoted or coalesce((gate->>'kept')::boolean, false))", [run_id, rnd])
+        "and coalesce(role, 'solver') = 'solver' and (promoted or coalesce((gate->>'kept')::boolean, false))", [run_id, rnd])
     return int(row[0][0]) if row and row[0][0] is not None else None
 
 
@@ -101,13 +101,14 @@ def some_tasks(store: Store, run_id: int, ids: list[int]) -> list[TaskRow]:
 
 
 def resolve_adapter(store: Store, run_id: int, which: int | str | None) -> tuple[int | None, str | None, str | None]:
-    """(id, path, sha256) of ``which``: an id, ``in-use`` (the latest promoted), or None/``base``."""
+    """(id, path, sha256) of ``which``: an id, ``in-use`` (the latest promoted, the solver's with
+    per-role adapters), or None/``base``."""
     if which in (None, "base"):
         return None, None, None
-    if which == "in-use":
-        row = store.execute("select id, path, sha256 from adapters where run_id = ? and promoted order by id desc limit 1",
-                            [run_id])
-        return (int(row[0][0]), str(row[0][1]), str(row[0][2])) if row else (None, None, None)
+    if which == "in-use":  # the solver's (per-role adapters) or the one shared by every role
+        from engine.roles import in_use
+
+        return in_use(store, run_id, "solver")
     row = store.execute("select id, path, sha256 from adapters where run_id = ? and id = ?", [run_id, int(which)])
     if not row:
         raise EngineError(f"run {run_id} has no adapter {which}")

@@ -13,7 +13,7 @@ reproducible; the round's debate samples with each agent's temperature.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,14 +94,19 @@ def _greedy(agent: AgentSpec) -> AgentSpec:
 
 
 def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
-                 first_texts: Sequence[str] | None = None) -> DebateScore:
-    """Play the debate protocol on ``tasks`` with whatever adapter the runtime serves now.
+                 first_texts: Sequence[str] | None = None,
+                 serve: Callable[[str], None] | None = None) -> DebateScore:
+    """Play the debate protocol on ``tasks`` with whatever adapter the runtime serves now, or,
+    with ``serve`` (``engine.roles.server``), each role's requests under that role's adapter:
+    ``serve(role)`` runs before the solver's, critic's, reviser's and judge's requests.
     ``first_texts``: the greedy first answers if already generated (pass@1 scoring made them)."""
+    use = serve or (lambda role: None)
     domain = get_domain(recipe.task.domain)
     solver = _greedy(recipe.agents_with("solver")[0])
     critics, judges = recipe.agents_with("critic"), recipe.agents_with("judge")
     p = recipe.prompts
     if first_texts is None:
+        use("solver")
         comps = runtime.submit_many([request(solver, fill(p.solve, {"task": tr.task.prompt}), 0, greedy=True)
                                      for tr in tasks])
         first_texts = [c.result().text for c in comps]
@@ -110,9 +115,11 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
     if critics:
         critic = _greedy(critics[0])
         for _turn in range(recipe.round.debate_turns):
+            use("critic")
             crits = [c.result().text for c in runtime.submit_many([
                 request(critic, fill(p.critique, {"task": tr.task.prompt, "answer": t}), 0, greedy=True)
                 for tr, t in zip(tasks, texts)])]
+            use("reviser")
             texts = [c.result().text for c in runtime.submit_many([
                 request(solver, fill(p.revise, {"task": tr.task.prompt, "answer": t, "critique": k}), 0, greedy=True)
                 for tr, t, k in zip(tasks, texts, crits)])]
@@ -125,6 +132,7 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
         judge = _greedy(judges[0])
         asked = [(i, which, t) for i, (a, b) in enumerate(zip(first_texts, texts))
                  for which, t in (("first", a), ("final", b)) if which == "first" or b != a]
+        use("judge")
         comps = runtime.submit_many([
             request(judge, fill(p.judge, {"task": tasks[i].task.prompt, "answer": t}), 0, grammar=JUDGE_GRAMMAR,
                     prefix=JUDGE_PREFIX, greedy=True) for i, _w, t in asked])
@@ -148,14 +156,16 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
 
 
 def record_debate(store: Store, run_id: int, rnd: int, adapter_id: int | None, eval_set: str, pool: str,
-                  sc: DebateScore) -> int:
-    """Write a debate score and each task's trace (inside the caller's transaction); returns its id."""
+                  sc: DebateScore, adapters: str | None = None) -> int:
+    """Write a debate score and each task's trace (inside the caller's transaction); returns its id.
+    ``adapters``: which adapter each role ran under (``engine.roles.adapters_key``), when not all
+    ran under ``adapter_id``."""
     did = store.allocate_ids("debate_evals", 1)[0]
     store.insert("debate_evals", [dict(
         id=did, run_id=run_id, round=rnd, adapter_id=adapter_id, eval_set=eval_set, pool=pool, n=sc.n,
         first_correct=sc.first, final_correct=sc.final, right_to_wrong=sc.right_to_wrong,
         wrong_to_right=sc.wrong_to_right, judge_tp=sc.judge_tp, judge_tn=sc.judge_tn, judge_fp=sc.judge_fp,
-        judge_fn=sc.judge_fn)])
+        judge_fn=sc.judge_fn, adapters=adapters)])
     store.insert("debate_eval_answers", [
         dict(debate_eval_id=did, task_id=tid, first_text=a, critique=k, final_text=b, first_correct=fo,
              final_correct=lo, judge_first=jf, judge_final=jl)
@@ -163,10 +173,13 @@ def record_debate(store: Store, run_id: int, rnd: int, adapter_id: int | None, e
     return did
 
 
-def stored_debate(store: Store, run_id: int, adapter_id: int | None, eval_set: str) -> DebateScore | None:
-    """The debate score already recorded for this adapter on ``eval_set`` (counts only)."""
+def stored_debate(store: Store, run_id: int, adapter_id: int | None, eval_set: str,
+                  adapters: str | None = None) -> DebateScore | None:
+    """The debate score already recorded for this adapter (and per role, ``adapters``) on
+    ``eval_set`` (counts only)."""
     row = store.execute(
         "select n, first_correct, final_correct, right_to_wrong, wrong_to_right, judge_tp, judge_tn, judge_fp, judge_fn "
-        "from debate_evals where run_id = ? and adapter_id is not distinct from ? and eval_set = ? order by id desc limit 1",
-        [run_id, adapter_id, eval_set])
+        "from debate_evals where run_id = ? and adapter_id is not distinct from ? and eval_set = ? "
+        "and adapters::varchar is not distinct from ? order by id desc limit 1",
+        [run_id, adapter_id, eval_set, adapters])
     return DebateScore(*(int(v) for v in row[0])) if row else None

@@ -211,6 +211,12 @@ class TrainSpec(_Strict):
         "sees: solver (verified answers), reviser (revisions verified right, fixes and keeps), critic (critiques "
         "after which a wrong answer was revised right; confirmations of right answers, as many), judge (verdicts "
         "on the round's answers from the verifier, as many right as wrong).")
+    adapters: Literal["shared", "per-role"] = Field(
+        "shared", description="shared: one LoRA trained on every role's examples serves every role. per-role: each "
+        "role in train.roles trains a LoRA of its own on its own examples (the steps shared out in proportion to each "
+        "role's examples; replay goes to the solver) and runs under it; the gate decides per role on that role's dev "
+        "metric (solver: pass@1 and the facts; critic and reviser: the debate's right answers after revision; judge: "
+        "balanced accuracy against the verifier). The proposer runs on the base model.")
     targets: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         min_length=1,
@@ -228,6 +234,9 @@ class EvalSpec(_Strict):
                          "so far, or than the base model, at this significance level; it also drops one that loses "
                          "more of those tasks than it wins, significant or not.")
     bootstrap: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples for the 95% interval.")
+    debate_dev: int = Field(
+        30, ge=4, le=100_000, description="With train.adapters = 'per-role': the first this many tasks of the round's "
+        "level's dev set, on which the debate protocol gates a new critic, reviser or judge adapter.")
     facts_lost_max: int = Field(
         2, ge=0, le=16, description="The gate drops a new adapter that answers wrong more than this many of the 16 "
         "general facts (the dev half) the base model answers right: training one skill must not erase others.")

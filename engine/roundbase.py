@@ -169,9 +169,24 @@ class PhaseRunner:
     def _agents(self, role: str) -> list[AgentSpec]:
         return self.recipe.agents_with(role)  # type: ignore[arg-type]
 
-    def current_adapter(self) -> tuple[int | None, str | None]:
-        """The run's adapter in use: the latest promoted one (None: the base model)."""
-        row = self.store.execute(
-            "select id, path from adapters where run_id = ? and promoted order by id desc limit 1", [self.run_id])
-        return (int(row[0][0]), str(row[0][1])) if row else (None, None)
+    def current_adapter(self, role: str = "solver") -> tuple[int | None, str | None]:
+        """The adapter ``role`` runs under (engine.roles.in_use; None: the base model): with one
+        shared adapter, the run's latest promoted one."""
+        from engine.roles import in_use
+
+        aid, path, _sha = in_use(self.store, self.run_id, role)
+        return aid, path
+
+    @property
+    def per_role(self) -> bool:
+        return self.recipe.train.adapters == "per-role"
+
+    def _serve(self, role: str) -> None:
+        """Per-role adapters: make the runtime serve ``role``'s adapter before its requests. With
+        one shared adapter the one the gate put in use serves every role, and nothing changes."""
+        if not self.per_role:
+            return
+        from engine.roles import in_use, server
+
+        server(self.rt, {role: in_use(self.store, self.run_id, role)})(role)
 

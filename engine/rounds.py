@@ -121,6 +121,7 @@ class RoundRunner(LearningPhases):
                         seed_for(self.seed, rnd, "propose", i))
                 for i in range(spec.proposed)
             ]
+            self._serve("proposer")
             for res in self._generate(reqs):
                 candidates.append(("proposed", self.domain.parse_proposal(res.text, difficulty), res.text))
         ids = self.store.allocate_ids("tasks", len(candidates))
@@ -170,6 +171,7 @@ class RoundRunner(LearningPhases):
                  for s in range(self.recipe.round.samples)]
         reqs = [request(a, fill(self.recipe.prompts.solve, {"task": tr.task.prompt}),
                         seed_for(self.seed, rnd, tr.task.fingerprint, a.name, s, 0), task=tr.id) for tr, a, s in items]
+        self._serve("solver")
         results = self._generate(reqs)
         rows = self._attempt_rows(rnd, items, results, 0)
         with self.store.transaction():
@@ -194,6 +196,7 @@ class RoundRunner(LearningPhases):
                         seed_for(self.seed, rnd, tasks[tid].task.fingerprint, agent, s, "critique", turn), task=tid)
                 for i, (_aid, tid, agent, s, text) in enumerate(prev)
             ]
+            self._serve("critic")
             crits = self._generate(crit_reqs)
             items = [(tasks[tid], solvers[agent], s) for _aid, tid, agent, s, _t in prev]
             rev_reqs = [
@@ -201,6 +204,7 @@ class RoundRunner(LearningPhases):
                         seed_for(self.seed, rnd, tasks[tid].task.fingerprint, agent, s, turn), task=tid)
                 for (_aid, tid, agent, s, text), c in zip(prev, crits)
             ]
+            self._serve("reviser")
             revs = self._generate(rev_reqs)
             crit_ids = self.store.allocate_ids("critiques", len(prev))
             crit_rows = [
@@ -237,6 +241,7 @@ class RoundRunner(LearningPhases):
                     prefix=JUDGE_PREFIX, greedy=judges[i % len(judges)].temperature == 0, task=tid)
             for i, (_aid, tid, text, _c, _s, agent, sample) in enumerate(finals)
         ]
+        self._serve("judge")
         results = self._generate(reqs)
         ids = self.store.allocate_ids("verdicts", len(finals))
         rows = []
@@ -293,12 +298,19 @@ class RoundRunner(LearningPhases):
         first = next(iter(solvers.values()))
         why_reqs = [request(first, fill(p.rationale, {"task": tr.task.prompt, "reference": tr.task.reference}),
                             seed_for(self.seed, rnd, tr.task.fingerprint, "rationale"), task=tr.id) for tr in unsolved]
-        results = self._generate(crit_reqs + why_reqs)
-        crits, whys = results[:len(crit_reqs)], results[len(crit_reqs):]
+        if self.per_role:  # the critics' and the solver's requests under their own adapters
+            self._serve("critic")
+            crits = self._generate(crit_reqs)
+            self._serve("solver")
+            whys = self._generate(why_reqs)
+        else:
+            results = self._generate(crit_reqs + why_reqs)
+            crits, whys = results[:len(crit_reqs)], results[len(crit_reqs):]
         rev_reqs = [
             request(solvers[agent], fill(p.revise, {"task": tr.task.prompt, "answer": text, "critique": c.text}),
                     seed_for(self.seed, rnd, tr.task.fingerprint, agent, sample, "hint revision"), task=tr.id)
             for (_aid, tr, agent, sample, text), c in zip(wrong, crits)]
+        self._serve("reviser")
         revs = self._generate(rev_reqs)
         ids = self.store.allocate_ids("hints", len(wrong) + len(unsolved))
         out = []

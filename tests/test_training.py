@@ -507,6 +507,92 @@ def test_train_now_twice_gives_two_adapters_each_scored_on_its_own(tmp_path: Pat
     eng.close()
 
 
+def test_per_role_adapters_train_gate_and_serve_each_role(tmp_path: Path, tiny_model: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """train.adapters = "per-role": each role with examples trains its own adapter on its own
+    examples only (steps shared out by their number; a role with too few is skipped and says so),
+    the solver's is gated on pass@1 and the others on the debate protocol over the dev set (both
+    debates recorded with the adapters each role ran under); promoted, each role's requests in
+    the next round run under that role's adapter, a role without one (the reviser, the proposer)
+    on the base model."""
+    from engine.roles import roles_in_use
+    from engine.train import runner
+    from engine.train.runner import Trained
+    from tests.tiny_model import write_tiny_lora
+
+    recipe = small_recipe(tmp_path, tiny_model, **{
+        "max_per_task = 2": 'max_per_task = 2\nmin_examples = 2\nadapters = "per-role"', "steps = 30": "steps = 20"})
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    assert eng.play(run_id) == "finished"
+    q = eng.store.execute
+    tid = q("select id from tasks where run_id = ? and pool = 'train' and rejected_reason is null limit 1", [run_id])[0][0]
+    rows = []
+    for role, n, reply in (("solver", 6, "3"), ("critic", 3, "The answer 3 is right."), ("judge", 3, "VERDICT: right"),
+                           ("reviser", 1, "3")):
+        for i in range(n):
+            rows.append(dict(id=eng.store.allocate_ids("examples", 1)[0], run_id=run_id, round=0, task_id=tid,
+                             attempt_id=None, role=role, source="verified",
+                             messages=[{"role": "user", "content": f"{role} question {i}"},
+                                       {"role": "assistant", "content": reply}]))
+    eng.store.insert("examples", rows)
+    seen: dict[str, list[list[dict[str, str]]]] = {}
+
+    def fake_train(cfg, examples, cancel=None, on_progress=None, on_log=None, trainer=None):  # type: ignore[no-untyped-def]
+        out = cfg.workdir / "adapter.gguf"
+        cfg.workdir.mkdir(parents=True, exist_ok=True)
+        write_tiny_lora(out, seed=len(seen) + 1)
+        seen[str(cfg.workdir)] = examples
+        return Trained("peft", "fake", cfg.spec.steps, [1.0], 1.0, 1.0, 1.0, len(examples), out, sha256_file(out), 1.0)
+
+    monkeypatch.setattr(runner, "train_lora", fake_train)
+    eng.train_now(run_id)
+    runs = {r[0]: r[1:] for r in q("select role, status, steps, n_examples, error from training_runs where run_id = ?", [run_id])}
+    assert set(runs) == {"solver", "critic", "judge", "reviser"}
+    assert runs["reviser"][0] == "skipped" and "1 reviser example so far, train.min_examples is 2" in runs["reviser"][3]
+    # the solver's set carries the replay share (none recorded here), the others only their own examples
+    assert runs["solver"][1:3] == (10, 6) and runs["critic"][1:3] == (5, 3) and runs["judge"][1:3] == (5, 3)  # 20 steps
+    for examples in seen.values():
+        assert len({m[0]["content"].split()[0] for m in examples}) == 1  # one role's examples per adapter
+    ads = {r[0]: r[1:] for r in q("select role, id, decision, promoted from adapters where run_id = ?", [run_id])}
+    assert set(ads) == {"solver", "critic", "judge"} and all(a[1] for a in ads.values())
+    assert "judge balanced accuracy on dev-" in ads["judge"][1]
+    assert "right after revision" in ads["critic"][1]
+    debates = q("select pool, eval_set, adapters from debate_evals where run_id = ? order by id", [run_id])
+    assert [d[0] for d in debates] == ["dev", "dev"]  # with the adapters in use and with the new ones
+    solver = ads["solver"][0] if ads["solver"][2] else None  # gated first: the debate's first answers are its
+    assert debates[0][2] == (None if solver is None else json.dumps(
+        {"critic": None, "judge": None, "reviser": None, "solver": solver}))
+    assert json.loads(debates[1][2]) == {"critic": ads["critic"][0], "judge": ads["judge"][0], "reviser": None,
+                                         "solver": solver}
+
+    for role in ("solver", "critic", "judge"):  # promote each by hand, whatever the gate said
+        eng.use_adapter(ads[role][0])
+    in_use = roles_in_use(eng.store, run_id)
+    assert {r: a[0] for r, a in in_use.items()} == {
+        "solver": ads["solver"][0], "critic": ads["critic"][0], "judge": ads["judge"][0], "reviser": None}
+    sha = {a[2]: role for role, a in in_use.items() if a[0] is not None}
+    rt = eng.runtime_for(eng.run_info(run_id).recipe, run_id)
+    served: list[tuple[str, str]] = []
+    submit = rt.submit_many
+
+    def recording(reqs):  # type: ignore[no-untyped-def]
+        reqs = list(reqs)
+        served.extend((r.role, sha.get(rt.adapter_sha256, "base")) for r in reqs)
+        return submit(reqs)
+
+    monkeypatch.setattr(rt, "submit_many", recording)
+    assert eng.play(run_id, rounds=2) == "finished"
+    revisions = q("select count(*) from attempts where run_id = ? and round = 1 and turn > 0", [run_id])[0][0]
+    by_role: dict[tuple[str, str], int] = {}
+    for key in served:
+        by_role[key] = by_role.get(key, 0) + 1
+    assert by_role.get(("critic", "critic")) and by_role.get(("judge", "judge")) and by_role.get(("proposer", "base"))
+    assert by_role.get(("solver", "solver")) and by_role.get(("solver", "base")) == revisions > 0
+    assert {r for r, a in served if a not in (r, "base")} == set()  # nobody ran under another role's adapter
+    eng.close()
+
+
 @pytest.mark.slow  # about 75 s each: torch, a dequantized checkpoint, training and the check
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_export_check_passes_for_each_architecture(tmp_path: Path, real_model: Path, arch: str) -> None:

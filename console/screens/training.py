@@ -81,7 +81,7 @@ class TrainingScreen(Screen[None]):
     def action_refresh(self) -> None:
         ad = self.engine.query(
             "select a.id, a.run_id, a.round, t.backend, t.n_examples, t.steps, round(t.tokens_per_second), "
-            "round(a.export_cosine, 4), a.promoted, a.decision from adapters a "
+            "round(a.export_cosine, 4), a.promoted, coalesce(a.role || ' adapter: ', '') || a.decision from adapters a "
             "join training_runs t on t.id = a.training_run_id order by a.id desc").rows
         evs = self.engine.query(
             "select run_id, round, coalesce(adapter_id::text, 'base'), eval_set, n, round(accuracy, 3), "
@@ -90,7 +90,8 @@ class TrainingScreen(Screen[None]):
         # benchmark) and each round's own sampled debate, both scored by the verifier afterwards.
         protocol = []
         for run_id, rnd, name, *counts in self.engine.query(
-                "select run_id, round, eval_set || ' ' || coalesce('#' || adapter_id::text, 'base'), n, first_correct, "
+                "select run_id, round, eval_set || ' ' || coalesce('#' || adapter_id::text, 'base') "
+                "|| case when adapters is null then '' else ' per-role' end, n, first_correct, "
                 "final_correct, right_to_wrong, wrong_to_right, judge_tp, judge_tn, judge_fp, judge_fn "
                 "from debate_evals order by id desc").rows:
             d = DebateScore(*(int(c) for c in counts))  # type: ignore[arg-type]

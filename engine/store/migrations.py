@@ -326,6 +326,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE hints ADD COLUMN endpoint TEXT;      -- the critique's (or rationale's) endpoint
         """,
     ),
+    Migration(
+        6,
+        "m006_per_role_adapters",
+        "With train.adapters = 'per-role' each role (solver, critic, reviser, judge) trains and runs "
+        "under a LoRA of its own, gated on that role's dev metric: an adapter and its training run "
+        "name the role they serve (NULL: one adapter shared by every role), and a debate score "
+        "records which adapter each role ran under.",
+        """
+        ALTER TABLE adapters ADD COLUMN role TEXT;       -- solver | critic | reviser | judge; NULL: shared by every role
+        ALTER TABLE training_runs ADD COLUMN role TEXT;
+        ALTER TABLE debate_evals ADD COLUMN adapters JSON;  -- per-role: {"solver": id, ...}; NULL: adapter_id for all
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -238,9 +238,12 @@ def collect_replay(store: Store, runtime: Runtime, run_id: int, rnd: int, max_to
     return len(rows)
 
 
-def training_set(store: Store, recipe: Recipe, run_id: int, seed: int) -> list[list[dict[str, str]]]:
-    """The run's examples so far for the recipe's ``train.roles``, plus its share of replay."""
-    roles = list(recipe.train.roles)
+def training_set(store: Store, recipe: Recipe, run_id: int, seed: int, roles: list[str] | None = None,
+                 replay: bool = True) -> list[list[dict[str, str]]]:
+    """The run's examples so far for ``roles`` (default: the recipe's ``train.roles``), plus its
+    share of replay (and of easy answers, when the solver is among the roles) unless ``replay``
+    is False (a per-role critic, reviser or judge adapter: the solver's carries the replay)."""
+    roles = list(recipe.train.roles if roles is None else roles)
     marks = ", ".join("?" for _ in roles)
     labelled = [json.loads(r[0]) for r in store.execute(
         f"""
@@ -260,11 +263,25 @@ def training_set(store: Store, recipe: Recipe, run_id: int, seed: int) -> list[l
         n = min(len(pool), round(len(labelled) * frac / (1 - frac))) if labelled else 0
         return rng.sample(pool, n) if n else []
 
-    easy = share("easy", recipe.train.easy_fraction) if "solver" in roles else []
-    chosen = share("replay", recipe.train.replay_fraction)
+    easy = share("easy", recipe.train.easy_fraction) if "solver" in roles and replay else []
+    chosen = share("replay", recipe.train.replay_fraction) if replay else []
     data = labelled + easy + chosen
     rng.shuffle(data)
     return data
+
+
+def split_steps(steps: int, sizes: dict[str, int]) -> dict[str, int]:
+    """A round's ``steps`` shared out over per-role adapters in proportion to each role's
+    examples (at least one step for a role with any): every example is seen about as often as
+    in one shared adapter, for the same total.
+
+    >>> split_steps(40, {"solver": 60, "critic": 20, "reviser": 10, "judge": 10})
+    {'solver': 24, 'critic': 8, 'reviser': 4, 'judge': 4}
+    >>> split_steps(12, {"solver": 50, "critic": 0, "judge": 1})
+    {'solver': 12, 'critic': 0, 'judge': 1}
+    """
+    total = sum(sizes.values())
+    return {role: max(1, round(steps * n / total)) if n else 0 for role, n in sizes.items()}
 
 
 def solver_examples(store: Store, run_id: int) -> int:
