@@ -30,10 +30,11 @@ from engine.events import Event, EventBus, ModelNotice, RunFailed, RunFinished, 
 from engine.models import check_gguf, resolve_model
 from engine.protocol import DebateScore, debate_score, record_debate
 from engine.roles import adapters_key, roles_in_use, server
-from engine.pools import ensure_pools, report_sets, set_name
+from engine.pools import ensure_pools, report_sets
 from engine.paths import home_dir, store_path
 from engine.recipes import Recipe, load_recipe, parse_recipe
 from engine.report import Curves, curves
+from engine import phases
 from engine.rounds import RoundRunner, Stopped
 from engine.runtime import Runtime
 from engine.runtime.http import HttpRuntime
@@ -285,8 +286,8 @@ class Engine:
                              workdir=self.home / "runs" / str(run_id) / "on-demand", home=self.home)
         runner.marking = False
         try:
-            runner._train(rnd, difficulty, {})
-            runner._evaluate(rnd, difficulty, {})
+            phases.train.run(runner, rnd, difficulty, {})
+            phases.evaluate.run(runner, rnd, difficulty, {})
         except Stopped:
             return
 

@@ -1,5 +1,7 @@
-"""What every phase of a round shares: the run's store, runtime and recipe, concurrent
-generation with stop checks and the round's token budget, and the phase marker.
+"""What every phase of a round shares (the round context, ``PhaseRunner``): the run's store,
+runtime and recipe, concurrent generation with stop checks and the round's token budget, the
+adapter each role runs under, and the phase marker. The phases themselves are one module each
+in ``engine.phases``.
 
 ``Stopped`` is raised when the run is asked to stop; the phase in progress is abandoned unsaved.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
-from engine.events import EventBus, PhaseProgress, TokenStreamed
+from engine.events import AnswerGiven, EventBus, PhaseProgress, TokenStreamed
 from engine.faults import checkpoint
 from engine.recipes import AgentSpec, Recipe
 from engine.runtime import Completion, Request, Result, Runtime
@@ -93,7 +95,7 @@ class PhaseRunner:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _generate(self, reqs: Sequence[Request]) -> list[Result]:
+    def generate(self, reqs: Sequence[Request]) -> list[Result]:
         """Run requests concurrently; abandon them all if a stop is requested."""
         run_id = self.run_id
         for r in reqs:
@@ -156,17 +158,35 @@ class PhaseRunner:
             allowed.append(share > 0)
         return allowed
 
-    def _tasks(self, rnd: int) -> list[TaskRow]:
+    def round_tasks(self, rnd: int) -> list[TaskRow]:
+        """The tasks round ``rnd`` debates."""
         return debated_tasks(self.store, self.run_id, rnd)
 
-    def _mark(self, rnd: int, phase: str) -> None:
+    def mark(self, rnd: int, phase: str) -> None:
         """Record ``phase`` as done (inside the phase's write transaction)."""
         if not self.marking:
             return
         self.store.execute("update rounds set phase = ? where run_id = ? and round = ?", [phase, self.run_id, rnd])
         checkpoint(f"write:{phase}")
 
-    def _agents(self, role: str) -> list[AgentSpec]:
+    def attempt_rows(self, rnd: int, items: list[tuple[TaskRow, AgentSpec, int]], results: list[Result],
+                     turn: int) -> list[dict[str, Any]]:
+        """Attempt rows for ``results`` (one per (task, agent, sample) in ``items``), each scored by
+        the verifier as it is made; emits AnswerGiven for each."""
+        ids = self.store.allocate_ids("attempts", len(items))
+        rows = []
+        for aid, (tr, agent, sample), res in zip(ids, items, results):
+            verdict = self.domain.verify(tr.task, res.text)
+            rows.append(dict(
+                id=aid, run_id=self.run_id, round=rnd, task_id=tr.id, agent=agent.name, sample=sample, turn=turn,
+                text=res.text, answer=verdict.answer, correct=verdict.correct, status=verdict.status,
+                tokens=res.completion_tokens, seconds=res.seconds, truncated=res.truncated_prompt,
+                endpoint=res.endpoint,
+            ))
+            self.bus.emit(AnswerGiven(self.run_id, rnd, tr.id, agent.name, turn, res.text, verdict.correct))
+        return rows
+
+    def agents(self, role: str) -> list[AgentSpec]:
         return self.recipe.agents_with(role)  # type: ignore[arg-type]
 
     def current_adapter(self, role: str = "solver") -> tuple[int | None, str | None]:
@@ -181,7 +201,7 @@ class PhaseRunner:
     def per_role(self) -> bool:
         return self.recipe.train.adapters == "per-role"
 
-    def _serve(self, role: str) -> None:
+    def serve(self, role: str) -> None:
         """Per-role adapters: make the runtime serve ``role``'s adapter before its requests. With
         one shared adapter the one the gate put in use serves every role, and nothing changes."""
         if not self.per_role:

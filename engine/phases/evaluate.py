@@ -1,0 +1,196 @@
+"""The evaluate phase: the gate. A new shared or solver adapter is scored on the dev sets and the
+facts and kept only if it is not worse, task by task, than the best kept so far or the base
+model; per-role critic, reviser and judge adapters are gated on the debate protocol over the
+level's dev set. Test sets are never read here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from engine.curriculum import dev_skill_counts, write_skill_scores
+from engine.evaluate import Score, gate, record_score, score, stored_score
+from engine.events import AdapterPromoted, EvalScored
+from engine.faults import checkpoint
+from engine.pools import dev_sets, fact_set, set_name
+from engine.roundbase import PhaseRunner
+from engine.tasks.facts import SET_NAMES as FACT_SETS
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
+
+
+#: A score measured during the evaluate phase: (adapter id or None, dev set name, score, answers).
+Pending = tuple[int | None, str, Score, list[str]]
+
+
+def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
+    """Gate the round's new adapters: a shared or solver adapter on pass@1 over the dev sets
+    and the facts (``gate_solver``); per-role critic, reviser and judge adapters on the debate
+    protocol over the level's dev set (``gate_debate``)."""
+    new = ctx.store.execute(
+        "select id, path, sha256, role from adapters where run_id = ? and round = ? and decision is null "
+        "order by id desc", [ctx.run_id, rnd]) if ctx.train else []
+    solver = next((r for r in new if r[3] in (None, "solver")), None)
+    others: dict[str, Any] = {}
+    for r in new:
+        if r[3] in ("critic", "reviser", "judge"):
+            others.setdefault(str(r[3]), r)
+    if solver is None and not others:
+        with ctx.store.transaction():
+            ctx.mark(rnd, "evaluate")
+        return
+    if solver is not None:
+        gate_solver(ctx, rnd, difficulty, solver, last=not others)
+    if others:
+        gate_debate(ctx, rnd, difficulty, others)
+
+
+def gate_solver(ctx: PhaseRunner, rnd: int, difficulty: int, new: Any, last: bool) -> None:
+    """Score the new adapter on the dev sets and gate it against the best kept so far and the
+    base model, task by task; put whichever is kept in use."""
+    new_id, new_path, new_sha = int(new[0]), str(new[1]), str(new[2])
+    cur_id, cur_path = ctx.current_adapter()
+    sets = dev_sets(ctx.store, ctx.run_id, ctx.recipe, difficulty)
+    pending: list[Pending] = []  # scores measured now, written together with the decision
+
+    # The general facts' dev half: what the base model answers right must survive training.
+    facts = {FACT_SETS["dev"]: fact_set(ctx.store, ctx.run_id, "dev")}
+    facts = {k: v for k, v in facts.items() if v}  # runs from before the facts existed have none
+
+    def outcomes(adapter_id: int | None, path: str | None, sha: str | None = None,
+                 which: dict[str, Any] | None = None) -> dict[int, bool]:
+        out: dict[int, bool] = {}
+        for name, tasks in (sets if which is None else which).items():
+            sc = recorded_score(ctx, adapter_id, name, pending)
+            if sc is None:
+                if not ctx.rt.serves(path):
+                    ctx.rt.set_adapter(path, sha256=sha).result()
+                sc, texts = score(ctx.rt, ctx.recipe, tasks, ctx.seed)
+                checkpoint("evaluate")
+                pending.append((adapter_id, name, sc, texts))
+                ctx.bus.emit(EvalScored(ctx.run_id, rnd, name, adapter_id, sc.accuracy, sc.ci_low, sc.ci_high))
+            out.update(sc.outcomes)
+        return out
+
+    new_out, new_facts = outcomes(new_id, new_path, new_sha), outcomes(new_id, new_path, new_sha, facts)
+    refs: dict[str, dict[int, bool]] = {"base": outcomes(None, None)}
+    base_facts = outcomes(None, None, None, facts)
+    best_id, best_out = best_kept(ctx, sets, pending)
+    if cur_id is not None:
+        cur_out = outcomes(cur_id, cur_path)
+        if best_id is None or sum(cur_out.values()) >= sum(best_out.values()):
+            best_id, best_out = cur_id, cur_out
+    if best_id is not None:
+        refs[f"best kept #{best_id}"] = best_out
+    keep, reason, numbers = gate(new_out, refs, ctx.recipe.eval.alpha,
+                                 (base_facts, new_facts, ctx.recipe.eval.facts_lost_max) if facts else None)
+    numbers["sets"] = list(sets) + list(facts)
+    keep_path = new_path if keep else cur_path
+    if not ctx.rt.serves(keep_path):
+        ctx.rt.set_adapter(keep_path).result()
+    # What the curriculum reads next: the adapter in use, per skill and at the round's level.
+    in_use, in_use_out = (new_id, new_out) if keep else (cur_id, cur_out if cur_id is not None else refs["base"])
+    level_ids = [tr.id for tr in sets.get(set_name("dev", min(difficulty, ctx.recipe.task.max_difficulty)), [])]
+    dev_score = sum(in_use_out.get(i, False) for i in level_ids) / len(level_ids) if level_ids else None
+    with ctx.store.transaction():
+        for adapter_id, name, sc, texts in pending:
+            record_score(ctx.store, ctx.run_id, rnd, adapter_id, name, "dev", sc, texts)
+        write_skill_scores(ctx.store, ctx.run_id, rnd, "dev", in_use, dev_skill_counts(ctx.store, in_use_out))
+        ctx.store.execute("update rounds set dev_score = ? where run_id = ? and round = ?",
+                           [dev_score, ctx.run_id, rnd])
+        ctx.store.execute("update adapters set promoted = ?, decision = ?, gate = ? where id = ?",
+                           [keep, reason, json.dumps(numbers), new_id])
+        if last:
+            ctx.mark(rnd, "evaluate")
+    ctx.bus.emit(AdapterPromoted(ctx.run_id, rnd, new_id if keep else cur_id, keep,
+                                  f"solver adapter: {reason}" if new[3] else reason))
+
+
+def gate_debate(ctx: PhaseRunner, rnd: int, difficulty: int, new: dict[str, Any]) -> None:
+    """Per-role adapters: play the debate protocol on the first ``eval.debate_dev`` tasks of the
+    level's dev set twice from the same first answers (the solver in use): once with every role's
+    adapter in use, once with this round's new critic, reviser and judge adapters in their
+    place. The judge's is kept when its balanced accuracy against the verifier is not lower; the
+    critic's and reviser's (together: the debate is their joint work) when at least as many
+    answers are right after revision. Both debates are recorded (pool 'dev')."""
+    from engine.protocol import debate_score, record_debate, stored_debate
+    from engine.roles import adapters_key, roles_in_use, server
+
+    name = set_name("dev", min(difficulty, ctx.recipe.task.max_difficulty))
+    tasks = dev_sets(ctx.store, ctx.run_id, ctx.recipe, difficulty).get(name, [])[:ctx.recipe.eval.debate_dev]
+    ref = roles_in_use(ctx.store, ctx.run_id)
+    cand = {**ref, **{role: (int(r[0]), str(r[1]), str(r[2])) for role, r in new.items()}}
+    solver_id = ref["solver"][0]
+    decided: list[tuple[int, str, bool, str, dict[str, Any]]] = []  # id, role, keep, reason, numbers
+    writes: list[tuple[str | None, Any]] = []
+    if not tasks:
+        for role, r in new.items():
+            decided.append((int(r[0]), role, False, f"no dev tasks at {name} to debate on: dropped", {"kept": False}))
+    else:
+        server(ctx.rt, ref)("solver")
+        _sc, firsts = score(ctx.rt, ctx.recipe, tasks, ctx.seed)
+        checkpoint("evaluate")
+        ref_key, cand_key = adapters_key(ref), adapters_key(cand)
+        before = stored_debate(ctx.store, ctx.run_id, solver_id, name, ref_key)
+        if before is None:
+            before = debate_score(ctx.rt, ctx.recipe, tasks, firsts, serve=server(ctx.rt, ref))
+            writes.append((ref_key, before))
+        after = debate_score(ctx.rt, ctx.recipe, tasks, firsts, serve=server(ctx.rt, cand))
+        writes.append((cand_key, after))
+        checkpoint("evaluate")
+        numbers = {"set": name, "n": len(tasks), "in_use": before.summary(), "candidate": after.summary()}
+        if "judge" in new:
+            a, b = after.judge_balanced_accuracy, before.judge_balanced_accuracy
+            keep = a is not None and (b is None or a >= b)
+            reason = (f"judge balanced accuracy on {name} ({len(tasks)} tasks) {_pct(a)} vs {_pct(b)} in use: "
+                      + ("not lower: kept" if keep else "lower: dropped"))
+            decided.append((int(new["judge"][0]), "judge", keep, reason, {**numbers, "kept": keep}))
+        pair = [role for role in ("critic", "reviser") if role in new]
+        if pair:
+            keep = after.final >= before.final
+            reason = (f"debate on {name} with the new {' and '.join(pair)}: {after.final}/{len(tasks)} right after "
+                      f"revision vs {before.final}/{len(tasks)} in use (first answers {after.first}/{len(tasks)}): "
+                      + ("not fewer: kept" if keep else "fewer: dropped"))
+            for role in pair:
+                decided.append((int(new[role][0]), role, keep, reason, {**numbers, "kept": keep}))
+    with ctx.store.transaction():
+        for key, sc in writes:
+            record_debate(ctx.store, ctx.run_id, rnd, solver_id, name, "dev", sc, key)
+        for aid, _role, keep, reason, numbers in decided:
+            ctx.store.execute("update adapters set promoted = ?, decision = ?, gate = ? where id = ?",
+                               [keep, reason, json.dumps(numbers), aid])
+        ctx.mark(rnd, "evaluate")
+    for aid, role, keep, reason, _n in decided:
+        ctx.bus.emit(AdapterPromoted(ctx.run_id, rnd, aid if keep else ref[role][0], keep, f"{role} adapter: {reason}"))
+
+
+def recorded_score(ctx: PhaseRunner, adapter_id: int | None, name: str, pending: list[Pending]) -> Score | None:
+    """A score of this adapter on this dev set measured in this phase or recorded earlier."""
+    for aid, n, sc, _ in pending:
+        if aid == adapter_id and n == name:
+            return sc
+    sc = stored_score(ctx.store, ctx.run_id, adapter_id, name)
+    return sc if sc is not None and sc.outcomes else None
+
+
+def best_kept(ctx: PhaseRunner, sets: dict[str, Any], pending: list[Pending]) -> tuple[int | None, dict[int, bool]]:
+    """Among adapters the gate kept earlier, the one with the most right answers on these dev
+    sets; only those already scored on all of them are candidates (no extra scoring)."""
+    kept = [int(r[0]) for r in ctx.store.execute(
+        "select id from adapters where run_id = ? and (promoted or coalesce((gate->>'kept')::boolean, false)) "
+        "and decision is not null and coalesce(role, 'solver') = 'solver' order by id", [ctx.run_id])]
+    best: tuple[int | None, dict[int, bool]] = (None, {})
+    for aid in kept:
+        out: dict[int, bool] = {}
+        for name in sets:
+            sc = recorded_score(ctx, aid, name, pending)
+            if sc is None:
+                break
+            out.update(sc.outcomes)
+        else:
+            if best[0] is None or sum(out.values()) > sum(best[1].values()):
+                best = (aid, out)
+    return best

@@ -1,0 +1,124 @@
+"""The train phase: one LoRA on every role's examples, or one per role (``train.adapters``),
+trained, exported and checked in the training worker (this process never imports torch).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.agents import seed_for
+from engine.errors import TrainingError
+from engine.events import AdapterExported, AdapterPromoted, TrainingProgress
+from engine.faults import checkpoint
+from engine.roundbase import TASK_COLUMNS, PhaseRunner, Stopped, task_from_row
+
+
+def _too_few(n: int, what: str, least: int) -> str | None:
+    """Why a training run is skipped with ``n`` examples, or None when there are enough."""
+    if n >= least:
+        return None
+    return f"{n} {what} example{'' if n == 1 else 's'} so far, train.min_examples is {least}"
+
+
+def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
+    """Train one adapter on every role's examples, or with per-role adapters one per role, each
+    on its own examples (``split_steps``); a role trained before a crash is not trained again."""
+    if not ctx.train:
+        ctx.mark(rnd, "train")
+        return
+    from engine.train.dataset import solver_examples, split_steps, training_set
+
+    q = ctx.store.execute
+    # A training run left 'running' by a crash is over: say so, then train afresh.
+    q("update training_runs set status = 'failed', error = 'interrupted' "
+      "where run_id = ? and round = ? and status = 'running'", [ctx.run_id, rnd])
+    spec = ctx.recipe.train
+    n_verified = solver_examples(ctx.store, ctx.run_id)
+    jobs: list[tuple[str | None, list[Any], int, str | None]] = []  # role, examples, steps, why skipped
+    if not ctx.per_role:
+        examples = training_set(ctx.store, ctx.recipe, ctx.run_id, seed_for(ctx.seed, rnd, "train"))
+        jobs.append((None, examples, spec.steps, _too_few(n_verified, "verified", spec.min_examples)))
+    else:
+        sets = {role: training_set(ctx.store, ctx.recipe, ctx.run_id, seed_for(ctx.seed, rnd, "train", role),
+                                   roles=[role], replay=role == "solver") for role in spec.roles}
+        skips = {role: _too_few(n_verified if role == "solver" else len(ex),
+                                "verified solver" if role == "solver" else role, spec.min_examples)
+                 for role, ex in sets.items()}
+        steps = split_steps(spec.steps, {role: 0 if skips[role] else len(ex) for role, ex in sets.items()})
+        done = {r for (r,) in q("select role from adapters where run_id = ? and round = ? and decision is null",
+                                [ctx.run_id, rnd])} if ctx.marking else set()
+        jobs += [(role, ex, steps[role], skips[role]) for role, ex in sets.items() if role not in done]
+    if not jobs:
+        with ctx.store.transaction():
+            ctx.mark(rnd, "train")
+    for i, (role, examples, steps, skip) in enumerate(jobs):
+        train_one(ctx, rnd, role, examples, steps, skip, last=i == len(jobs) - 1)
+
+
+def train_one(ctx: PhaseRunner, rnd: int, role: str | None, examples: list[Any], steps: int, skip: str | None,
+               last: bool) -> None:
+    """Train, export and record one adapter (``role`` None: shared by every role); the last one
+    of the phase writes the phase marker with its rows."""
+    from engine.train.runner import TrainConfig, train_lora
+
+    q = ctx.store.execute
+    spec = ctx.recipe.train.model_copy(update={"steps": steps})
+    mark = (lambda: ctx.mark(rnd, "train")) if last else (lambda: None)
+    who = f"{role} adapter: " if role else ""
+    in_use_id, in_use = ctx.current_adapter(role or "solver")
+    init = Path(in_use).with_name("lora.npz") if in_use and spec.warm_start else None
+    init = init if init is not None and init.exists() else None
+    tr_id = ctx.store.allocate_ids("training_runs", 1)[0]
+    settings = {**spec.model_dump(), "continued_from_adapter": in_use_id if init else None, "role": role}
+    row = dict(id=tr_id, run_id=ctx.run_id, round=rnd, backend=spec.backend, backend_reason=None,
+               settings=settings, n_examples=len(examples), steps=steps, loss_curve=None,
+               tokens_per_second=None, seconds=None, status="running", error=None, role=role)
+    if skip is not None:
+        with ctx.store.transaction():
+            ctx.store.insert("training_runs", [{**row, "status": "skipped", "error": skip}])
+            mark()
+        ctx.bus.emit(AdapterPromoted(ctx.run_id, rnd, None, False, f"{who}training skipped: {skip}"))
+        return
+    ctx.store.insert("training_runs", [row])
+    assert ctx.workdir is not None and ctx.home is not None
+    held = q(f"select {TASK_COLUMNS} from tasks where run_id = ? and pool = 'dev' order by id limit 3", [ctx.run_id])
+    from engine.train.dataset import solve_messages
+
+    check_prompts = [ctx.rt.chat.render(solve_messages(ctx.recipe, task_from_row(r).task.prompt)) for r in held]
+    check_prompts.append(ctx.rt.chat.render([{"role": "user", "content": "Explain what a linked list is."}]))
+    # One directory per training run: an adapter file is never overwritten, so "train now"
+    # twice in a round gives two adapters, each scored on its own.
+    cfg = TrainConfig(home=ctx.home, gguf=ctx.rt.path, workdir=ctx.workdir / f"round-{rnd}" / f"train-{tr_id}",
+                      spec=spec, seed=seed_for(ctx.seed, rnd, "lora", *([role] if role else [])),
+                      check_prompts=check_prompts, init_lora=init)
+
+    def progress(step: int, steps: int, loss: float, tps: float) -> None:
+        ctx.bus.emit(TrainingProgress(ctx.run_id, rnd, step, steps, loss, tps))
+        checkpoint(f"train:{step}")
+
+    try:
+        out = train_lora(cfg, examples, cancel=ctx.stop, on_progress=progress, trainer=ctx.trainer)
+    except TrainingError as e:
+        q("update training_runs set status = ?, error = ? where id = ?",
+          ["cancelled" if ctx.stop.is_set() else "failed", str(e), tr_id])
+        if ctx.stop.is_set():
+            raise Stopped("stopped") from e
+        ctx.bus.emit(AdapterPromoted(ctx.run_id, rnd, None, False, f"{who}training failed: {e}"))
+        with ctx.store.transaction():
+            mark()
+        return
+    checkpoint("export")  # the adapter file exists; the store does not know it yet
+    ad_id = ctx.store.allocate_ids("adapters", 1)[0]
+    with ctx.store.transaction():
+        q("update training_runs set status = 'done', backend = ?, backend_reason = ?, loss_curve = ?, "
+          "tokens_per_second = ?, seconds = ?, n_examples = ? where id = ?",
+          [out.backend, out.backend_reason, json.dumps(out.loss_curve), out.tokens_per_second, out.seconds,
+           out.n_examples, tr_id])
+        ctx.store.insert("adapters", [dict(
+            id=ad_id, run_id=ctx.run_id, round=rnd, training_run_id=tr_id, parent_id=in_use_id,
+            path=str(out.adapter_path), sha256=out.sha256, export_cosine=out.cosine, promoted=False, decision=None,
+            role=role)])
+        mark()
+    ctx.bus.emit(AdapterExported(ctx.run_id, rnd, ad_id, str(out.adapter_path), out.cosine))
