@@ -32,6 +32,8 @@ SEQUENTIAL = {"model": {"n_parallel": 1, "prefix_cache": False, "weights": "as-i
 AS_SHIPPED = {"model": {"weights": "as-is"}}
 # What training on every role's examples (issue 12) costs the round: the solvers' examples only.
 SOLVER_ONLY = {"train": {"roles": ["solver"]}}
+# A LoRA per role (train.adapters = "per-role"): their training, and the debates that gate them.
+PER_ROLE = {"train": {"adapters": "per-role"}}
 
 
 def play(recipe: str, rounds: int = 1, train: bool = True) -> dict[str, Any]:
@@ -154,15 +156,16 @@ def _measure_weights() -> str:
                       gpu_layers=m.gpu_layers, log=print).reason
 
 
-def run(quick: bool = False, only: tuple[str, ...] = (), rounds: int = 1) -> dict[str, Any]:
+def run(quick: bool = False, only: tuple[str, ...] = (), rounds: int = 1, results_name: str | None = None) -> dict[str, Any]:
     """``only`` plays some of the variants (swarm, as shipped, sequential; "solver only", training on
-    the solvers' examples alone, only when named); the swarm one always.
+    the solvers' examples alone, and "per-role", a LoRA per role, only when named); the swarm one
+    always. ``results_name``: the results file's name (default ``round``, or ``round-Nrounds``).
     ``rounds`` > 1 plays that many rounds per variant (results in ``round-Nrounds.json``): what the
     warm trainer saves after the first round shows in ``per_round``."""
     auto = _measure_weights()
     variants = {k: v for k, v in {"swarm": {}, "as shipped": AS_SHIPPED, "sequential": SEQUENTIAL,
-                                  "solver only": SOLVER_ONLY}.items()
-                if (not only and k != "solver only") or k in only or k == "swarm"}
+                                  "solver only": SOLVER_ONLY, "per-role": PER_ROLE}.items()
+                if (not only and k not in ("solver only", "per-role")) or k in only or k == "swarm"}
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
@@ -180,7 +183,8 @@ def run(quick: bool = False, only: tuple[str, ...] = (), rounds: int = 1) -> dic
     rows.append(["peak RSS, training worker (MB)", *[r["peak_rss_mb"]["children"] for r in results.values()]])
     rows.append(["generated tokens", *[r["generated_tokens"] for r in results.values()]])
     heads = {"swarm": f"swarm ({b['weights']}, batched)", "as shipped": "as shipped (batched)",
-             "sequential": "one request at a time (as shipped)", "solver only": "solver examples only"}
+             "sequential": "one request at a time (as shipped)", "solver only": "solver examples only",
+             "per-role": "a LoRA per role"}
     print(table(["phase (s)", *[heads[k] for k in results]], rows))
     gen_phases = ("propose", "solve", "debate", "judge", "evaluate")
 
@@ -189,6 +193,11 @@ def run(quick: bool = False, only: tuple[str, ...] = (), rounds: int = 1) -> dic
 
     ratios: dict[str, float] = {}
     w, s, so = results.get("as shipped"), results.get("sequential"), results.get("solver only")
+    pr = results.get("per-role")
+    if pr is not None:  # what a LoRA per role costs the round (training four, gating three on debates)
+        ratios["per_role_vs_shared_round"] = pr["wall_seconds"] / b["wall_seconds"]
+        for phase in ("train", "evaluate"):
+            ratios[f"per_role_vs_shared_{phase}"] = pr["phases"].get(phase, 0) / max(1e-9, b["phases"].get(phase, 0))
     if so is not None:  # what the other roles' training examples add to the round
         ratios["every_role_vs_solver_only_round"] = b["wall_seconds"] / so["wall_seconds"]
         ratios["every_role_vs_solver_only_train"] = b["phases"].get("train", 0) / max(1e-9, so["phases"].get("train", 0))
@@ -211,7 +220,7 @@ def run(quick: bool = False, only: tuple[str, ...] = (), rounds: int = 1) -> dic
     if prof_rows:
         print(table(["round", "swarm: generated", "requests", "tokens", "request-s", "at max_tokens", "answer changed",
                      "fed an example"], prof_rows))
-    path = write_results("round" if rounds == 1 else f"round-{rounds}rounds", {
+    path = write_results(results_name or ("round" if rounds == 1 else f"round-{rounds}rounds"), {
                                    "quick": quick, "recipe": "default", "overrides": shrink, "auto_weights": auto, "rounds": rounds,
                                    "results": results, "round_seconds": b["wall_seconds"], "ratios": ratios,
                                    "versions": versions("llama-cpp-python", "torch", "unsloth", "duckdb")})
