@@ -571,6 +571,9 @@ def test_per_role_adapters_train_gate_and_serve_each_role(tmp_path: Path, tiny_m
     in_use = roles_in_use(eng.store, run_id)
     assert {r: a[0] for r, a in in_use.items()} == {
         "solver": ads["solver"][0], "critic": ads["critic"][0], "judge": ads["judge"][0], "reviser": None}
+    eng.evaluate(run_id, levels=[1], sets=["test-1"], debate=True)  # swarm eval --debate: each role under its own
+    assert json.loads(q("select adapters from debate_evals where run_id = ? and pool = 'test'", [run_id])[0][0]) == {
+        r: a[0] for r, a in in_use.items()}
     sha = {a[2]: role for role, a in in_use.items() if a[0] is not None}
     rt = eng.runtime_for(eng.run_info(run_id).recipe, run_id)
     served: list[tuple[str, str]] = []
