@@ -1,6 +1,5 @@
 """Training throughput per backend on the same data: unsloth vs. PEFT fp32 (the baseline) vs.
-PEFT bf16, and the output layer run only where labels are vs. at every position. Same LoRA rank
-and targets, same batches; each variant in its own worker process."""
+PEFT bf16. Same LoRA rank and targets, same batches; each backend in its own worker process."""
 
 from __future__ import annotations
 
@@ -40,13 +39,9 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
         base = {"base_dir": prep["base_dir"], "gguf": str(gguf), "examples": str(data), "rank": spec.rank,
                 "alpha": spec.alpha, "dropout": 0.0, "learning_rate": spec.learning_rate, "steps": steps,
                 "batch_size": spec.batch_size, "max_seq_len": spec.max_seq_len, "targets": list(spec.targets), "seed": 0}
-        # "every logit": the output layer over the prompt's positions too (the step before it ran
-        # only from the first label on), the same loss and gradient: what that saves, same run.
-        variants = [("peft fp32", {"backend": "peft"}), ("peft bf16", {"backend": "peft", "dtype": "bfloat16"}),
-                    ("peft bf16, every logit", {"backend": "peft", "dtype": "bfloat16", "all_logits": True})]
+        variants = [("peft fp32", {"backend": "peft"}), ("peft bf16", {"backend": "peft", "dtype": "bfloat16"})]
         if unsloth_importable():
-            variants[:0] = [("unsloth", {"backend": "unsloth"}),
-                            ("unsloth, every logit", {"backend": "unsloth", "all_logits": True})]
+            variants.insert(0, ("unsloth", {"backend": "unsloth"}))
         results = {}
         for name, extra in variants:
             r = run_worker("train", {**base, **extra, "out": str(work / f"{name.replace(' ', '-')}.npz")}, work / "log")
@@ -56,10 +51,6 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
     print(table(["backend", "s/step", "train tok/s", "peak RSS MB", "final loss"], rows))
     fastest = min(r["seconds_per_step"] for r in results.values())
     ratios = {"fastest_vs_peft_fp32": results["peft fp32"]["seconds_per_step"] / fastest}
-    for name in ("unsloth", "peft bf16"):
-        if name in results:
-            ratios[f"{name.replace(' ', '_')}_label_logits_vs_every_logit"] = (
-                results[f"{name}, every logit"]["seconds_per_step"] / results[name]["seconds_per_step"])
     path = write_results("training", {"quick": quick, "steps": steps, "batch_size": spec.batch_size, "rank": spec.rank,
                                       "results": results, "ratios": ratios,
                                       "versions": versions("torch", "transformers", "peft", "unsloth")})

@@ -176,7 +176,7 @@ def cmd_train(cfg: dict[str, Any]) -> dict[str, Any]:
                 rng.shuffle(order)
             batch.append(encoded[order.pop()])
         t0 = time.perf_counter()
-        loss, n_tok = step_loss(model, batch, pad, device, all_logits=bool(cfg.get("all_logits")))
+        loss, n_tok = step_loss(model, batch, pad, device)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -220,14 +220,11 @@ def micro_batches(batch: list[tuple[list[int], list[int]]], pad_share: float) ->
 
 
 def step_loss(model: Any, batch: list[tuple[list[int], list[int]]], pad: int, device: Any,
-              pad_share: float = 0.25, all_logits: bool = False) -> tuple[float, int]:
+              pad_share: float = 0.25) -> tuple[float, int]:
     """Accumulate the gradient of one optimizer step over length-grouped micro-batches: the batch's
     mean token loss (summed per group, divided by the batch's label count), the same value and
-    gradient as one padded forward over the whole batch, with less padding computed. The output
-    layer (576 x 49152 for the default model) runs only from the position before a group's first
-    label on (``logits_to_keep``): the prompt's logits have no label, so nothing changes but the
-    work (``all_logits`` computes them anyway, the benchmark's baseline). Returns the loss and the
-    batch's real (unpadded) token count."""
+    gradient as one padded forward over the whole batch, with less padding computed. Returns the
+    loss and the batch's real (unpadded) token count."""
     import torch
     import torch.nn.functional as F
 
@@ -242,10 +239,8 @@ def step_loss(model: Any, batch: list[tuple[list[int], list[int]]], pad: int, de
             ids[i, : len(x)] = torch.tensor(x)
             labels[i, : len(y)] = torch.tensor(y)
             mask[i, : len(x)] = 1
-        first = min(next((i for i, t in enumerate(y) if t != -100), len(y)) for _, y in group)
-        keep = width if all_logits else width - max(first - 1, 0)  # positions whose logits have a label
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=keep).logits[:, :-1, :]
-        target = labels[:, width - keep + 1:].to(logits.device)
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1, :]
+        target = labels[:, 1:].to(logits.device)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1),
                                ignore_index=-100, reduction="sum") / max(n_labels, 1)
         loss.backward()
