@@ -101,6 +101,15 @@ def stored_score(store: Store, run_id: int, adapter_id: int | None, eval_set: st
     return Score(int(n), int(correct), float(acc), float(lo), float(hi), outcomes)
 
 
+def stored_answers(store: Store, run_id: int, adapter_id: int | None, eval_set: str) -> dict[int, str]:
+    """Task id -> the greedy answer recorded with this adapter's latest score on ``eval_set``
+    (empty when it was never scored): the same answers ``score`` would give again."""
+    return {int(t): str(text) for t, text in store.execute(
+        "select a.task_id, a.text from eval_answers a where a.eval_id = (select id from evals where run_id = ? "
+        "and adapter_id is not distinct from ? and eval_set = ? order by id desc limit 1)",
+        [run_id, adapter_id, eval_set])}
+
+
 @dataclass(frozen=True)
 class Paired:
     """A new adapter against a reference on the same tasks."""

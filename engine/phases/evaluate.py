@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from engine.curriculum import dev_skill_counts, write_skill_scores
-from engine.evaluate import Score, gate, record_score, score, stored_score
+from engine.evaluate import Score, gate, record_score, score, stored_answers, stored_score
 from engine.events import AdapterPromoted, EvalScored
 from engine.faults import checkpoint
 from engine.pools import dev_sets, fact_set, set_name
@@ -130,9 +130,15 @@ def gate_debate(ctx: PhaseRunner, rnd: int, difficulty: int, new: dict[str, Any]
         for role, r in new.items():
             decided.append((int(r[0]), role, False, f"no dev tasks at {name} to debate on: dropped", {"kept": False}))
     else:
-        server(ctx.rt, ref)("solver")
-        _sc, firsts = score(ctx.rt, ctx.recipe, tasks, ctx.seed)
-        checkpoint("evaluate")
+        # The solver in use was scored on this dev set (this round's gate, or an earlier one): its
+        # recorded greedy answers are the debate's first answers; scored afresh only when missing.
+        recorded = stored_answers(ctx.store, ctx.run_id, solver_id, name)
+        if all(tr.id in recorded for tr in tasks):
+            firsts = [recorded[tr.id] for tr in tasks]
+        else:
+            server(ctx.rt, ref)("solver")
+            _sc, firsts = score(ctx.rt, ctx.recipe, tasks, ctx.seed)
+            checkpoint("evaluate")
         ref_key, cand_key = adapters_key(ref), adapters_key(cand)
         before = stored_debate(ctx.store, ctx.run_id, solver_id, name, ref_key)
         if before is None:
