@@ -1,7 +1,7 @@
 """Weight types side by side: speed, perplexity, accuracy, and an adapter trained on each.
 
-For the model as shipped (Q4_1) and each type ``model.weights`` can convert it to (Q4_0, Q8_0,
-F16), in one run on one machine:
+For the model as shipped (Q4_1) and each type ``model.weights = "auto"`` considers (Q4_0, Q8_0,
+F16, BF16), in one run on one machine:
 
 - decode speed: the generation benchmark's workload, 1 agent and 8 agents batched (tokens/s);
 - quality of the weights themselves: mean NLL on engine.weights' calibration text, and greedy
@@ -30,7 +30,7 @@ from benchmarks.common import shared_cache, table, versions, write_results
 from benchmarks.generation import _measure, _requests
 from engine.models import DEFAULT_MODEL, resolve_model
 
-TYPES = ("as-is", "Q4_0", "Q8_0", "F16")
+TYPES = ("as-is", "Q4_0", "Q8_0", "F16", "BF16")
 
 
 def _examples(recipe: Any, n: int, seed: int) -> list[list[dict[str, str]]]:
@@ -48,7 +48,11 @@ def _examples(recipe: Any, n: int, seed: int) -> list[list[dict[str, str]]]:
     return out
 
 
-def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
+def run(quick: bool = False, model: str = DEFAULT_MODEL, types: tuple[str, ...] = TYPES,
+        results_name: str = "weights") -> dict[str, Any]:
+    """``types``: the weights measured, the file as shipped ("as-is", the reference) always first
+    (about 15 minutes a type here); ``results_name``: the results file's name."""
+    types = ("as-is", *[t for t in types if t != "as-is"])
 
     from engine.api import Engine
     from engine.evaluate import score
@@ -75,7 +79,7 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
             examples = _examples(rec, 64 if quick else 160, seed=11)
             spec = rec.train.model_copy(update={"steps": 12 if quick else rec.train.steps})
             eng.close()
-            for wtype in TYPES:
+            for wtype in types:
                 t0 = time.perf_counter()
                 path = src if wtype == "as-is" else convert(src, wtype, home, print)
                 row: dict[str, Any] = {"type": shipped if wtype == "as-is" else wtype, "as_shipped": wtype == "as-is",
@@ -120,7 +124,7 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
                   r["train"]["export_cosine"], "yes" if r["quality_kept"] else "no"] for r in rows]))
     print(f"best kept: {best['type']} ({ratios['best_weights_vs_q4_1_8']:.2f}x); fastest: {fastest['type']} "
           f"({ratios['fastest_vs_q4_1_8']:.2f}x)")
-    path = write_results("weights", {"quick": quick, "model": model, "max_tokens": max_tokens, "rows": rows,
+    path = write_results(results_name, {"quick": quick, "model": model, "max_tokens": max_tokens, "rows": rows,
                                      "best": best["type"], "ratios": ratios,
                                      "versions": versions("llama-cpp-python", "torch", "unsloth", "peft")})
     print(f"wrote {path}")

@@ -40,8 +40,10 @@ TYPES: dict[str, str] = {
     "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "Q5_0": "LLAMA_FTYPE_MOSTLY_Q5_0", "Q5_1": "LLAMA_FTYPE_MOSTLY_Q5_1",
     "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0", "Q4_1": "LLAMA_FTYPE_MOSTLY_Q4_1",
 }
-#: What ``auto`` measures besides the file as it is (types with batched CPU kernels).
-AUTO_CANDIDATES = ("Q4_0", "Q8_0", "F16")
+#: What ``auto`` measures besides the file as it is (types with batched CPU kernels). BF16 is
+#: fast only where the CPU multiplies bf16 natively (AVX512_BF16: llamafile's sgemm uses
+#: ``vdpbf16ps``); elsewhere it measures slow and is not picked.
+AUTO_CANDIDATES = ("Q4_0", "Q8_0", "F16", "BF16")
 #: ``auto`` refuses a type whose mean negative log-likelihood on CALIBRATION rises more than this
 #: (relative) over the source's.
 MAX_NLL_RISE = 0.05
@@ -157,7 +159,8 @@ def _fingerprint(n_parallel: int, n_threads: int, gpu_layers: int) -> dict[str, 
 
     return {"cpu": cpu_name(), "cores": os.cpu_count(), "llama_cpp": llama_cpp.__version__,
             "system": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
-            "n_parallel": n_parallel, "n_threads": n_threads or os.cpu_count(), "gpu_layers": gpu_layers}
+            "n_parallel": n_parallel, "n_threads": n_threads or os.cpu_count(), "gpu_layers": gpu_layers,
+            "candidates": list(AUTO_CANDIDATES)}  # a new candidate is measured, not missed
 
 
 def auto_file(src: Path, home: Path, sha: str | None = None) -> Path:

@@ -49,8 +49,8 @@ def test_unknown_types_are_refused_by_name(tiny_model: Path, swarm_home: Path, t
 def test_auto_measures_once_and_takes_the_fastest_that_keeps_quality(
         tiny_model: Path, swarm_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SWARM_CACHE", str(tmp_path / "cache"))  # made-up figures stay out of the session's cache
-    speed = {"F16": 100.0, "Q4_0": 300.0, "Q8_0": 150.0}  # the tiny model ships as F16
-    nll = {"F16": 2.0, "Q4_0": 2.3, "Q8_0": 2.02}
+    speed = {"F16": 100.0, "Q4_0": 300.0, "Q8_0": 150.0, "BF16": 90.0}  # the tiny model ships as F16
+    nll = {"F16": 2.0, "Q4_0": 2.3, "Q8_0": 2.02, "BF16": 2.0}
     monkeypatch.setattr(W, "decode_speed", lambda p, *a, **k: speed[W.file_type(p)])
     monkeypatch.setattr(W, "mean_nll", lambda p, **k: nll[W.file_type(p)])
     lines: list[str] = []
@@ -76,7 +76,7 @@ def test_auto_measures_once_and_takes_the_fastest_that_keeps_quality(
 
 def test_auto_really_measures(tiny_model: Path, swarm_home: Path) -> None:
     choice = W.choose(tiny_model, "auto", swarm_home, n_parallel=2)
-    assert set(choice.measured) == {"F16", "Q4_0", "Q8_0"}
+    assert set(choice.measured) == {"F16", "Q4_0", "Q8_0", "BF16"}
     for m in choice.measured.values():
         assert m["tokens_per_second"] > 0 and m["nll"] > 0
     assert choice.type in choice.measured and check_gguf(choice.path)
