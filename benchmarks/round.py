@@ -87,8 +87,11 @@ def debate_profile(store: Any, run_id: int, caps: dict[str, int]) -> list[dict[s
     answers, critiques, revisions, verdicts. For each: requests, tokens written, request-seconds
     (overlapping under batching, so a share, not wall time), how many stopped at their agent's
     ``max_tokens`` (``capped``) and how many fed a training example (``in_example``); critiques and
-    revisions also whether the answer changed, and revisions which way they flipped.
-    Judge verdicts never feed an example (the judge's examples carry the verifier's label)."""
+    revisions also whether the answer changed, and revisions which way they flipped; critiques how
+    many are the trained critic's confirmation of the answer (``confirmations``).
+    Judge verdicts never feed an example (the judge's examples carry the verifier's label); their
+    ``requests`` are the verdicts asked for, ``verdicts`` the rows (a repeated answer text of a task
+    takes the verdict already given)."""
     q = store.execute
 
     def capped(agent: str, tokens: str) -> str:
@@ -107,7 +110,8 @@ def debate_profile(store: Any, run_id: int, caps: dict[str, int]) -> list[dict[s
                       from attempts where run_id = ? and round = ? and turn = 0""", [run_id, rnd])[0]
         crit = q(f"""select count(*), sum(c.tokens), sum(c.seconds), sum({capped("c.agent", "c.tokens")}),
                      sum((r.answer is distinct from a.answer)::int),
-                     sum({fed("c.attempt_id", "role = 'critic' and source = 'critique'")})
+                     sum({fed("c.attempt_id", "role = 'critic' and source = 'critique'")}),
+                     sum((lower(trim(c.text)) = lower('The answer ' || coalesce(a.answer, '') || ' is right.'))::int)
                      from critiques c join attempts a on a.id = c.attempt_id
                      left join attempts r on r.run_id = a.run_id and r.task_id = a.task_id and r.agent = a.agent
                           and r.sample = a.sample and r.turn = c.turn
@@ -119,15 +123,17 @@ def debate_profile(store: Any, run_id: int, caps: dict[str, int]) -> list[dict[s
                     from attempts r join attempts a on a.run_id = r.run_id and a.task_id = r.task_id and a.agent = r.agent
                          and a.sample = r.sample and a.turn = r.turn - 1
                     where r.run_id = ? and r.round = ? and r.turn > 0""", [run_id, rnd])[0]
-        ver = q(f"""select count(*), sum(tokens), sum(seconds), sum({capped("judge", "tokens")}), sum(agreement::int)
+        ver = q(f"""select sum((tokens > 0)::int), sum(tokens), sum(seconds), sum({capped("judge", "tokens")}),
+                    sum(agreement::int), count(*)
                     from verdicts where run_id = ? and round = ?""", [run_id, rnd])[0]
         keys = ("requests", "tokens", "request_seconds", "capped")
         row = {"round": rnd,
                "answers": {**dict(zip(keys, first[:4])), "right": first[4], "in_example": first[5]},
-               "critiques": {**dict(zip(keys, crit[:4])), "answer_changed": crit[4], "in_example": crit[5]},
+               "critiques": {**dict(zip(keys, crit[:4])), "answer_changed": crit[4], "in_example": crit[5],
+                             "confirmations": crit[6]},
                "revisions": {**dict(zip(keys, rev[:4])), "answer_changed": rev[4], "right_to_wrong": rev[5],
                              "wrong_to_right": rev[6], "in_example": rev[7]},
-               "verdicts": {**dict(zip(keys, ver[:4])), "agreed": ver[4], "in_example": 0}}
+               "verdicts": {**dict(zip(keys, ver[:4])), "agreed": ver[4], "verdicts": ver[5], "in_example": 0}}
         for kind in ("answers", "critiques", "revisions", "verdicts"):
             row[kind] = {k: (round(float(v), 2) if isinstance(v, float) else int(v or 0)) for k, v in row[kind].items()}
         out.append(row)
@@ -216,10 +222,10 @@ def run(quick: bool = False, only: tuple[str, ...] = (), rounds: int = 1, result
         for kind in ("answers", "critiques", "revisions", "verdicts"):
             k = r[kind]
             prof_rows.append([r["round"], kind, k["requests"], k["tokens"], k["request_seconds"], k["capped"],
-                              k.get("answer_changed", ""), k["in_example"]])
+                              k.get("answer_changed", ""), k.get("confirmations", ""), k["in_example"]])
     if prof_rows:
         print(table(["round", "swarm: generated", "requests", "tokens", "request-s", "at max_tokens", "answer changed",
-                     "fed an example"], prof_rows))
+                     "confirms the answer", "fed an example"], prof_rows))
     path = write_results(results_name or ("round" if rounds == 1 else f"round-{rounds}rounds"), {
                                    "quick": quick, "recipe": "default", "overrides": shrink, "auto_weights": auto, "rounds": rounds,
                                    "results": results, "round_seconds": b["wall_seconds"], "ratios": ratios,

@@ -8,17 +8,65 @@ or code can never break formatting, and builds the chat messages and sampling se
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Mapping
+from dataclasses import replace
 
-from engine.recipes import AgentSpec
+from engine.recipes import AgentSpec, Recipe
 from engine.runtime import Request, Sampling
+from engine.tasks import Domain, Task
 
 #: The judge answers ``{"correct": true}`` or ``{"correct": false}``. The reply is started for it
 #: (JUDGE_PREFIX) and the grammar allows only the rest, so a verdict costs two grammar-checked
 #: steps: a grammar is checked against the whole vocabulary at every step it is active.
 JUDGE_PREFIX = '{"correct": '
 JUDGE_GRAMMAR = r'''root ::= ("true" | "false") "}"'''
+
+
+#: A computing judge (round.judging = "compute") replies with a number and nothing else.
+RESULT_GRAMMAR = r'''root ::= "-"? [0-9]{1,15}'''
+_RESULT = re.compile(r"\s*(-?\d+)\s*")
+
+
+def judge_request(recipe: Recipe, judge: AgentSpec, task_prompt: str, answer: str, seed: int, *,
+                  greedy: bool, task: int | None = None) -> Request:
+    """The judge's request on ``answer`` to ``task_prompt``: with round.judging = "verdict" it reads
+    both and writes its verdict; with "compute" it sees the task only and writes its result (the
+    same request for every answer of a task)."""
+    if recipe.round.judging == "compute":
+        return request(judge, fill(recipe.prompts.judge_compute, {"task": task_prompt}), seed,
+                       grammar=RESULT_GRAMMAR, greedy=greedy, task=task)
+    return request(judge, fill(recipe.prompts.judge, {"task": task_prompt, "answer": answer}), seed,
+                   grammar=JUDGE_GRAMMAR, prefix=JUDGE_PREFIX, greedy=greedy, task=task)
+
+
+def judge_text(recipe: Recipe, reply: str) -> str:
+    """The judge's whole reply as recorded (a verdict's JSON starts in the request's prefix)."""
+    return reply.strip() if recipe.round.judging == "compute" else JUDGE_PREFIX + reply
+
+
+def judge_verdict(recipe: Recipe, domain: Domain, task: Task, answer: str, text: str) -> bool | None:
+    """The judge's verdict on ``answer`` from its recorded reply ``text`` (judge_text), or None when
+    the reply is unusable. A computing judge's verdict: ``answer`` is right when the domain's checker,
+    given the judge's result as the reference, passes it.
+
+    >>> from engine.recipes import load_recipe
+    >>> from engine.tasks import ARITH, Task
+    >>> r = load_recipe("default")[0]
+    >>> c = r.model_copy(update={"round": r.round.model_copy(update={"judging": "compute"})})
+    >>> t = Task("arith", "What is 40 + 41?", "81", 2, "fp", {"expression": "40 + 41"})
+    >>> [judge_verdict(c, ARITH, t, a, "80") for a in ("80", "The answer is 80.", "81", "")]
+    [True, True, False, False]
+    >>> judge_verdict(c, ARITH, t, "81", "eighty") is None, judge_verdict(r, ARITH, t, "81", '{"correct": true}')
+    (True, True)
+    """
+    if recipe.round.judging != "compute":
+        return parse_judgement(text)
+    m = _RESULT.fullmatch(text)
+    if m is None:
+        return None
+    return domain.verify(replace(task, reference=str(int(m.group(1)))), answer).correct
 
 
 def parse_judgement(text: str) -> bool | None:

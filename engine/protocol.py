@@ -3,7 +3,8 @@ answers when no verifier is there to help.
 
 For every task: the first solver answers (greedy, the solve prompt: the same answer pass@1
 scores), the first critic critiques it, the solver revises it with the critique (once per
-recipe debate turn), and the judge gives a verdict on the first answer and on the final one.
+recipe debate turn), and the judge gives a verdict on the first answer and on the final one
+(round.judging = "compute": the judge's own result, worked out once per task, judges both).
 Only then does the verifier score the answers, so the figures say what the debate is worth
 to a user who has no checker: accuracy before and after, right->wrong and wrong->right flips,
 and the judge's balanced accuracy (the mean of its hit rates on right and on wrong answers;
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.agents import JUDGE_GRAMMAR, JUDGE_PREFIX, fill, parse_judgement, request
+from engine.agents import fill, judge_request, judge_text, judge_verdict, request
 from engine.recipes import AgentSpec, Recipe
 from engine.roundbase import TaskRow
 from engine.runtime import Runtime
@@ -130,14 +131,22 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
     judged_final: list[bool | None] = [None] * len(tasks)
     if judges:
         judge = _greedy(judges[0])
+        # One request per distinct reply: the first answer, the final one where it changed (a
+        # computing judge's request names no answer: one per task).
+        compute = recipe.round.judging == "compute"
         asked = [(i, which, t) for i, (a, b) in enumerate(zip(first_texts, texts))
-                 for which, t in (("first", a), ("final", b)) if which == "first" or b != a]
+                 for which, t in (("first", a), ("final", b)) if which == "first" or (b != a and not compute)]
         use("judge")
-        comps = runtime.submit_many([
-            request(judge, fill(p.judge, {"task": tasks[i].task.prompt, "answer": t}), 0, grammar=JUDGE_GRAMMAR,
-                    prefix=JUDGE_PREFIX, greedy=True) for i, _w, t in asked])
-        for (i, which, _t), c in zip(asked, comps):
-            (judged_first if which == "first" else judged_final)[i] = parse_judgement(JUDGE_PREFIX + c.result().text)
+        comps = runtime.submit_many([judge_request(recipe, judge, tasks[i].task.prompt, t, 0, greedy=True)
+                                     for i, _w, t in asked])
+        for (i, which, t), c in zip(asked, comps):
+            said = judge_text(recipe, c.result().text)
+            if which == "first":
+                judged_first[i] = judge_verdict(recipe, domain, tasks[i].task, t, said)
+                if compute:  # the same result judges the final answer
+                    judged_final[i] = judge_verdict(recipe, domain, tasks[i].task, texts[i], said)
+            else:
+                judged_final[i] = judge_verdict(recipe, domain, tasks[i].task, t, said)
         for i, (a, b) in enumerate(zip(first_texts, texts)):
             if b == a:
                 judged_final[i] = judged_first[i]

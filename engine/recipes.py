@@ -146,6 +146,12 @@ class RoundSpec(_Strict):
         default_factory=list, description="Phases this recipe leaves out: debate (no critique and revision; the "
         "first answers are final) and judge (no verdicts). Their round statistics read NaN; the other phases run as "
         "usual. (The hint phase has round.hints; training has train.enabled.)")
+    judging: Literal["verdict", "compute"] = Field(
+        "verdict", description="How the judge decides. verdict: it reads the task and the answer (prompts.judge) and "
+        "says right or wrong; it trains on the verifier's verdicts, as many right as wrong. compute: it works the task "
+        "out itself without seeing any answer (prompts.judge_compute), greedily, once per task, and an answer is "
+        "judged right when it is the judge's result; it trains on each round task's verified result. compute needs a "
+        "domain whose answers are values (arith).")
     hints: bool = Field(
         False, description="After the judge, the hint phase: each wrong final answer (at most train.max_per_task per "
         "task) gets a critique written with the verified result in view (prompts.hint) and a revision by its solver "
@@ -164,6 +170,9 @@ class PromptSpec(_Strict):
     critique: str = Field(min_length=1, description="Critic's request; {task}, {answer}.")
     revise: str = Field(min_length=1, description="Solver's revision; {task}, {answer}, {critique}.")
     judge: str = Field(min_length=1, description="Judge's request; {task}, {answer}.")
+    judge_compute: str = Field(
+        "Question: {task}\nWhat is the exact result? Reply with the number only.", min_length=1,
+        description="Judge's request with round.judging = \"compute\": {task} (no answer: the judge works it out).")
     hint: str = Field(
         "Question: {task}\nAnswer: {answer}\nA correct answer: {reference}\nSay briefly what is wrong with the answer.",
         min_length=1, description="Critic's request with the verified result in view (hint phase); {task}, {answer}, "
@@ -287,6 +296,15 @@ class Recipe(_Strict):
         if task.domain not in DOMAINS:
             raise ValueError(f"unknown domain {task.domain!r} (known: {', '.join(sorted(DOMAINS))})")
         return task
+
+    @model_validator(mode="after")
+    def _judging_fits_the_domain(self) -> Recipe:
+        from engine.tasks import DOMAINS
+
+        if self.round.judging == "compute" and not getattr(DOMAINS[self.task.domain], "valued", False):
+            raise ValueError(f"round.judging: 'compute' needs a domain whose answers are values (arith); "
+                             f"{self.task.domain!r} answers are checked otherwise: use 'verdict'")
+        return self
 
     @model_validator(mode="after")
     def _every_role_served(self) -> Recipe:

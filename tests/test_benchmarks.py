@@ -60,7 +60,7 @@ def test_round_benchmark_reports_every_phase(tiny_recipe: Path) -> None:
     (prof,) = out["debate_profile"]
     assert prof["answers"]["requests"] + prof["revisions"]["requests"] == out["rows"]["attempts"]
     assert prof["critiques"]["requests"] == out["rows"]["critiques"] == prof["revisions"]["requests"] > 0
-    assert prof["verdicts"]["requests"] == out["rows"]["verdicts"]
+    assert prof["verdicts"]["verdicts"] == out["rows"]["verdicts"] >= prof["verdicts"]["requests"] > 0
     assert sum(k["tokens"] for k in prof.values() if isinstance(k, dict)) <= out["generated_tokens"]
     for kind in ("answers", "critiques", "revisions", "verdicts"):
         assert 0 <= prof[kind]["capped"] <= prof[kind]["requests"]
@@ -108,7 +108,21 @@ def test_generation_measures_every_weight_type_auto_considers(tiny_model: Path) 
     from benchmarks.generation import _weights
 
     rows = _weights(str(tiny_model), 8)
-    assert [r["type"] for r in rows] == ["F16", "Q4_0", "Q8_0"]  # the tiny model ships as F16
+    assert [r["type"] for r in rows] == ["F16", "Q4_0", "Q8_0", "BF16"]  # the tiny model ships as F16
     assert rows[0]["as_shipped"] and rows[0]["vs_shipped_8"] == 1.0 and rows[0]["nll_rise"] == 0.0
     for r in rows:
         assert r["tokens_per_second_8"] > 0 and r["nll"] > 0 and isinstance(r["auto_candidate"], bool)
+        assert len(r["tokens_per_second_8_each"]) == 3 and r["tokens_per_second_8"] == max(r["tokens_per_second_8_each"])
+
+
+def test_training_step_benchmark_times_both_steps_on_the_same_batches(tiny_model: Path, tmp_path: Path) -> None:
+    from benchmarks.training import step_child
+    from engine.train.runner import run_worker
+
+    prep = run_worker("prepare", {"home": str(tmp_path / "home"), "gguf": str(tiny_model)}, tmp_path / "log")
+    out = step_child(prep["base_dir"], str(tiny_model), "peft", 2)
+    assert out["examples"] > 100 and out["mean_labels"] < out["mean_tokens"]
+    # the product's step (labels only) and the baseline give the same loss and gradients
+    assert abs(out["loss"]["every logit"] - out["loss"]["labels only"]) < 1e-4 and out["min_gradient_cosine"] > 0.999
+    assert {k: len(v) for k, v in out["seconds"].items()} == {"labels only": 4, "every logit": 4}
+    assert all(t > 0 for v in out["seconds"].values() for t in v)

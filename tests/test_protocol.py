@@ -24,8 +24,9 @@ class _Done:
 class Scripted:
     """Answers by role and task: solve / critique / revise / judge, read from the prompt."""
 
-    def __init__(self, first: dict[str, str], revised: dict[str, str], judge: dict[str, bool]) -> None:
-        self.first, self.revised, self.judge = first, revised, judge
+    def __init__(self, first: dict[str, str], revised: dict[str, str], judge: dict[str, bool],
+                 results: dict[str, str] | None = None) -> None:
+        self.first, self.revised, self.judge, self.results = first, revised, judge, results or {}
         self.asked: list[Request] = []
 
     def submit_many(self, reqs: list[Request]) -> list[_Done]:
@@ -34,7 +35,9 @@ class Scripted:
         for r in reqs:
             user = r.messages[-1]["content"]
             q = next(k for k in self.first if k in user)
-            if r.sampling.grammar:
+            if r.sampling.grammar and "Answer: " not in user:  # a computing judge: its result
+                out.append(_Done(self.results[q]))
+            elif r.sampling.grammar:
                 answer = user.split("Answer: ")[1].split("\n")[0]
                 out.append(_Done("true}" if self.judge[answer] else "false}"))
             elif "A reviewer said" in user:
@@ -71,6 +74,23 @@ def test_debate_protocol_counts_flips_and_the_judges_balanced_accuracy() -> None
     none_right = debate_score(Scripted({k: "0" for k in first}, {k: "0" for k in first}, {"0": False}), recipe,
                               _tasks())  # type: ignore[arg-type]
     assert none_right.right_to_wrong_rate is None and none_right.judge_balanced_accuracy is None
+
+
+def test_a_computing_judge_works_each_task_out_once_and_judges_both_answers_by_its_result() -> None:
+    base = load_recipe("recipes/default.toml")[0]
+    recipe = base.model_copy(update={"round": base.round.model_copy(update={"judging": "compute"})})
+    first = {"10 + 10": "20", "20 + 20": "40", "30 + 30": "61", "40 + 40": "81"}
+    revised = {"10 + 10": "20", "20 + 20": "41", "30 + 30": "60", "40 + 40": "81"}
+    results = {"10 + 10": "20", "20 + 20": "41", "30 + 30": "60", "40 + 40": "79"}  # right, wrong, right, wrong
+    rt = Scripted(first, revised, {}, results)
+    sc = debate_score(rt, recipe, _tasks())  # type: ignore[arg-type]
+    judged = [r for r in rt.asked if r.sampling.grammar]
+    assert len(judged) == 4 and all(r.assistant_prefix == "" for r in judged)  # one per task, however answers change
+    assert all("Answer" not in r.messages[-1]["content"] for r in judged)  # it never sees an answer
+    # an answer is judged right when it is the judge's result: first 20 T, 40 F, 61 F, 81 F; final 20 T, 41 T, 60 T, 81 F
+    assert [sc.traces[i][5:] for i in (1, 2, 3, 4)] == [(True, True), (False, True), (False, True), (False, False)]
+    # right answers 20, 40, 20, 60 -> T, F, T, T; wrong 61, 81, 41, 81 -> F, F, T, F
+    assert (sc.judge_tp, sc.judge_fn, sc.judge_tn, sc.judge_fp) == (3, 1, 3, 1)
 
 
 def test_a_debate_score_is_recorded_with_its_traces(tmp_path: Path) -> None:

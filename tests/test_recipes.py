@@ -86,3 +86,13 @@ def test_missing_file(tmp_path: Path) -> None:
         load_recipe(str(tmp_path / "nope.toml"))
     with pytest.raises(RecipeError, match="is a directory"):
         load_recipe(str(tmp_path))
+
+
+def test_a_computing_judge_needs_a_domain_whose_answers_are_values(tmp_path: Path) -> None:
+    python = (DEFAULT.parent / "python.toml").read_text()
+    assert "[round]" in python
+    bad = write(tmp_path, python.replace("[round]", '[round]\njudging = "compute"', 1))
+    with pytest.raises(RecipeError, match=r"r.toml: .*round.judging: 'compute' needs a domain whose answers are values"):
+        load_recipe(str(bad))
+    good = write(tmp_path, with_change("[round]", '[round]\njudging = "compute"'))
+    assert load_recipe(str(good))[0].round.judging == "compute"

@@ -44,6 +44,11 @@ def test_round_records_every_step(tmp_path: Path, tiny_model: Path) -> None:
     for judged, truth, agree, text in verdicts:
         assert text in ('{"correct": true}', '{"correct": false}')  # grammar-constrained
         assert agree == (judged == truth)
+    # the greedy judge is asked once per distinct answer text of a task; repeats carry its verdict at no cost
+    judged_texts = q("select v.task_id, a.text, v.judge_correct, v.tokens from verdicts v join attempts a on a.id = v.attempt_id "
+                     "where v.run_id = ? order by v.id", [run_id])
+    assert sum(1 for *_, n in judged_texts if n > 0) == len({(t, x) for t, x, _, _ in judged_texts})
+    assert all(len({j for t2, x2, j, _ in judged_texts if (t2, x2) == (t, x)}) == 1 for t, x, _, _ in judged_texts)
     # the hint phase: wrong final answers (distinct, at most max_per_task = 2 per task) get a critique written with
     # the result in view and a revision; tasks nobody solved get a rationale
     finals = q("select task_id, text, correct from attempts where run_id = ? and turn = 1", [run_id])
@@ -177,6 +182,28 @@ def test_a_recipe_can_leave_the_debate_and_the_judge_out(tmp_path: Path, tiny_mo
     bad = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": "debate_turns = 1\nskip = [\"solve\"]"})
     with pytest.raises(RecipeError, match="round.skip"):
         load_recipe(str(bad))
+
+
+def test_a_computing_judge_asks_once_per_task_and_judges_every_answer_by_its_result(
+        tmp_path: Path, tiny_model: Path) -> None:
+    from engine.tasks.arith import extract_answer
+
+    recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": 'debate_turns = 1\njudging = "compute"'})
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    assert eng.play(run_id) == "finished"
+    rows = eng.store.execute(
+        "select v.task_id, v.judge_text, v.judge_correct, v.agreement, v.verifier_correct, v.tokens, a.text "
+        "from verdicts v join attempts a on a.id = v.attempt_id where v.run_id = ? order by v.id", [run_id])
+    assert rows
+    # one request per task: its result (digits only, the grammar) judges every final answer of the task
+    assert sum(1 for r in rows if r[5] > 0) == len({r[0] for r in rows})
+    for tid, said, judged, agree, truth, _n, text in rows:
+        assert len({r[1] for r in rows if r[0] == tid}) == 1
+        assert said.lstrip("-").isdigit() or judged is None
+        if judged is not None:
+            assert judged == (extract_answer(text) == str(int(said))) and agree == (judged == truth)
+    eng.close()
 
 
 def test_round_token_budget_caps_generation(tmp_path: Path, tiny_model: Path) -> None:

@@ -72,6 +72,29 @@ def test_dataset_dedupes_caps_accumulates_and_never_takes_held_out(tiny_recipe: 
     eng.close()
 
 
+def test_a_computing_judge_learns_each_tasks_verified_result_without_an_answer(tiny_recipe: Path) -> None:
+    from engine.agents import fill
+
+    eng = Engine.open()
+    run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
+    base = load_recipe(str(tiny_recipe))[0]
+    recipe = base.model_copy(update={"round": base.round.model_copy(update={"judging": "compute"})})
+    solved, unsolved = _task(eng, run_id, 0, "What is 1 + 0?"), _task(eng, run_id, 0, "What is 0 + 1?")
+    held = _task(eng, run_id, None, "What is 1 - 0?", held_out=True)
+    for text, ok in [("1", True), ("2", False)]:
+        _attempt(eng, run_id, 0, solved, text, ok)
+    _attempt(eng, run_id, 0, unsolved, "7", False)  # nobody got it: the judge still learns its result
+    _attempt(eng, run_id, 0, held, "1", True)
+    assert collect(eng.store, recipe, run_id, 0)["judge"] == 2  # one per train task, none for the held-out one
+    judge = [json.loads(m) for (m,) in eng.store.execute(
+        "select messages from examples where run_id = ? and role = 'judge' order by task_id", [run_id])]
+    assert [m[-2]["content"] for m in judge] == [fill(recipe.prompts.judge_compute, {"task": t})
+                                                 for t in ("What is 1 + 0?", "What is 0 + 1?")]
+    assert [m[-1]["content"] for m in judge] == ["1", "1"] and all("Answer" not in m[-2]["content"] for m in judge)
+    assert collect(eng.store, recipe, run_id, 0)["judge"] == 0  # known already
+    eng.close()
+
+
 def test_learnable_filter_keeps_easy_tasks_only_as_replay(tiny_recipe: Path) -> None:
     eng = Engine.open()
     run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
@@ -671,7 +694,8 @@ def test_the_peft_copy_of_an_adapter_loads_in_peft_as_trained(tmp_path: Path) ->
 
 def test_length_grouped_micro_batches_give_the_padded_batch_loss_and_gradient() -> None:
     """The training step cuts a batch into micro-batches of similar length (less padding to
-    compute); the loss and every LoRA gradient equal one padded forward over the whole batch."""
+    compute) and runs the output layer on the labelled positions only; the loss and every LoRA
+    gradient equal one padded forward over the whole batch with logits everywhere."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM

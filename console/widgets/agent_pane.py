@@ -14,13 +14,16 @@ from engine.agents import JUDGE_PREFIX, parse_judgement
 
 def readable(role: str, text: str) -> str:
     """What a pane shows for a stream: a judge's grammar-constrained JSON tail (``false}``; the
-    prompt holds its start) as a verdict, anything else as written.
+    prompt holds its start) as a verdict, a computing judge's number as its result, anything else
+    as written.
 
-    >>> readable("judge", "false}"), readable("judge", "tr"), readable("solver", "false}")
-    ('verdict: wrong', 'verdict: …', 'false}')
+    >>> readable("judge", "false}"), readable("judge", "tr"), readable("solver", "false}"), readable("judge", "81")
+    ('verdict: wrong', 'verdict: …', 'false}', 'result: 81')
     """
     if role != "judge":
         return text
+    if text.strip().lstrip("-").isdigit():
+        return f"result: {text.strip()}"
     verdict = parse_judgement(JUDGE_PREFIX + text.strip())
     return "verdict: …" if verdict is None else f"verdict: {'right' if verdict else 'wrong'}"
 

@@ -1,10 +1,11 @@
 """The judge phase: the judge gives a verdict on each final answer, recorded beside the verifier's
-with their agreement.
+with their agreement (round.judging: it reads the answer and says, or it computes the result and
+an answer is right when it matches).
 """
 
 from __future__ import annotations
 
-from engine.agents import JUDGE_GRAMMAR, JUDGE_PREFIX, fill, parse_judgement, request, seed_for
+from engine.agents import judge_request, judge_text, judge_verdict, seed_for
 from engine.events import VerdictReached
 from engine.roundbase import PhaseRunner
 
@@ -20,26 +21,39 @@ def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) 
         "(select max(turn) from attempts b where b.run_id = a.run_id and b.round = a.round and b.task_id = a.task_id "
         "and b.agent = a.agent and b.sample = a.sample) order by id", [ctx.run_id, rnd])
     finals = [f for f in finals if f[1] in tasks]
-    reqs = [
-        request(judges[i % len(judges)], fill(ctx.recipe.prompts.judge, {"task": tasks[tid].task.prompt, "answer": text}),
-                seed_for(ctx.seed, rnd, tasks[tid].task.fingerprint, agent, sample, "judge"), grammar=JUDGE_GRAMMAR,
-                prefix=JUDGE_PREFIX, greedy=judges[i % len(judges)].temperature == 0, task=tid)
-        for i, (_aid, tid, text, _c, _s, agent, sample) in enumerate(finals)
-    ]
+    # A greedy judge's request has one reply: each distinct one is asked once, however many answers
+    # share it (trained solvers often agree on a text; a computing judge asks once per task).
+    judge_of = [judges[i % len(judges)] for i in range(len(finals))]
+    slot: dict[object, int] = {}
+    reqs, asked = [], []
+    for i, (_aid, tid, text, _c, _s, agent, sample) in enumerate(finals):
+        judge = judge_of[i]
+        req = judge_request(ctx.recipe, judge, tasks[tid].task.prompt, text or "",
+                            seed_for(ctx.seed, rnd, tasks[tid].task.fingerprint, agent, sample, "judge"),
+                            greedy=judge.temperature == 0, task=tid)
+        key: object = (judge.name, tid, req.messages[-1]["content"]) if judge.temperature == 0 else i
+        if key not in slot:
+            slot[key] = len(reqs)
+            reqs.append(req)
+        asked.append(slot[key])
     ctx.serve("judge")
     results = ctx.generate(reqs)
     ids = ctx.store.allocate_ids("verdicts", len(finals))
     rows = []
-    for i, (vid, (aid, tid, _text, correct, status, _agent, _sample), res) in enumerate(zip(ids, finals, results)):
-        verdict_text = JUDGE_PREFIX + res.text
-        judged = parse_judgement(verdict_text)
+    first_use: set[int] = set()
+    for vid, judge, (aid, tid, text, correct, status, _agent, _sample), k in zip(ids, judge_of, finals, asked):
+        res = results[k]
+        fresh = k not in first_use  # a repeated reply cost nothing: its row says 0 tokens, 0 s
+        first_use.add(k)
+        verdict_text = judge_text(ctx.recipe, res.text)
+        judged = judge_verdict(ctx.recipe, ctx.domain, tasks[tid].task, text or "", verdict_text)
         rows.append(dict(
-            id=vid, run_id=ctx.run_id, round=rnd, task_id=tid, attempt_id=aid, judge=judges[i % len(judges)].name,
+            id=vid, run_id=ctx.run_id, round=rnd, task_id=tid, attempt_id=aid, judge=judge.name,
             judge_correct=judged, judge_text=verdict_text, verifier_correct=bool(correct), verifier_status=status or "",
-            agreement=None if judged is None else judged == bool(correct), tokens=res.completion_tokens, seconds=res.seconds,
-            endpoint=res.endpoint,
+            agreement=None if judged is None else judged == bool(correct),
+            tokens=res.completion_tokens if fresh else 0, seconds=res.seconds if fresh else 0.0, endpoint=res.endpoint,
         ))
-        ctx.bus.emit(VerdictReached(ctx.run_id, rnd, tid, judged, bool(correct), judges[i % len(judges)].name))
+        ctx.bus.emit(VerdictReached(ctx.run_id, rnd, tid, judged, bool(correct), judge.name))
     with ctx.store.transaction():
         ctx.store.insert("verdicts", rows)
         ctx.mark(rnd, "judge")

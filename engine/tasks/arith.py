@@ -246,6 +246,9 @@ def _task(expr: str, difficulty: int, source_note: str = "") -> Task:
 
 class Arith:
     name = "arith"
+    #: An answer is a value: one is right when it equals the reference (what a computing judge
+    #: needs, round.judging = "compute").
+    valued = True
 
     def generate(self, rng: random.Random, difficulty: int, n: int, accept: Accept | None = None) -> list[Task]:
         """Up to ``n`` distinct tasks (fewer when a small level, e.g. 1-digit sums, runs out)."""

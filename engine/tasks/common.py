@@ -46,6 +46,9 @@ class Verdict:
 
 class Domain(Protocol):
     name: str
+    #: True when an answer is a value, right exactly when it equals ``Task.reference`` (arith);
+    #: then ``verify`` of a task whose reference is replaced compares an answer with that value.
+    valued: bool
 
     def generate(self, rng: random.Random, difficulty: int, n: int, accept: Accept | None = None) -> list[Task]:
         """Up to ``n`` distinct tasks at ``difficulty`` whose fingerprints ``accept`` allows."""

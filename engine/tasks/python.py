@@ -233,6 +233,7 @@ def code_skills(reference: str, inputs: list[str] | tuple[str, ...] = ()) -> lis
 
 class Python:
     name = "python"
+    valued = False  # an answer is code, judged by running it
 
     def generate(self, rng: random.Random, difficulty: int, n: int, accept: Accept | None = None) -> list[Task]:
         """Up to ``n`` distinct tasks from the template bank; their expected outputs come from

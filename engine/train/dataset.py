@@ -13,7 +13,8 @@ recipe's prompt template for the role):
 - critic: critiques after which a wrong answer was revised into a right one, in the debate or
   written with the verified result in view (the hint phase; trained without the hint); and as
   many confirmations of right answers that the revision kept, written from the verifier's result;
-- judge: the verdict the verifier gave the round's answers, as many right as wrong.
+- judge: the verdict the verifier gave the round's answers, as many right as wrong; a computing
+  judge (round.judging = "compute"): each round task's verified result, asked without an answer.
 
 Examples are deduplicated by role, task and text, at most ``max_per_task`` per role and task
 (per task and class for the judge) across the run; the set accumulates across rounds. Tasks
@@ -69,6 +70,15 @@ def confirmation(answer: str) -> str:
     return f"The answer {answer} is right."
 
 
+def _judge_class(reply: str) -> str:
+    """A judge example's class, for the per-task cap: a verdict (True, False) or a result.
+
+    >>> _judge_class(verdict_text(True)), _judge_class(verdict_text(False)), _judge_class("81")
+    ('True', 'False', 'result')
+    """
+    return "True" if reply == verdict_text(True) else "False" if reply == verdict_text(False) else "result"
+
+
 def verdict_text(correct: bool) -> str:
     """The judge's whole reply for a verdict (its reply starts with JUDGE_PREFIX at inference).
 
@@ -97,7 +107,7 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
     rows = store.execute(
         """
         select a.id, a.task_id, a.agent, a.sample, a.turn, a.text, coalesce(a.answer, ''), a.correct, t.prompt,
-               t.fingerprint
+               t.fingerprint, t.reference
         from attempts a join tasks t on t.id = a.task_id
         where a.run_id = ? and a.round = ? and coalesce(t.pool, 'train') = 'train' and not t.held_out and t.rejected_reason is null
         order by t.fingerprint, a.agent, a.sample, a.turn
@@ -106,6 +116,7 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
     )
     atts = [_Attempt(int(r[0]), int(r[1]), r[2], int(r[3]), int(r[4]), r[5] or "", r[6], bool(r[7]), r[8], r[9])
             for r in rows]
+    reference = {int(r[1]): r[10] or "" for r in rows}
     by_key = {(a.task_id, a.agent, a.sample, a.turn): a for a in atts}
     crits = {int(aid): (agent, text) for aid, agent, text in store.execute(
         "select attempt_id, agent, text from critiques where run_id = ? and round = ? order by id", [run_id, rnd])}
@@ -117,7 +128,7 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
     ):
         msgs = json.loads(messages)
         if role == "judge":  # the judge's cap is per task and class
-            role += str(msgs[-1]["content"] == verdict_text(True))
+            role += _judge_class(msgs[-1]["content"])
         have.setdefault((role, int(task_id)), set()).add(_norm(msgs[-2]["content"] + "\n" + msgs[-1]["content"]))
     cap = recipe.train.max_per_task
     p = recipe.prompts
@@ -194,7 +205,13 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
             confirmation(prev.answer))
 
     judge = _agent(recipe, None, "judge")
-    if judge is not None:
+    if judge is not None and recipe.round.judging == "compute":
+        # A computing judge learns each task's verified result, asked as it is at inference.
+        for a in atts:
+            if reference.get(a.task_id):
+                user = fill(p.judge_compute, {"task": a.prompt})
+                add("judge", a, "verifier", role_messages(recipe, judge, user), reference[a.task_id], key="result")
+    elif judge is not None:
         classes: dict[bool, list[_Attempt]] = {True: [], False: []}
         seen_text: set[tuple[int, str]] = set()
         for a in atts:

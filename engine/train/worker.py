@@ -223,13 +223,16 @@ def step_loss(model: Any, batch: list[tuple[list[int], list[int]]], pad: int, de
               pad_share: float = 0.25) -> tuple[float, int]:
     """Accumulate the gradient of one optimizer step over length-grouped micro-batches: the batch's
     mean token loss (summed per group, divided by the batch's label count), the same value and
-    gradient as one padded forward over the whole batch, with less padding computed. Returns the
-    loss and the batch's real (unpadded) token count."""
+    gradient as one padded forward over the whole batch, with less padding computed, and the output
+    layer run on the labelled positions' hidden states only. Returns the loss and the batch's real
+    (unpadded) token count."""
     import torch
     import torch.nn.functional as F
 
     n_labels = sum(sum(1 for t in y[1:] if t != -100) for _, y in batch)
     total = 0.0
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # under the LoRA wrapper
+    decoder, head = causal_lm.get_decoder(), causal_lm.get_output_embeddings()
     for group in micro_batches(batch, pad_share):
         width = max(len(ids) for ids, _ in group)
         ids = torch.full((len(group), width), pad, dtype=torch.long)
@@ -239,10 +242,13 @@ def step_loss(model: Any, batch: list[tuple[list[int], list[int]]], pad: int, de
             ids[i, : len(x)] = torch.tensor(x)
             labels[i, : len(y)] = torch.tensor(y)
             mask[i, : len(x)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1, :]
-        target = labels[:, 1:].to(logits.device)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1),
-                               ignore_index=-100, reduction="sum") / max(n_labels, 1)
+        # The output layer (576 x 49152 for the default model) only where a label is: the prompt's
+        # positions have none, so their logits would change nothing but the work.
+        hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state[:, :-1, :]
+        target = labels[:, 1:]
+        where = target != -100
+        logits = head(hidden[where.to(hidden.device)])
+        loss = F.cross_entropy(logits.float(), target[where].to(logits.device), reduction="sum") / max(n_labels, 1)
         loss.backward()
         total += float(loss.detach())
     return total, sum(len(x) for x, _ in batch)
