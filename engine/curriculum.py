@@ -84,6 +84,9 @@ def next_level(scores: list[tuple[int, float]], spec: TaskSpec, exhausted: set[i
     (3, 3)
     >>> next_level([(3, 0.1)], spec, set())[0], next_level([(3, 0.1), (3, 0.15)], spec, set())[0]
     (3, 2)
+    >>> next_level([(2, 0.6), (3, 0.14)], spec, set())[1]
+    'dev 14% at level 3, under 20% for one round (two move down): stay'
+
     >>> next_level([(1, 0.5)], spec, {1})
     (2, 'the generator ran out of new train tasks at level 1: move to level 2')
     """
@@ -107,6 +110,8 @@ def next_level(scores: list[tuple[int, float]], spec: TaskSpec, exhausted: set[i
         for cand in [*range(level - 1, 0, -1), *range(level + 1, top + 1)]:
             if cand not in exhausted:
                 return cand, f"the generator ran out of new train tasks at level {level}: move to level {cand}"
+    if score < low and level > 1:  # one round under: a second one moves down
+        return level, f"dev {score:.0%} at level {level}, under {low:.0%} for one round (two move down): stay"
     return level, f"dev {score:.0%} at level {level}, between {low:.0%} and {high:.0%}: stay"
 
 
