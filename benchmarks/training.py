@@ -71,20 +71,14 @@ def _round_like(n: int = 200) -> list[list[dict[str, str]]]:
 def every_logit_step(model: Any, batch: list[tuple[list[int], list[int]]], pad: int, device: Any,
                      pad_share: float = 0.25) -> float:
     """The baseline step: the same micro-batches, logits at every position, the prompt's ignored."""
-    import torch
     import torch.nn.functional as F
 
-    from engine.train.worker import micro_batches
+    from engine.train.worker import micro_batches, padded
 
     n_labels = sum(sum(1 for t in y[1:] if t != -100) for _, y in batch)
     total = 0.0
     for group in micro_batches(batch, pad_share):
-        width = max(len(ids) for ids, _ in group)
-        ids = torch.full((len(group), width), pad, dtype=torch.long)
-        labels = torch.full((len(group), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(group), width), dtype=torch.long)
-        for i, (x, y) in enumerate(group):
-            ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
+        ids, labels, mask = padded(group, pad)
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1, :]
         target = labels[:, 1:].to(logits.device)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1),
@@ -96,7 +90,6 @@ def every_logit_step(model: Any, batch: list[tuple[list[int], list[int]]], pad: 
 
 def step_child(base_dir: str, gguf: str, backend: str, batches_n: int) -> dict[str, Any]:
     """In this process: load the backend once, then time both steps on the same batches."""
-    import torch
     import torch.nn.functional as F
 
     from engine.models import check_gguf

@@ -219,6 +219,22 @@ def micro_batches(batch: list[tuple[list[int], list[int]]], pad_share: float) ->
     return groups
 
 
+def padded(group: list[tuple[list[int], list[int]]], pad: int) -> tuple[Any, Any, Any]:
+    """One micro-batch as right-padded tensors: token ids, labels (-100 where none) and the
+    attention mask."""
+    import torch
+
+    width = max(len(x) for x, _ in group)
+    ids = torch.full((len(group), width), pad, dtype=torch.long)
+    labels = torch.full((len(group), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(group), width), dtype=torch.long)
+    for i, (x, y) in enumerate(group):
+        ids[i, : len(x)] = torch.tensor(x)
+        labels[i, : len(y)] = torch.tensor(y)
+        mask[i, : len(x)] = 1
+    return ids, labels, mask
+
+
 def step_loss(model: Any, batch: list[tuple[list[int], list[int]]], pad: int, device: Any,
               pad_share: float = 0.25) -> tuple[float, int]:
     """Accumulate the gradient of one optimizer step over length-grouped micro-batches: the batch's
@@ -226,7 +242,6 @@ def step_loss(model: Any, batch: list[tuple[list[int], list[int]]], pad: int, de
     gradient as one padded forward over the whole batch, with less padding computed, and the output
     layer run on the labelled positions' hidden states only. Returns the loss and the batch's real
     (unpadded) token count."""
-    import torch
     import torch.nn.functional as F
 
     n_labels = sum(sum(1 for t in y[1:] if t != -100) for _, y in batch)
@@ -234,14 +249,7 @@ def step_loss(model: Any, batch: list[tuple[list[int], list[int]]], pad: int, de
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # under the LoRA wrapper
     decoder, head = causal_lm.get_decoder(), causal_lm.get_output_embeddings()
     for group in micro_batches(batch, pad_share):
-        width = max(len(ids) for ids, _ in group)
-        ids = torch.full((len(group), width), pad, dtype=torch.long)
-        labels = torch.full((len(group), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(group), width), dtype=torch.long)
-        for i, (x, y) in enumerate(group):
-            ids[i, : len(x)] = torch.tensor(x)
-            labels[i, : len(y)] = torch.tensor(y)
-            mask[i, : len(x)] = 1
+        ids, labels, mask = padded(group, pad)
         # The output layer (576 x 49152 for the default model) only where a label is: the prompt's
         # positions have none, so their logits would change nothing but the work.
         hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state[:, :-1, :]
