@@ -101,7 +101,8 @@ def toml_dumps(data: dict[str, Any]) -> str:
 
 
 def recipe_variant(name: str, out_dir: Path, overrides: dict[str, dict[str, Any]]) -> Path:
-    """The recipe ``name`` with some of its tables' keys changed, written to ``out_dir``."""
+    """The recipe ``name`` with some of its tables' keys changed, written to ``out_dir``; a table
+    name ``agents.ROLE`` changes those keys of every agent with that role."""
     import tomllib
 
     from engine.recipes import load_recipe
@@ -109,6 +110,14 @@ def recipe_variant(name: str, out_dir: Path, overrides: dict[str, dict[str, Any]
     _, path, text = load_recipe(name)
     data = tomllib.loads(text)
     for table_name, keys in overrides.items():
+        if table_name.startswith("agents."):
+            role = table_name.removeprefix("agents.")
+            agents = [a for a in data.get("agents", []) if a.get("role") == role]
+            if not agents:
+                raise ValueError(f"recipe {name!r} has no agent with role {role!r}")
+            for a in agents:
+                a.update(keys)
+            continue
         data.setdefault(table_name, {}).update(keys)
     out = out_dir / f"{Path(path).stem}-variant.toml"
     out.write_text(toml_dumps(data))

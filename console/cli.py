@@ -374,7 +374,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHMARKS = ("generation", "weights", "swap", "store", "responsiveness", "training", "round", "improve", "endpoints")
+BENCHMARKS = ("generation", "weights", "swap", "store", "responsiveness", "training", "formats", "round", "improve",
+              "endpoints")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -127,6 +127,11 @@ class TaskSpec(_Strict):
     min_rise: float = Field(0.02, ge=0.0, le=1.0, description="A rise smaller than this counts as no rise.")
     focus_weak: bool = Field(True, description="Generated tasks lean toward the skills the swarm gets wrong; "
                              "false draws them uniformly.")
+    answer_format: str = Field("plain", description="How verified answers are written in the solver's training "
+                               "examples: plain (the solver's own words), or a format of the domain (arith: columns, "
+                               "each sum worked column by column with its carries; reversed, each result digit by "
+                               "digit least-significant first). The checker reads the final answer of any of them. "
+                               "Plain measured best (benchmarks/results/formats.json).")
 
     @model_validator(mode="after")
     def _edges(self) -> TaskSpec:
@@ -207,6 +212,10 @@ class TrainSpec(_Strict):
         4, ge=1, le=100_000, description="Verified examples the run needs before a round trains; with fewer the "
         "round skips training and records why (an adapter fitted to one or two answers only memorises them).")
     replay_fraction: float = Field(0.2, ge=0.0, le=0.9, description="Share of general replay examples.")
+    role_cap: float | None = Field(
+        None, ge=0.0, le=100.0, description="With one shared adapter: each role other than the solver trains on at "
+        "most this many examples per verified solver example in a round's set (a fresh seeded draw each round), so "
+        "the judge's verdicts, which pile up fastest, do not crowd out the answers. None: every example.")
     learnable_max: float = Field(
         1.0, ge=0.0, le=1.0, description="The learnable filter: a task whose share of right first answers (every "
         "solver, every sample) is above this is easy; its verified solver answers are kept as source 'easy' and "
@@ -298,9 +307,13 @@ class Recipe(_Strict):
         return task
 
     @model_validator(mode="after")
-    def _judging_fits_the_domain(self) -> Recipe:
+    def _fits_the_domain(self) -> Recipe:
         from engine.tasks import DOMAINS
 
+        formats = getattr(DOMAINS[self.task.domain], "formats", ("plain",))
+        if self.task.answer_format not in formats:
+            raise ValueError(f"task.answer_format: {self.task.answer_format!r} is not a format of the "
+                             f"{self.task.domain} domain (known: {', '.join(formats)})")
         if self.round.judging == "compute" and not getattr(DOMAINS[self.task.domain], "valued", False):
             raise ValueError(f"round.judging: 'compute' needs a domain whose answers are values (arith); "
                              f"{self.task.domain!r} answers are checked otherwise: use 'verdict'")

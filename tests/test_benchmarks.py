@@ -21,6 +21,9 @@ def test_recipe_variant_changes_only_what_it_is_told(tmp_path: Path) -> None:
     assert rec.agents == base.agents and rec.prompts == base.prompts and rec.train == base.train
     with pytest.raises(RecipeError, match=r"model.n_parallel"):
         recipe_variant("default", tmp_path, {"model": {"n_parallel": 0}})
+    solvers = load_recipe(str(recipe_variant("default", tmp_path, {"agents.solver": {"max_tokens": 64}})))[0].agents
+    assert {a.name: a.max_tokens for a in solvers if a.role == "solver"} == {"solver-a": 64, "solver-b": 64}
+    assert [a for a in solvers if a.role != "solver"] == [a for a in base.agents if a.role != "solver"]
 
 
 def test_results_go_to_the_checkout_the_data_dir_or_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,3 +129,30 @@ def test_training_step_benchmark_times_both_steps_on_the_same_batches(tiny_model
     assert abs(out["loss"]["every logit"] - out["loss"]["labels only"]) < 1e-4 and out["min_gradient_cosine"] > 0.999
     assert {k: len(v) for k, v in out["seconds"].items()} == {"labels only": 4, "every logit": 4}
     assert all(t > 0 for v in out["seconds"].values() for t in v)
+
+
+def test_formats_benchmark_trains_the_same_train_tasks_in_every_format(tiny_model: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from benchmarks import common, formats
+    from engine.pools import pool_of
+    from engine.tasks.arith import ARITH
+
+    rec = load_recipe("default")[0]
+    tasks = formats.train_tasks(rec, 40, seed=11)
+    assert len(tasks) == 40 and {t.difficulty for t in tasks} == {2, 3}
+    assert all(pool_of(t.fingerprint, rec.seed) == "train" for t in tasks)  # never a dev or test task
+    for fmt in ARITH.formats:
+        assert all(ARITH.verify(t, m[-1]["content"]).correct for t, m in zip(tasks, formats.examples_in(rec, tasks, fmt)))
+    monkeypatch.setenv(common.OUT_ENV, str(tmp_path / "out"))
+    monkeypatch.setattr(formats, "train_tasks", lambda recipe, n, seed: tasks[:8])
+    got = formats.run(quick=True, model=str(tiny_model), results_name="formats-test")
+    assert [r["format"] for r in got["rows"]] == ["base model", *ARITH.formats] and got["best"] in ARITH.formats
+    data = json.loads((tmp_path / "out" / "formats-test.json").read_text())
+    assert data["examples"] == 8 and set(data["rows"][1]["scores"]) == {"test-1", "test-2", "test-3", "test-9", "facts-test"}
+    assert data["rows"][2]["example"] == ARITH.worked(tasks[0], "columns")
+    tried = formats.run(quick=True, model=str(tiny_model), formats=("plain",), results_name="formats-settings",
+                        settings=({"steps": 2}, {"rank": 4, "alpha": 8}))
+    assert [r["format"] for r in tried["rows"][1:]] == ["plain@steps=2", "plain@rank=4,alpha=8"]
+    assert [r["train"]["steps"] for r in tried["rows"][1:]] == [2, 12]

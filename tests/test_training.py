@@ -95,6 +95,60 @@ def test_a_computing_judge_learns_each_tasks_verified_result_without_an_answer(t
     eng.close()
 
 
+def test_role_cap_keeps_other_roles_to_a_share_of_the_solver_examples(tiny_recipe: Path) -> None:
+    eng = Engine.open()
+    run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
+    base = load_recipe(str(tiny_recipe))[0]
+    tid = _task(eng, run_id, 0, "What is 1 + 0?")
+    rows = [("solver", "first", f"s{i}") for i in range(3)] + [("judge", "verifier", f"j{i}") for i in range(9)] + \
+        [("critic", "critique", "c0")]
+    ids = eng.store.allocate_ids("examples", len(rows))
+    eng.store.insert("examples", [dict(id=i, run_id=run_id, round=0, task_id=tid, attempt_id=None, role=role, source=src,
+                                       messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": t}])
+                                  for i, (role, src, t) in zip(ids, rows)])
+
+    def replies(cap: float | None, seed: int = 0) -> list[str]:
+        rec = base.model_copy(update={"train": base.train.model_copy(update={"role_cap": cap})})
+        return sorted(m[-1]["content"] for m in training_set(eng.store, rec, run_id, seed=seed))
+
+    assert len(replies(None)) == 13  # no cap: every example
+    capped = replies(1.0)
+    assert [r for r in capped if r[0] == "s"] == ["s0", "s1", "s2"] and "c0" in capped
+    assert sum(r[0] == "j" for r in capped) == 3  # as many verdicts as solver examples
+    assert replies(1.0, seed=1) != capped or replies(1.0, seed=2) != capped  # a fresh draw per round's seed
+    assert sum(r[0] == "j" for r in replies(0.5)) == 2  # round(0.5 * 3)
+    eng.close()
+
+
+def test_an_answer_format_trains_each_verified_answer_worked_in_it(tiny_recipe: Path) -> None:
+    from engine.errors import RecipeError
+
+    eng = Engine.open()
+    run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
+    base = load_recipe(str(tiny_recipe))[0]
+    recipe = base.model_copy(update={"task": base.task.model_copy(update={"answer_format": "columns"})})
+    tid = eng.store.allocate_ids("tasks", 1)[0]
+    eng.store.insert("tasks", [dict(id=tid, run_id=run_id, round=0, source="generated", task_set=None, domain="arith",
+                                    difficulty=2, prompt="What is 19 + 72?", reference="91",
+                                    payload={"expression": "19 + 72"}, fingerprint="+(19,72)", held_out=False,
+                                    rejected_reason=None)])
+    for text, ok in [("91", True), ("19 + 72 = 91", True), ("81", False)]:
+        _attempt(eng, run_id, 0, tid, text, ok)
+    got = collect(eng.store, recipe, run_id, 0)
+    assert got["solver"] == 1  # both right answers are the same worked answer
+    solver = [json.loads(m) for (m,) in eng.store.execute(
+        "select messages from examples where run_id = ? and role = 'solver'", [run_id])]
+    assert solver[0][-1]["content"] == "19+72: 9+2=11, 1+7+1=9, so 91"
+    judge = [json.loads(m)[-2]["content"] for (m,) in eng.store.execute(
+        "select messages from examples where run_id = ? and role = 'judge'", [run_id])]
+    assert any("19 + 72 = 91" in u for u in judge)  # the judge still sees the answers as written
+    eng.close()
+    bad = tiny_recipe.parent / "bad-format.toml"
+    bad.write_text(tiny_recipe.read_text().replace("[task]", '[task]\nanswer_format = "roman"', 1))
+    with pytest.raises(RecipeError, match=r"task.answer_format.*'roman'.*plain, columns, reversed"):
+        load_recipe(str(bad))
+
+
 def test_learnable_filter_keeps_easy_tasks_only_as_replay(tiny_recipe: Path) -> None:
     eng = Engine.open()
     run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)

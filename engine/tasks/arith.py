@@ -231,6 +231,77 @@ def describe_skill(skill: str) -> str:
     return SKILL_WORDS[kind].format(value)
 
 
+#: How a verified answer is written in the solver's training examples (recipe ``task.answer_format``):
+#: ``plain``, the solver's own words; ``columns``, the expression reduced one operation at a time
+#: (in precedence order), each sum of two numbers worked column by column from the right with its
+#: carry; ``reversed``, each step's result written digit by digit least-significant first, then
+#: as a number. The final integer of each is the answer, as the checker reads it.
+FORMATS = ("plain", "columns", "reversed")
+
+
+def _column_sum(a: int, b: int) -> str:
+    """``a + b`` worked column by column from the right (``+1``: the carry).
+
+    >>> _column_sum(19, 72), _column_sum(5, 123)
+    ('9+2=11, 1+7+1=9', '5+3=8, 0+2=2, 0+1=1')
+    """
+    cols, carry = [], 0
+    for col in range(max(len(str(a)), len(str(b)))):
+        x, y = a // 10**col % 10, b // 10**col % 10
+        total = x + y + carry
+        cols.append(f"{x}+{y}{'+1' if carry else ''}={total}")
+        carry = total // 10
+    return ", ".join(cols)
+
+
+def worked(expr: str, fmt: str) -> str:
+    """The answer to ``expr`` written in ``fmt`` (one of FORMATS; plain: the value alone).
+
+    >>> worked("19 + 72", "columns")
+    '19+72: 9+2=11, 1+7+1=9, so 91'
+    >>> worked("45 + 12 * 3", "columns")
+    '12*3=36; 45+36: 5+6=11, 4+3+1=8, so 81'
+    >>> worked("3 + 4", "columns"), worked("52 - 17", "columns"), worked("19 + 72", "plain")
+    ('3+4=7', '52-17=35', '91')
+    >>> worked("19 + 72", "reversed"), worked("45 - 12 - 50", "reversed")
+    ('19+72 from the right: 1 9, so 91', '45-12 from the right: 3 3, so 33; 33-50 from the right: 7 1 minus, so -17')
+    >>> all(extract_answer(worked(e, f)) == str(evaluate(e)) for e in ("999 + 1", "7 * 8 - 60", "-(3 + 4)") for f in FORMATS)
+    True
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown answer format {fmt!r} (known: {', '.join(FORMATS)})")
+    if fmt == "plain":
+        return str(evaluate(expr))
+    steps: list[str] = []
+
+    def walk(node: ast.AST) -> int:
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -walk(node.operand)
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            a, b = walk(node.left), walk(node.right)
+            value = _OPS[type(node.op)](a, b)
+            sym = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}[type(node.op)]
+            head = f"{a}{sym}{b}"
+            if fmt == "reversed":
+                digits = " ".join(reversed(str(abs(value)))) + (" minus" if value < 0 else "")
+                steps.append(f"{head} from the right: {digits}, so {value}")
+            elif sym == "+" and a >= 0 and b >= 0 and max(a, b) >= 10:
+                steps.append(f"{head}: {_column_sum(a, b)}, so {value}")
+            else:
+                steps.append(f"{head}={value}")
+            return value
+        raise ValueError("only integers and + - * are allowed")
+
+    value = walk(ast.parse(expr.strip(), mode="eval"))
+    if not steps or extract_answer(steps[-1]) != str(value):  # a bare or negated number: say it
+        steps.append(f"so {value}")
+    return "; ".join(steps)
+
+
 def _task(expr: str, difficulty: int, source_note: str = "") -> Task:
     expr = re.sub(r"\s+", " ", expr.strip())
     value = evaluate(expr)
@@ -275,6 +346,11 @@ class Arith:
 
     def describe_skill(self, skill: str) -> str:
         return describe_skill(skill)
+
+    formats = FORMATS
+
+    def worked(self, task: Task, fmt: str) -> str:
+        return worked(task.payload["expression"], fmt)
 
     def verify(self, task: Task, text: str) -> Verdict:
         answer = extract_answer(text)

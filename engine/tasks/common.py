@@ -49,6 +49,9 @@ class Domain(Protocol):
     #: True when an answer is a value, right exactly when it equals ``Task.reference`` (arith);
     #: then ``verify`` of a task whose reference is replaced compares an answer with that value.
     valued: bool
+    #: The answer formats a recipe may train the solver in (``task.answer_format``), ``plain``
+    #: (the solver's own words) first.
+    formats: tuple[str, ...]
 
     def generate(self, rng: random.Random, difficulty: int, n: int, accept: Accept | None = None) -> list[Task]:
         """Up to ``n`` distinct tasks at ``difficulty`` whose fingerprints ``accept`` allows."""
@@ -59,6 +62,10 @@ class Domain(Protocol):
         ...
 
     def verify(self, task: Task, text: str) -> Verdict: ...
+
+    def worked(self, task: Task, fmt: str) -> str:
+        """The task's verified answer written in ``fmt``, one of ``formats`` other than plain."""
+        ...
 
     def skills(self, task: Task) -> list[str]:
         """The skill tags a task exercises (arith: ``digits:2``, ``carries:1``; python: ``loop``)."""

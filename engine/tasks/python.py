@@ -234,6 +234,7 @@ def code_skills(reference: str, inputs: list[str] | tuple[str, ...] = ()) -> lis
 class Python:
     name = "python"
     valued = False  # an answer is code, judged by running it
+    formats = ("plain",)
 
     def generate(self, rng: random.Random, difficulty: int, n: int, accept: Accept | None = None) -> list[Task]:
         """Up to ``n`` distinct tasks from the template bank; their expected outputs come from
@@ -270,6 +271,9 @@ class Python:
     def level_name(self, level: int) -> str:
         names = [t.entry_point for t in _BANK if t.level <= level] or [t.entry_point for t in _BANK[:2]]
         return f"python level {level} ({len(names)} families)"
+
+    def worked(self, task: Task, fmt: str) -> str:
+        raise ValueError(f"python answers are code: no answer format but plain (asked for {fmt!r})")
 
     def verify(self, task: Task, text: str) -> Verdict:
         code = extract_code(text)

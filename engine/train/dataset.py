@@ -7,7 +7,9 @@ recipe's prompt template for the role):
 
 - solver: verified-right answers to the plain question (first answers and revisions alike; those
   of tasks above ``train.learnable_max`` right are 'easy', trained only as a share), and
-  rationales for tasks nobody solved, written with the result in view, trained without it;
+  rationales for tasks nobody solved, written with the result in view, trained without it; with
+  ``task.answer_format`` other than plain, each such answer is trained as the domain writes the
+  task worked in that format (arith columns: ``19+72: 9+2=11, 1+7+1=9, so 91``);
 - reviser: revisions verified right, given the answer and the critique they revised (fixes of
   wrong answers and keeps of right ones);
 - critic: critiques after which a wrong answer was revised into a right one, in the debate or
@@ -132,6 +134,20 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
         have.setdefault((role, int(task_id)), set()).add(_norm(msgs[-2]["content"] + "\n" + msgs[-1]["content"]))
     cap = recipe.train.max_per_task
     p = recipe.prompts
+    fmt = recipe.task.answer_format
+    worked: dict[int, str] = {}
+    if fmt != "plain" and atts:
+        from engine.roundbase import TASK_COLUMNS, task_from_row
+        from engine.tasks import get_domain
+
+        ids = sorted({a.task_id for a in atts})
+        for row in store.execute(f"select {TASK_COLUMNS} from tasks where id in ({', '.join('?' for _ in ids)})", ids):
+            tr = task_from_row(row)
+            worked[tr.id] = get_domain(tr.task.domain).worked(tr.task, fmt)
+
+    def solver_reply(a: _Attempt) -> str:
+        """A verified answer as the solver learns it: its own text, or the task worked in the recipe's format."""
+        return worked.get(a.task_id, a.text)
     new: list[dict[str, Any]] = []
 
     def add(role: str, a: _Attempt, source: str, messages: list[dict[str, str]], reply: str, key: str = "") -> bool:
@@ -161,7 +177,8 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
     confirms: list[tuple[_Attempt, str]] = []
     for a in atts:
         if a.correct:
-            add("solver", a, "easy" if a.task_id in easy else "first" if a.turn == 0 else "revision", solve_messages(recipe, a.prompt, _agent(recipe, a.agent, "solver")), a.text)
+            add("solver", a, "easy" if a.task_id in easy else "first" if a.turn == 0 else "revision",
+                solve_messages(recipe, a.prompt, _agent(recipe, a.agent, "solver")), solver_reply(a))
         prev = by_key.get((a.task_id, a.agent, a.sample, a.turn - 1)) if a.turn > 0 else None
         if prev is None or prev.id not in crits:
             continue
@@ -185,8 +202,9 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
         if kind == "rationale":
             a = next((x for x in atts if x.task_id == task_id), None)
             if a is not None:
-                add("solver", _Attempt(-1, task_id, agent, 0, 0, text, "", True, a.prompt, a.fingerprint), "rationale",
-                    solve_messages(recipe, a.prompt, _agent(recipe, agent, "solver")), text)
+                rat = _Attempt(-1, task_id, agent, 0, 0, text, "", True, a.prompt, a.fingerprint)
+                add("solver", rat, "rationale", solve_messages(recipe, a.prompt, _agent(recipe, agent, "solver")),
+                    solver_reply(rat))
             continue
         wrong = next((x for x in atts if x.id == attempt_id), None)
         if wrong is None:
@@ -257,19 +275,30 @@ def collect_replay(store: Store, runtime: Runtime, run_id: int, rnd: int, max_to
 
 def training_set(store: Store, recipe: Recipe, run_id: int, seed: int, roles: list[str] | None = None,
                  replay: bool = True) -> list[list[dict[str, str]]]:
-    """The run's examples so far for ``roles`` (default: the recipe's ``train.roles``), plus its
+    """The run's examples so far for ``roles`` (default: the recipe's ``train.roles``; each other
+    role at most ``train.role_cap`` examples per solver example, when set), plus its
     share of replay (and of easy answers, when the solver is among the roles) unless ``replay``
     is False (a per-role critic, reviser or judge adapter: the solver's carries the replay)."""
     roles = list(recipe.train.roles if roles is None else roles)
     marks = ", ".join("?" for _ in roles)
-    labelled = [json.loads(r[0]) for r in store.execute(
+    rows = store.execute(
         f"""
-        select e.messages from examples e left join tasks t on t.id = e.task_id
+        select e.messages, coalesce(e.role, 'solver') from examples e left join tasks t on t.id = e.task_id
         where e.run_id = ? and e.source not in ('replay', 'easy') and coalesce(e.role, 'solver') in ({marks})
           and not coalesce(t.held_out, false) and coalesce(t.pool, 'train') = 'train'
         order by e.id
-        """, [run_id, *roles])]
+        """, [run_id, *roles])
     rng = random.Random(seed)
+    cap, n_solver = recipe.train.role_cap, sum(1 for _, role in rows if role == "solver")
+    if cap is not None and n_solver:
+        by_role: dict[str, list[int]] = {}
+        for i, (_, role) in enumerate(rows):
+            by_role.setdefault(role, []).append(i)
+        most = round(cap * n_solver)
+        kept = {i for role, idx in by_role.items() for i in (idx if role == "solver" or len(idx) <= most
+                                                             else rng.sample(idx, most))}
+        rows = [r for i, r in enumerate(rows) if i in kept]
+    labelled = [json.loads(messages) for messages, _ in rows]
 
     def share(source: str, frac: float) -> list[list[dict[str, str]]]:
         """``frac`` of the set from ``source`` examples (as many as there are, at most)."""

@@ -1,0 +1,148 @@
+"""Answer formats side by side: the same verified tasks trained in each of the domain's formats.
+
+For every format of the default recipe's domain (arith: plain, columns, reversed), in one run:
+the same train-pool generator tasks (``N_EXAMPLES`` of them, three quarters 2-digit sums and a
+quarter 3-digit, the curriculum's usual mix at level 2), each answer written in that format
+(``Domain.worked``), one LoRA trained on them through the production path (``train_lora``, the
+default recipe's rank, learning rate and steps) from the base model, then greedy accuracy on
+the run's test sets (1-, 2-, 3-digit addition and the mixed set) and the general facts, with
+95% intervals. The base model is scored once as the baseline.
+
+It screens formats, and with ``settings`` training settings (rank, learning rate, steps), cheaply
+(a few minutes each); the loop's own gain with a format is measured by
+``swarm bench improve`` with ``task.answer_format`` set. Every format is asked the same way,
+with the same token budget (``MAX_TOKENS``: a 3-digit sum worked in columns needs about 30).
+
+``ratios.best_vs_plain_test_3``: the best format's 3-digit accuracy over plain's.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import shared_cache, table, versions, write_results
+from engine.models import DEFAULT_MODEL, resolve_model
+
+N_EXAMPLES = 160
+MAX_TOKENS = 64
+LEVELS = (1, 2, 3, 9)
+
+
+def examples_in(recipe: Any, tasks: list[Any], fmt: str) -> list[list[dict[str, str]]]:
+    """Each task's verified answer written in ``fmt``, in the exact chat the solver sees."""
+    from engine.tasks import get_domain
+    from engine.train.dataset import solve_messages
+
+    dom = get_domain(recipe.task.domain)
+    out = []
+    for t in tasks:
+        text = dom.worked(t, fmt)
+        assert dom.verify(t, text).correct, (t.prompt, text)
+        out.append([*solve_messages(recipe, t.prompt), {"role": "assistant", "content": text}])
+    return out
+
+
+def train_tasks(recipe: Any, n: int, seed: int) -> list[Any]:
+    """``n`` distinct generator tasks from the run's train pool: 3/4 at level 2, 1/4 at level 3."""
+    from engine.pools import pool_of
+    from engine.tasks import get_domain
+
+    dom = get_domain(recipe.task.domain)
+    rng = random.Random(seed)
+    keep = lambda fp: pool_of(fp, recipe.seed) == "train"  # noqa: E731
+    return dom.generate(rng, 2, n - n // 4, accept=keep) + dom.generate(rng, 3, n // 4, accept=keep)
+
+
+def run(quick: bool = False, model: str = DEFAULT_MODEL, formats: tuple[str, ...] | None = None,
+        results_name: str = "formats", steps: tuple[int, ...] | None = None,
+        settings: tuple[dict[str, Any], ...] | None = None) -> dict[str, Any]:
+    """``formats``: those measured (default: all of the domain's); ``steps``: optimizer steps per
+    training (default: the recipe's; several train each format once per figure, labelled
+    ``FORMAT@STEPS``); ``settings``: instead, training settings to try on each format, each a
+    dict of ``train`` keys (``{"rank": 32, "alpha": 64}``), labelled ``FORMAT@key=value,...``
+    (``{}``: the recipe's own, ``FORMAT@recipe``)."""
+    from engine.api import Engine
+    from engine.evaluate import score
+    from engine.pools import FACT_SETS, fact_set, pool_tasks, set_name
+    from engine.runtime import Runtime
+    from engine.tasks import get_domain
+    from engine.train.runner import TrainConfig, train_lora
+
+    path = resolve_model(model)
+    rows: list[dict[str, Any]] = []
+    t_start = time.perf_counter()
+    with shared_cache():
+        with tempfile.TemporaryDirectory() as d:
+            home = Path(d) / "home"
+            eng = Engine.open(home)
+            run_id = eng.create_run("default", rounds=1, seed=7)
+            rec = eng.run_info(run_id).recipe
+            rec = rec.model_copy(update={"agents": [a.model_copy(update={"max_tokens": MAX_TOKENS})
+                                                    if a.role == "solver" else a for a in rec.agents]})
+            cut = 40 if quick else None
+            sets = {set_name("test", lvl): pool_tasks(eng.store, run_id, "test", lvl)[:cut] for lvl in LEVELS}
+            sets[FACT_SETS["test"]] = fact_set(eng.store, run_id, "test")
+            eng.close()
+            formats = formats or get_domain(rec.task.domain).formats
+            tasks = train_tasks(rec, 48 if quick else N_EXAMPLES, seed=11)
+            if settings:
+                trials = [(f"{fmt}@" + (",".join(f"{k}={v}" for k, v in keys.items()) or "recipe"), fmt, keys)
+                          for fmt in formats for keys in settings]
+            else:
+                step_list = steps or ((12,) if quick else (rec.train.steps,))
+                trials = [(fmt if len(step_list) == 1 else f"{fmt}@{n}", fmt, {"steps": n})
+                          for fmt in formats for n in step_list]
+            with Runtime(path, n_ctx=rec.model.n_ctx, n_parallel=8) as rt:
+                rows.append({"format": "base model", "scores": {n: _score(score(rt, rec, ts)[0]) for n, ts in sets.items()}})
+                for label, fmt, keys in trials:
+                    spec = rec.train.model_copy(update={"steps": 12 if quick else rec.train.steps, **keys})
+                    examples = examples_in(rec, tasks, fmt)
+                    t1 = time.perf_counter()
+                    trained = train_lora(TrainConfig(home=home, gguf=path, workdir=Path(d) / f"train-{label}", spec=spec,
+                                                     seed=5, check_prompts=[rt.chat.render(m[:-1]) for m in examples[:4]]),
+                                         examples)
+                    rt.set_adapter(trained.adapter_path).result()
+                    scored = {}
+                    for name, ts in sets.items():
+                        sc, texts = score(rt, rec, ts)
+                        scored[name] = {**_score(sc), "sample": texts[:2]}
+                    rt.set_adapter(None).result()
+                    row = {"format": label, "answer_format": fmt, "train_settings": keys,
+                           "example": examples[0][-1]["content"], "scores": scored,
+                           "train": {"backend": trained.backend, "steps": trained.steps,
+                                     "seconds": time.perf_counter() - t1,
+                                     "final_loss": trained.loss_curve[-1] if trained.loss_curve else None,
+                                     "export_cosine": trained.cosine}}
+                    rows.append(row)
+                    print(f"{label}: " + ", ".join(f"{n} {s['accuracy']:.0%}" for n, s in scored.items()))
+    names = list(rows[0]["scores"])
+    print(table(["format", *names, "example"],
+                [[r["format"], *[f"{r['scores'][n]['accuracy']:.0%} [{r['scores'][n]['ci_low']:.0%}, "
+                                 f"{r['scores'][n]['ci_high']:.0%}]" for n in names], r.get("example", "-")]
+                 for r in rows]))
+    by = {r["format"]: r for r in rows}
+    t3 = set_name("test", 3)
+    best = max(rows[1:], key=lambda r: (r["scores"][t3]["accuracy"], r["scores"][set_name("test", 2)]["accuracy"]))
+    ratios = {}
+    if "plain" in by and by["plain"]["scores"][t3]["accuracy"] > 0:
+        ratios["best_vs_plain_test_3"] = best["scores"][t3]["accuracy"] / by["plain"]["scores"][t3]["accuracy"]
+    out = write_results(results_name, {"quick": quick, "model": model, "examples": len(tasks), "max_tokens": MAX_TOKENS,
+                                       "minutes": (time.perf_counter() - t_start) / 60, "rows": rows,
+                                       "best": best["format"], "ratios": ratios,
+                                       "versions": versions("llama-cpp-python", "torch", "unsloth", "peft")})
+    print(f"best: {best['format']}; wrote {out}")
+    return {"rows": rows, "best": best["format"], "ratios": ratios}
+
+
+def _score(sc: Any) -> dict[str, Any]:
+    return {"n": sc.n, "correct": sc.correct, "accuracy": sc.accuracy, "ci_low": sc.ci_low, "ci_high": sc.ci_high}
+
+
+if __name__ == "__main__":
+    import sys
+
+    run(quick="--quick" in sys.argv)
