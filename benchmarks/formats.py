@@ -1,6 +1,6 @@
 """Answer formats side by side: the same verified tasks trained in each of the domain's formats.
 
-For every format of the default recipe's domain (arith: plain, columns, reversed), in one run:
+For every format of the default recipe's domain (arith: plain, columns, reversed, digits), in one run:
 the same train-pool generator tasks (``N_EXAMPLES`` of them, three quarters 2-digit sums and a
 quarter 3-digit, the curriculum's usual mix at level 2), each answer written in that format
 (``Domain.worked``), one LoRA trained on them through the production path (``train_lora``, the

@@ -130,7 +130,8 @@ class TaskSpec(_Strict):
     answer_format: str = Field("plain", description="How verified answers are written in the solver's training "
                                "examples: plain (the solver's own words), or a format of the domain (arith: columns, "
                                "each sum worked column by column with its carries; reversed, each result digit by "
-                               "digit least-significant first). The checker reads the final answer of any of them. "
+                               "digit least-significant first; digits, columns with both numbers first spelled out "
+                               "digit by digit). The checker reads the final answer of any of them. "
                                "Plain measured best (benchmarks/results/formats.json).")
 
     @model_validator(mode="after")

@@ -145,7 +145,7 @@ def test_an_answer_format_trains_each_verified_answer_worked_in_it(tiny_recipe: 
     eng.close()
     bad = tiny_recipe.parent / "bad-format.toml"
     bad.write_text(tiny_recipe.read_text().replace("[task]", '[task]\nanswer_format = "roman"', 1))
-    with pytest.raises(RecipeError, match=r"task.answer_format.*'roman'.*plain, columns, reversed"):
+    with pytest.raises(RecipeError, match=r"task.answer_format.*'roman'.*plain, columns, reversed, digits"):
         load_recipe(str(bad))
 
 

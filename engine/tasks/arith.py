@@ -235,8 +235,10 @@ def describe_skill(skill: str) -> str:
 #: ``plain``, the solver's own words; ``columns``, the expression reduced one operation at a time
 #: (in precedence order), each sum of two numbers worked column by column from the right with its
 #: carry; ``reversed``, each step's result written digit by digit least-significant first, then
-#: as a number. The final integer of each is the answer, as the checker reads it.
-FORMATS = ("plain", "columns", "reversed")
+#: as a number; ``digits``, columns with the two numbers first spelled out digit by digit, padded
+#: to one width, so each column's digits are the ones above it. The final integer of each is the
+#: answer, as the checker reads it.
+FORMATS = ("plain", "columns", "reversed", "digits")
 
 
 def _column_sum(a: int, b: int) -> str:
@@ -263,6 +265,8 @@ def worked(expr: str, fmt: str) -> str:
     '12*3=36; 45+36: 5+6=11, 4+3+1=8, so 81'
     >>> worked("3 + 4", "columns"), worked("52 - 17", "columns"), worked("19 + 72", "plain")
     ('3+4=7', '52-17=35', '91')
+    >>> worked("130 + 71", "digits")
+    '130+71: 1 3 0 + 0 7 1: 0+1=1, 3+7=10, 1+0+1=2, so 201'
     >>> worked("19 + 72", "reversed"), worked("45 - 12 - 50", "reversed")
     ('19+72 from the right: 1 9, so 91', '45-12 from the right: 3 3, so 33; 33-50 from the right: 7 1 minus, so -17')
     >>> all(extract_answer(worked(e, f)) == str(evaluate(e)) for e in ("999 + 1", "7 * 8 - 60", "-(3 + 4)") for f in FORMATS)
@@ -290,7 +294,10 @@ def worked(expr: str, fmt: str) -> str:
                 digits = " ".join(reversed(str(abs(value)))) + (" minus" if value < 0 else "")
                 steps.append(f"{head} from the right: {digits}, so {value}")
             elif sym == "+" and a >= 0 and b >= 0 and max(a, b) >= 10:
-                steps.append(f"{head}: {_column_sum(a, b)}, so {value}")
+                width = len(str(max(a, b)))
+                spelled = "" if fmt == "columns" else \
+                    " + ".join(" ".join(str(x).zfill(width)) for x in (a, b)) + ": "
+                steps.append(f"{head}: {spelled}{_column_sum(a, b)}, so {value}")
             else:
                 steps.append(f"{head}={value}")
             return value
