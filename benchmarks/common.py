@@ -125,6 +125,24 @@ def recipe_variant(name: str, out_dir: Path, overrides: dict[str, dict[str, Any]
     return out
 
 
+def default_run_sets(home: Path, levels: dict[str, tuple[int, ...]], cut: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """A default run (seed 7) made in the data dir ``home``: its recipe and the sets a benchmark
+    scores on, by name: each pool's levels in ``levels`` (``{"test": (1, 2), "dev": (1,)}``), at
+    most ``cut`` tasks each, then the general facts of the test pool."""
+    from engine.api import Engine
+    from engine.pools import FACT_SETS, fact_set, pool_tasks, set_name
+
+    eng = Engine.open(home)
+    try:
+        run_id = eng.create_run("default", rounds=1, seed=7)
+        sets = {set_name(pool, lvl): pool_tasks(eng.store, run_id, pool, lvl)[:cut]
+                for pool, lvls in levels.items() for lvl in lvls}
+        sets[FACT_SETS["test"]] = fact_set(eng.store, run_id, "test")
+        return eng.run_info(run_id).recipe, sets
+    finally:
+        eng.close()
+
+
 def peak_rss_mb() -> dict[str, float]:
     """Peak resident memory of this process and of its largest waited-for child (Linux: KiB)."""
     import resource

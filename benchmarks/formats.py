@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import shared_cache, table, versions, write_results
+from benchmarks.common import default_run_sets, shared_cache, table, versions, write_results
 from engine.models import DEFAULT_MODEL, resolve_model
 
 N_EXAMPLES = 160
@@ -65,9 +65,8 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL, formats: tuple[str, ...
     ``FORMAT@STEPS``); ``settings``: instead, training settings to try on each format, each a
     dict of ``train`` keys (``{"rank": 32, "alpha": 64}``), labelled ``FORMAT@key=value,...``
     (``{}``: the recipe's own, ``FORMAT@recipe``)."""
-    from engine.api import Engine
     from engine.evaluate import score
-    from engine.pools import FACT_SETS, fact_set, pool_tasks, set_name
+    from engine.pools import set_name
     from engine.runtime import Runtime
     from engine.tasks import get_domain
     from engine.train.runner import TrainConfig, train_lora
@@ -78,15 +77,9 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL, formats: tuple[str, ...
     with shared_cache():
         with tempfile.TemporaryDirectory() as d:
             home = Path(d) / "home"
-            eng = Engine.open(home)
-            run_id = eng.create_run("default", rounds=1, seed=7)
-            rec = eng.run_info(run_id).recipe
+            rec, sets = default_run_sets(home, {"test": LEVELS}, 40 if quick else None)
             rec = rec.model_copy(update={"agents": [a.model_copy(update={"max_tokens": MAX_TOKENS})
                                                     if a.role == "solver" else a for a in rec.agents]})
-            cut = 40 if quick else None
-            sets = {set_name("test", lvl): pool_tasks(eng.store, run_id, "test", lvl)[:cut] for lvl in LEVELS}
-            sets[FACT_SETS["test"]] = fact_set(eng.store, run_id, "test")
-            eng.close()
             formats = formats or get_domain(rec.task.domain).formats
             tasks = train_tasks(rec, 48 if quick else N_EXAMPLES, seed=11)
             if settings:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import shared_cache, table, versions, write_results
+from benchmarks.common import default_run_sets, shared_cache, table, versions, write_results
 from benchmarks.generation import _measure, _requests
 from engine.models import DEFAULT_MODEL, resolve_model
 
@@ -54,9 +54,8 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL, types: tuple[str, ...] 
     (about 15 minutes a type here); ``results_name``: the results file's name."""
     types = ("as-is", *[t for t in types if t != "as-is"])
 
-    from engine.api import Engine
     from engine.evaluate import score
-    from engine.pools import FACT_SETS, fact_set, pool_tasks, set_name
+    from engine.pools import set_name
     from engine.runtime import Runtime
     from engine.train.runner import TrainConfig, train_lora
     from engine.weights import convert, file_type, mean_nll
@@ -68,17 +67,10 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL, types: tuple[str, ...] 
     with shared_cache():
         with tempfile.TemporaryDirectory() as d:
             home = Path(d) / "home"
-            eng = Engine.open(home)
-            run_id = eng.create_run("default", rounds=1, seed=7)
-            rec = eng.run_info(run_id).recipe
-            cut = 40 if quick else None
-            sets = {set_name("test", lvl): pool_tasks(eng.store, run_id, "test", lvl)[:cut] for lvl in (1, 2, 3)}
-            sets |= {set_name("dev", lvl): pool_tasks(eng.store, run_id, "dev", lvl)[:cut] for lvl in (1, 2)}
-            sets[FACT_SETS["test"]] = fact_set(eng.store, run_id, "test")
+            rec, sets = default_run_sets(home, {"test": (1, 2, 3), "dev": (1, 2)}, 40 if quick else None)
             trained_sets = [set_name("test", lvl) for lvl in (1, 2, 3)]
             examples = _examples(rec, 64 if quick else 160, seed=11)
             spec = rec.train.model_copy(update={"steps": 12 if quick else rec.train.steps})
-            eng.close()
             for wtype in types:
                 t0 = time.perf_counter()
                 path = src if wtype == "as-is" else convert(src, wtype, home, print)

@@ -36,10 +36,12 @@ def _critique(eng: Engine, run_id: int, rnd: int, task_id: int, attempt_id: int,
                                         agent="critic", turn=1, text=text, tokens=1, seconds=0.0)])
 
 
-def _task(eng: Engine, run_id: int, rnd: int | None, prompt: str, held_out: bool = False) -> int:
+def _task(eng: Engine, run_id: int, rnd: int | None, prompt: str, held_out: bool = False, *, reference: str = "1",
+          expression: str | None = None) -> int:
     tid = eng.store.allocate_ids("tasks", 1)[0]
     eng.store.insert("tasks", [dict(id=tid, run_id=run_id, round=rnd, source="generated", task_set=None, domain="arith",
-                                    difficulty=2, prompt=prompt, reference="1", payload={}, fingerprint=f"f{tid}",
+                                    difficulty=2, prompt=prompt, reference=reference,
+                                    payload={"expression": expression} if expression else {}, fingerprint=f"f{tid}",
                                     held_out=held_out, rejected_reason=None)])
     return tid
 
@@ -127,11 +129,7 @@ def test_an_answer_format_trains_each_verified_answer_worked_in_it(tiny_recipe: 
     run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
     base = load_recipe(str(tiny_recipe))[0]
     recipe = base.model_copy(update={"task": base.task.model_copy(update={"answer_format": "columns"})})
-    tid = eng.store.allocate_ids("tasks", 1)[0]
-    eng.store.insert("tasks", [dict(id=tid, run_id=run_id, round=0, source="generated", task_set=None, domain="arith",
-                                    difficulty=2, prompt="What is 19 + 72?", reference="91",
-                                    payload={"expression": "19 + 72"}, fingerprint="+(19,72)", held_out=False,
-                                    rejected_reason=None)])
+    tid = _task(eng, run_id, 0, "What is 19 + 72?", reference="91", expression="19 + 72")
     for text, ok in [("91", True), ("19 + 72 = 91", True), ("81", False)]:
         _attempt(eng, run_id, 0, tid, text, ok)
     got = collect(eng.store, recipe, run_id, 0)

@@ -19,6 +19,7 @@ import ast
 import operator
 import random
 import re
+from collections.abc import Callable
 
 from engine.tasks.common import Accept, Task, Verdict
 
@@ -38,6 +39,7 @@ LEVELS: dict[int, tuple[int, int, str]] = {
 
 _NUMBER = re.compile(r"-?\d[\d,]*")
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
+_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}
 _MAX_ABS = 10**12
 
 
@@ -57,11 +59,15 @@ def extract_answer(text: str) -> str | None:
     return found[-1].replace(",", "")
 
 
-def evaluate(expr: str) -> int:
-    """Evaluate an integer expression of + - * and parentheses, nothing else.
+def evaluate(expr: str, on_step: Callable[[int, str, int, int], None] | None = None) -> int:
+    """Evaluate an integer expression of + - * and parentheses, nothing else; ``on_step(a, op, b,
+    value)`` hears each operation as it is done, in precedence order.
 
     >>> evaluate("2 + 3 * (4 - 1)")
     11
+    >>> steps = []; evaluate("2 + 3 * (4 - 1)", lambda *s: steps.append(s)); steps
+    11
+    [(4, '-', 1, 3), (3, '*', 3, 9), (2, '+', 9, 11)]
     >>> evaluate("__import__('os')")
     Traceback (most recent call last):
     ValueError: only integers and + - * are allowed
@@ -79,9 +85,12 @@ def evaluate(expr: str) -> int:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return -walk(node.operand)
         if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            value = _OPS[type(node.op)](walk(node.left), walk(node.right))
+            a, b = walk(node.left), walk(node.right)
+            value = _OPS[type(node.op)](a, b)
             if abs(value) > _MAX_ABS:
                 raise ValueError("number too large")
+            if on_step is not None:
+                on_step(a, _SYMBOLS[type(node.op)], b, value)
             return value
         raise ValueError("only integers and + - * are allowed")
 
@@ -195,9 +204,8 @@ def skills(expr: str) -> list[str]:
     """
     tree = ast.parse(expr.strip(), mode="eval")
     numbers = [abs(n.value) for n in ast.walk(tree) if isinstance(n, ast.Constant) and type(n.value) is int]
-    ops = sorted({sym for node in ast.walk(tree) if isinstance(node, ast.BinOp)
-                  for op, sym in ((ast.Add, "+"), (ast.Sub, "-"), (ast.Mult, "*")) if isinstance(node.op, op)},
-                 key="+-*".index)
+    ops = sorted({_SYMBOLS[type(node.op)] for node in ast.walk(tree) if isinstance(node, ast.BinOp)
+                  and type(node.op) in _SYMBOLS}, key="+-*".index)
     out = [f"digits:{max(len(str(n)) for n in numbers)}", f"terms:{len(numbers)}", *(f"op:{o}" for o in ops)]
     negated = any(isinstance(n, ast.UnaryOp) for n in ast.walk(tree))
     count = None
@@ -278,32 +286,19 @@ def worked(expr: str, fmt: str) -> str:
         return str(evaluate(expr))
     steps: list[str] = []
 
-    def walk(node: ast.AST) -> int:
-        if isinstance(node, ast.Expression):
-            return walk(node.body)
-        if isinstance(node, ast.Constant) and type(node.value) is int:
-            return node.value
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            return -walk(node.operand)
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            a, b = walk(node.left), walk(node.right)
-            value = _OPS[type(node.op)](a, b)
-            sym = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}[type(node.op)]
-            head = f"{a}{sym}{b}"
-            if fmt == "reversed":
-                digits = " ".join(reversed(str(abs(value)))) + (" minus" if value < 0 else "")
-                steps.append(f"{head} from the right: {digits}, so {value}")
-            elif sym == "+" and a >= 0 and b >= 0 and max(a, b) >= 10:
-                width = len(str(max(a, b)))
-                spelled = "" if fmt == "columns" else \
-                    " + ".join(" ".join(str(x).zfill(width)) for x in (a, b)) + ": "
-                steps.append(f"{head}: {spelled}{_column_sum(a, b)}, so {value}")
-            else:
-                steps.append(f"{head}={value}")
-            return value
-        raise ValueError("only integers and + - * are allowed")
+    def step(a: int, sym: str, b: int, value: int) -> None:
+        head = f"{a}{sym}{b}"
+        if fmt == "reversed":
+            digits = " ".join(reversed(str(abs(value)))) + (" minus" if value < 0 else "")
+            steps.append(f"{head} from the right: {digits}, so {value}")
+        elif sym == "+" and a >= 0 and b >= 0 and max(a, b) >= 10:
+            width = len(str(max(a, b)))
+            spelled = "" if fmt == "columns" else " + ".join(" ".join(str(x).zfill(width)) for x in (a, b)) + ": "
+            steps.append(f"{head}: {spelled}{_column_sum(a, b)}, so {value}")
+        else:
+            steps.append(f"{head}={value}")
 
-    value = walk(ast.parse(expr.strip(), mode="eval"))
+    value = evaluate(expr, step)
     if not steps or extract_answer(steps[-1]) != str(value):  # a bare or negated number: say it
         steps.append(f"so {value}")
     return "; ".join(steps)
