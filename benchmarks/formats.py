@@ -64,7 +64,8 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL, formats: tuple[str, ...
     training (default: the recipe's; several train each format once per figure, labelled
     ``FORMAT@STEPS``); ``settings``: instead, training settings to try on each format, each a
     dict of ``train`` keys (``{"rank": 32, "alpha": 64}``), labelled ``FORMAT@key=value,...``
-    (``{}``: the recipe's own, ``FORMAT@recipe``)."""
+    (``{}``: the recipe's own, ``FORMAT@recipe``); the key ``examples`` there sets how many train
+    tasks that trial learns from (default ``N_EXAMPLES``), to ask whether more data helps."""
     from engine.evaluate import score
     from engine.pools import set_name
     from engine.runtime import Runtime
@@ -92,8 +93,10 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL, formats: tuple[str, ...
             with Runtime(path, n_ctx=rec.model.n_ctx, n_parallel=8) as rt:
                 rows.append({"format": "base model", "scores": {n: _score(score(rt, rec, ts)[0]) for n, ts in sets.items()}})
                 for label, fmt, keys in trials:
-                    spec = rec.train.model_copy(update={"steps": 12 if quick else rec.train.steps, **keys})
-                    examples = examples_in(rec, tasks, fmt)
+                    train_keys = {k: v for k, v in keys.items() if k != "examples"}
+                    spec = rec.train.model_copy(update={"steps": 12 if quick else rec.train.steps, **train_keys})
+                    trial_tasks = train_tasks(rec, keys["examples"], seed=11) if "examples" in keys else tasks
+                    examples = examples_in(rec, trial_tasks, fmt)
                     t1 = time.perf_counter()
                     trained = train_lora(TrainConfig(home=home, gguf=path, workdir=Path(d) / f"train-{label}", spec=spec,
                                                      seed=5, check_prompts=[rt.chat.render(m[:-1]) for m in examples[:4]]),
@@ -104,7 +107,7 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL, formats: tuple[str, ...
                         sc, texts = score(rt, rec, ts)
                         scored[name] = {**_score(sc), "sample": texts[:2]}
                     rt.set_adapter(None).result()
-                    row = {"format": label, "answer_format": fmt, "train_settings": keys,
+                    row = {"format": label, "answer_format": fmt, "train_settings": keys, "examples": len(trial_tasks),
                            "example": examples[0][-1]["content"], "scores": scored,
                            "train": {"backend": trained.backend, "steps": trained.steps,
                                      "seconds": time.perf_counter() - t1,

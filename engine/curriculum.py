@@ -12,8 +12,9 @@ never trains on one level only) and in words why. The main level moves
 - **up** when the dev score at it passes ``task.target_high``, or when it stopped rising:
   the best of the last ``task.stall_rounds`` scores at the level is not ``task.min_rise``
   above the best before them;
-- **down** when the score stayed under ``task.target_low`` for two rounds in a row (the level is
-  too hard for now), or when the generator ran out of new train tasks at it (a small level such
+- **down** when the score stayed under ``task.target_low`` for two rounds in a row without
+  rising (by more than ``task.min_rise``: the level is too hard for now; a low score that rises
+  is learning, and stays), or when the generator ran out of new train tasks at it (a small level such
   as 1-digit sums), to the nearest level below that still has data, else the nearest above.
 
 The score of a round is the dev accuracy at its level of the adapter in use after its gate
@@ -82,8 +83,10 @@ def next_level(scores: list[tuple[int, float]], spec: TaskSpec, exhausted: set[i
     (2, 'dev 50% at level 2, between 20% and 80%: stay')
     >>> next_level([(2, 0.9)], spec, set())[0], next_level([(2, 0.5), (2, 0.66), (2, 0.66), (2, 0.67)], spec, set())[0]
     (3, 3)
-    >>> next_level([(3, 0.1)], spec, set())[0], next_level([(3, 0.1), (3, 0.15)], spec, set())[0]
+    >>> next_level([(3, 0.1)], spec, set())[0], next_level([(3, 0.1), (3, 0.11)], spec, set())[0]
     (3, 2)
+    >>> next_level([(3, 0.14), (3, 0.17)], spec, set())[1]
+    'dev 17% at level 3, under 20% but rising (14%, 17%): stay'
     >>> next_level([(2, 0.6), (3, 0.14)], spec, set())[1]
     'dev 14% at level 3, under 20% for one round (two move down): stay'
 
@@ -105,7 +108,10 @@ def next_level(scores: list[tuple[int, float]], spec: TaskSpec, exhausted: set[i
         return level + 1, (f"dev at level {level} stopped rising ({last} after a best of {max(run[:-k]):.0%}): "
                            f"up to level {level + 1}")
     if level > 1 and len(run) >= 2 and run[-1] < low and run[-2] < low:
-        return level - 1, f"dev under {low:.0%} at level {level} two rounds in a row: down to level {level - 1}"
+        if run[-1] > run[-2] + spec.min_rise:
+            return level, f"dev {score:.0%} at level {level}, under {low:.0%} but rising ({run[-2]:.0%}, {score:.0%}): stay"
+        return level - 1, (f"dev under {low:.0%} at level {level} two rounds in a row, not rising: "
+                           f"down to level {level - 1}")
     if level in exhausted:
         for cand in [*range(level - 1, 0, -1), *range(level + 1, top + 1)]:
             if cand not in exhausted:

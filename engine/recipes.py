@@ -117,7 +117,7 @@ class TaskSpec(_Strict):
     max_difficulty: int = Field(6, ge=1, le=10, description="Difficulty never rises above this.")
     generated: int = Field(16, ge=0, le=10000, description="Generator tasks per round.")
     proposed: int = Field(4, ge=0, le=1000, description="Proposer-written tasks per round.")
-    target_low: float = Field(0.2, ge=0.0, le=1.0, description="Two rounds under this dev score: a level down.")
+    target_low: float = Field(0.2, ge=0.0, le=1.0, description="Two rounds under this dev score, not rising: a level down.")
     target_high: float = Field(0.8, ge=0.0, le=1.0, description="Above this dev score: a level up.")
     next_share: float = Field(0.25, ge=0.0, le=0.9, description="Share of generated tasks drawn from the next level.")
     prev_share: float = Field(0.0, ge=0.0, le=0.9, description="Share of generated tasks drawn from the level below "
@@ -201,6 +201,10 @@ class TrainSpec(_Strict):
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="LoRA dropout.")
     learning_rate: float = Field(1e-3, gt=0, le=1.0, description="AdamW learning rate.")
     steps: int = Field(40, ge=1, le=100_000, description="Optimizer steps per round.")
+    epochs: float | None = Field(
+        None, gt=0, le=1000, description="When set, a round's optimizer steps are enough for this many passes over "
+        "its training set (examples x epochs / batch_size, rounded up), at least train.steps: the steps grow with the "
+        "data the run has verified. Unset: train.steps every round.")
     batch_size: int = Field(8, ge=1, le=512, description="Examples per step.")
     max_seq_len: int = Field(256, ge=16, le=8192, description="Examples are cut to this many tokens.")
     max_per_task: int = Field(2, ge=1, le=64, description="Distinct verified answers kept per task.")

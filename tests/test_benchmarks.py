@@ -71,7 +71,7 @@ def test_round_benchmark_reports_every_phase(tiny_recipe: Path) -> None:
 
 
 def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path) -> None:
-    from benchmarks.improve import run
+    from benchmarks.improve import merge, run
 
     data = run(rounds=1, recipe=str(tiny_recipe), overrides={}, levels=(1, 2), write=False, seeds=[7, 8])
     assert data["seeds"] == [7, 8] and len(data["per_seed"]) == 2
@@ -105,6 +105,12 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path) -> No
         assert deb[key] is None or 0 <= deb[key]["min"] <= deb[key]["max"] <= 1
     assert set(deb["gain_curves"]) == {"7", "8"} and all(len(c) == 2 for c in deb["gain_curves"].values())
     assert data["per_seed"][0]["per_round"][0]["debate"]["2"]["n"] == 6
+    # a figure over seeds played in two sittings is the one figure over all of them
+    parts = [{**data, "per_seed": [s], "minutes": 1.5} for s in data["per_seed"]]
+    merged = merge(parts)
+    assert merged["seeds"] == [7, 8] and merged["minutes"] == 3.0
+    for key in ("test", "dev", "control", "control_dev", "debate", "level_ups", "ratios"):
+        assert merged[key] == data[key], key
 
 
 def test_generation_measures_every_weight_type_auto_considers(tiny_model: Path) -> None:
@@ -146,13 +152,14 @@ def test_formats_benchmark_trains_the_same_train_tasks_in_every_format(tiny_mode
     for fmt in ARITH.formats:
         assert all(ARITH.verify(t, m[-1]["content"]).correct for t, m in zip(tasks, formats.examples_in(rec, tasks, fmt)))
     monkeypatch.setenv(common.OUT_ENV, str(tmp_path / "out"))
-    monkeypatch.setattr(formats, "train_tasks", lambda recipe, n, seed: tasks[:8])
+    monkeypatch.setattr(formats, "train_tasks", lambda recipe, n, seed: tasks[:min(n, 8)])
     got = formats.run(quick=True, model=str(tiny_model), results_name="formats-test")
     assert [r["format"] for r in got["rows"]] == ["base model", *ARITH.formats] and got["best"] in ARITH.formats
     data = json.loads((tmp_path / "out" / "formats-test.json").read_text())
     assert data["examples"] == 8 and set(data["rows"][1]["scores"]) == {"test-1", "test-2", "test-3", "test-9", "facts-test"}
     assert data["rows"][2]["example"] == ARITH.worked(tasks[0], "columns")
     tried = formats.run(quick=True, model=str(tiny_model), formats=("plain",), results_name="formats-settings",
-                        settings=({"steps": 2}, {"rank": 4, "alpha": 8}))
-    assert [r["format"] for r in tried["rows"][1:]] == ["plain@steps=2", "plain@rank=4,alpha=8"]
-    assert [r["train"]["steps"] for r in tried["rows"][1:]] == [2, 12]
+                        settings=({"steps": 2}, {"rank": 4, "alpha": 8}, {"examples": 4, "steps": 2}))
+    assert [r["format"] for r in tried["rows"][1:]] == ["plain@steps=2", "plain@rank=4,alpha=8", "plain@examples=4,steps=2"]
+    assert [r["train"]["steps"] for r in tried["rows"][1:]] == [2, 12, 2]
+    assert [r["examples"] for r in tried["rows"][1:]] == [8, 8, 4]  # the examples key sets a trial's train tasks

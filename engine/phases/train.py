@@ -28,7 +28,7 @@ def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) 
     if not ctx.train:
         ctx.mark(rnd, "train")
         return
-    from engine.train.dataset import solver_examples, split_steps, training_set
+    from engine.train.dataset import round_steps, solver_examples, split_steps, training_set
 
     q = ctx.store.execute
     # A training run left 'running' by a crash is over: say so, then train afresh.
@@ -39,14 +39,15 @@ def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) 
     jobs: list[tuple[str | None, list[Any], int, str | None]] = []  # role, examples, steps, why skipped
     if not ctx.per_role:
         examples = training_set(ctx.store, ctx.recipe, ctx.run_id, seed_for(ctx.seed, rnd, "train"))
-        jobs.append((None, examples, spec.steps, _too_few(n_verified, "verified", spec.min_examples)))
+        jobs.append((None, examples, round_steps(spec, len(examples)), _too_few(n_verified, "verified", spec.min_examples)))
     else:
         sets = {role: training_set(ctx.store, ctx.recipe, ctx.run_id, seed_for(ctx.seed, rnd, "train", role),
                                    roles=[role], replay=role == "solver") for role in spec.roles}
         skips = {role: _too_few(n_verified if role == "solver" else len(ex),
                                 "verified solver" if role == "solver" else role, spec.min_examples)
                  for role, ex in sets.items()}
-        steps = split_steps(spec.steps, {role: 0 if skips[role] else len(ex) for role, ex in sets.items()})
+        sizes = {role: 0 if skips[role] else len(ex) for role, ex in sets.items()}
+        steps = split_steps(round_steps(spec, sum(sizes.values())), sizes)
         done = {r for (r,) in q("select role from adapters where run_id = ? and round = ? and decision is null",
                                 [ctx.run_id, rnd])} if ctx.marking else set()
         jobs += [(role, ex, steps[role], skips[role]) for role, ex in sets.items() if role not in done]

@@ -26,6 +26,7 @@ outside the train pool are excluded in the query itself, so nothing else can let
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -314,6 +315,21 @@ def training_set(store: Store, recipe: Recipe, run_id: int, seed: int, roles: li
     data = labelled + easy + chosen
     rng.shuffle(data)
     return data
+
+
+def round_steps(spec: Any, n_examples: int) -> int:
+    """A round's optimizer steps for a training set of ``n_examples``: ``spec.steps``, or with
+    ``spec.epochs`` set enough steps for that many passes over the set, never fewer.
+
+    >>> from engine.recipes import TrainSpec
+    >>> round_steps(TrainSpec(steps=30), 900), round_steps(TrainSpec(steps=30, epochs=2), 900)
+    (30, 225)
+    >>> round_steps(TrainSpec(steps=30, epochs=2, batch_size=8), 60)
+    30
+    """
+    if spec.epochs is None:
+        return int(spec.steps)
+    return max(int(spec.steps), math.ceil(n_examples * spec.epochs / spec.batch_size))
 
 
 def split_steps(steps: int, sizes: dict[str, int]) -> dict[str, int]:
