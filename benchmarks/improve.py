@@ -268,15 +268,16 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
                 per_seed.append(play_seed(seed, path, n_rounds, levels))
     minutes = (time.perf_counter() - t_start) / 60
     data = report(per_seed, quick=quick, n_rounds=n_rounds, recipe=recipe, overrides=shrink, levels=levels,
-                  minutes=minutes)
+                  minutes=minutes, versions=versions("llama-cpp-python", "torch", "unsloth", "peft", "transformers"))
     if write:
         print(f"wrote {write_results(results_name(recipe), data)}")
     return data
 
 
 def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe: str, overrides: dict[str, Any],
-           levels: tuple[int, ...], minutes: float) -> dict[str, Any]:
-    """Print every seed's rounds and the summary over seeds; the results' data."""
+           levels: tuple[int, ...], minutes: float, versions: dict[str, Any]) -> dict[str, Any]:
+    """Print every seed's rounds and the summary over seeds; the results' data (``versions``: of
+    the packages the seeds ran with)."""
     seeds = [s["seed"] for s in per_seed]
     for s in per_seed:
         head = ["round", "level", "s", "examples", "judge agrees", "adapter"] + \
@@ -344,15 +345,17 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
             "control": summary["control"], "control_dev": summary["control_dev"], "debate": debate,
             "level_ups": spread([float(s["level_ups"]) for s in per_seed]),
             "per_seed": per_seed, "ratios": ratios,
-            "versions": versions("llama-cpp-python", "torch", "unsloth", "peft", "transformers")}
+            "versions": versions}
 
 
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """One result over the seeds of several runs of the same benchmark (the same recipe,
-    overrides, rounds and levels, different seeds), e.g. a 3-seed figure played in two sittings;
-    its minutes are their sum. A run that differs in any of those is refused, naming what.
+    overrides, rounds, levels and package versions, different seeds), e.g. a 3-seed figure played
+    in two sittings; its minutes are their sum. A run that differs in any of those is refused,
+    naming what.
 
-    >>> one = {"quick": False, "rounds": 8, "recipe": "default", "overrides": {}, "levels": [2], "per_seed": [{"seed": 7}]}
+    >>> one = {"quick": False, "rounds": 8, "recipe": "default", "overrides": {}, "levels": [2], "versions": {},
+    ...        "per_seed": [{"seed": 7}]}
     >>> merge([one, {**one, "rounds": 2, "per_seed": [{"seed": 8}]}])
     Traceback (most recent call last):
     ValueError: results differ in rounds (8 vs 2): not one benchmark
@@ -362,7 +365,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """
     first = parts[0]
     for other in parts[1:]:
-        for key in ("quick", "rounds", "recipe", "overrides", "levels"):
+        for key in ("quick", "rounds", "recipe", "overrides", "levels", "versions"):
             if other[key] != first[key]:
                 raise ValueError(f"results differ in {key} ({first[key]} vs {other[key]}): not one benchmark")
     per_seed = [s for part in parts for s in part["per_seed"]]
@@ -372,7 +375,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"seed {seed} is in more than one of the results")
     return report(per_seed, quick=first["quick"], n_rounds=first["rounds"], recipe=first["recipe"],
                   overrides=first["overrides"], levels=tuple(first["levels"]),
-                  minutes=sum(part["minutes"] for part in parts))
+                  minutes=sum(part["minutes"] for part in parts), versions=first["versions"])
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.agents import JUDGE_PREFIX, fill, request, seed_for
-from engine.recipes import AgentSpec, Recipe
+from engine.recipes import AgentSpec, Recipe, TrainSpec
 from engine.runtime import Runtime
 from engine.store import Store
 from engine.train.replay import REPLAY_PROMPTS
@@ -317,7 +317,7 @@ def training_set(store: Store, recipe: Recipe, run_id: int, seed: int, roles: li
     return data
 
 
-def round_steps(spec: Any, n_examples: int) -> int:
+def round_steps(spec: TrainSpec, n_examples: int) -> int:
     """A round's optimizer steps for a training set of ``n_examples``: ``spec.steps``, or with
     ``spec.epochs`` set enough steps for that many passes over the set, never fewer.
 
