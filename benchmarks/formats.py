@@ -81,7 +81,9 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL, formats: tuple[str, ...
             rec, sets = default_run_sets(home, {"test": LEVELS}, 40 if quick else None)
             rec = rec.model_copy(update={"agents": [a.model_copy(update={"max_tokens": MAX_TOKENS})
                                                     if a.role == "solver" else a for a in rec.agents]})
-            formats = formats or get_domain(rec.task.domain).formats
+            # the screen has no solver's words: its plain trial trains the value alone, which is the
+            # loop's value format, so that one is not played twice
+            formats = formats or tuple(f for f in get_domain(rec.task.domain).formats if f != "value")
             tasks = train_tasks(rec, 48 if quick else N_EXAMPLES, seed=11)
             if settings:
                 trials = [(f"{fmt}@" + (",".join(f"{k}={v}" for k, v in keys.items()) or "recipe"), fmt, keys)

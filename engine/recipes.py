@@ -128,11 +128,13 @@ class TaskSpec(_Strict):
     focus_weak: bool = Field(True, description="Generated tasks lean toward the skills the swarm gets wrong; "
                              "false draws them uniformly.")
     answer_format: str = Field("plain", description="How verified answers are written in the solver's training "
-                               "examples: plain (the solver's own words), or a format of the domain (arith: columns, "
+                               "examples: plain (the solver's own words), or a format of the domain (arith: value, the verified result "
+                               "alone; columns, "
                                "each sum worked column by column with its carries; reversed, each result digit by "
                                "digit least-significant first; digits, columns with both numbers first spelled out "
                                "digit by digit). The checker reads the final answer of any of them. "
-                               "Plain measured best (benchmarks/results/formats.json).")
+                               "The formats screen's best (benchmarks/results/formats.json) was its plain trial, which trains the value alone "
+                               "(it has no solver's words): the loop's value format.")
 
     @model_validator(mode="after")
     def _edges(self) -> TaskSpec:
@@ -146,6 +148,11 @@ class TaskSpec(_Strict):
 class RoundSpec(_Strict):
     samples: int = Field(2, ge=1, le=64, description="Answers per solver per task (k).")
     debate_turns: int = Field(1, ge=0, le=8, description="Critique-and-revise turns after the first answer.")
+    debate_tasks: int | None = Field(
+        None, ge=1, le=100_000, description="The debate, the judge and the hint phase take at most this many of the "
+        "round's tasks (a seeded draw, the same on resume); the others are only solved and verified, and their "
+        "verified answers still train the solver and the judge. Solving costs a fraction of debating, so a round can "
+        "verify many more answers than it debates (task.generated above this). None: every task is debated.")
     max_tokens_per_round: int = Field(
         400_000, ge=100, description="Most tokens all agents generate in one round; requests are capped to fit.")
     skip: list[Literal["debate", "judge"]] = Field(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.agents import seed_for
 from engine.errors import EngineError
 from engine.events import AnswerGiven, EventBus, PhaseProgress, TokenStreamed
 from engine.faults import checkpoint
@@ -159,8 +160,19 @@ class PhaseRunner:
         return allowed
 
     def round_tasks(self, rnd: int) -> list[TaskRow]:
-        """The tasks round ``rnd`` debates."""
+        """The tasks round ``rnd`` plays (every solver answers each)."""
         return debated_tasks(self.store, self.run_id, rnd)
+
+    def debate_tasks(self, rnd: int) -> list[TaskRow]:
+        """The round's tasks the debate, the judge and the hint phase take: all of them, or
+        ``round.debate_tasks`` of them drawn by a seed of the run, the round and each task's
+        fingerprint (so a resumed round draws the same ones), in id order."""
+        tasks = self.round_tasks(rnd)
+        n = self.recipe.round.debate_tasks
+        if n is None or len(tasks) <= n:
+            return tasks
+        chosen = sorted(tasks, key=lambda tr: (seed_for(self.seed, rnd, tr.task.fingerprint, "debate"), tr.id))[:n]
+        return sorted(chosen, key=lambda tr: tr.id)
 
     def mark(self, rnd: int, phase: str) -> None:
         """Record ``phase`` as done (inside the phase's write transaction)."""

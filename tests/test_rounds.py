@@ -184,6 +184,53 @@ def test_a_recipe_can_leave_the_debate_and_the_judge_out(tmp_path: Path, tiny_mo
         load_recipe(str(bad))
 
 
+def test_a_round_can_debate_a_seeded_subset_of_its_tasks_and_train_on_all(tmp_path: Path, tiny_model: Path) -> None:
+    from engine.agents import seed_for
+    from engine.train.dataset import collect
+
+    recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": "debate_turns = 1\ndebate_tasks = 2\nhints = true"})
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    assert eng.play(run_id) == "finished"
+    q = eng.store.execute
+    played = [t for (t,) in q("select id from tasks where run_id = ? and round = 0 and rejected_reason is null "
+                              "and not held_out order by id", [run_id])]
+    assert len(played) > 2
+    assert q("select count(distinct task_id) from attempts where run_id = ? and turn = 0", [run_id]) == [(len(played),)]
+    debated = {t for (t,) in q("select distinct task_id from attempts where run_id = ? and turn = 1", [run_id])}
+    assert len(debated) == 2
+    assert {t for (t,) in q("select distinct task_id from critiques where run_id = ?", [run_id])} == debated
+    assert {t for (t,) in q("select distinct task_id from verdicts where run_id = ?", [run_id])} == debated
+    assert {t for (t,) in q("select distinct task_id from hints where run_id = ?", [run_id])} <= debated
+    # the draw: by the run's seed, the round and each task's fingerprint, so a resumed round draws the same
+    seed = q("select seed from runs where id = ?", [run_id])[0][0]
+    fps = dict(q("select id, fingerprint from tasks where run_id = ?", [run_id]))
+    assert debated == set(sorted(played, key=lambda t: (seed_for(seed, 0, fps[t], "debate"), t))[:2])
+    # the stats: the first answers of every task, each answer's last turn, the debate over the debated ones
+    st = json.loads(q("select stats from rounds where run_id = ?", [run_id])[0][0])
+    first = q("select avg(correct::int), count(*) from attempts where run_id = ? and turn = 0", [run_id])[0]
+    assert st["solve_rate_first"] == pytest.approx(first[0])
+    assert st["first_n"] == 2 * 4  # 2 tasks x 2 solvers x 2 samples
+    last = {(t, a, s): ok for t, a, s, ok in q("select task_id, agent, sample, correct from attempts where run_id = ? "
+                                               "order by turn", [run_id])}
+    assert st["solve_rate_final"] == pytest.approx(sum(last.values()) / len(last))
+    pairs = q("select f.correct, l.correct from attempts f join attempts l on l.task_id = f.task_id and l.agent = f.agent "
+              "and l.sample = f.sample and l.turn = 1 where f.run_id = ? and f.turn = 0", [run_id])
+    assert st["debate_gain"] == pytest.approx((sum(b for _, b in pairs) - sum(a for a, _ in pairs)) / len(pairs))
+    # an undebated task's verified first answer trains the solver like any other: one made right here
+    # (the tiny model rarely is) joins the set when the round's answers are collected again
+    undebated = next(t for t in played if t not in debated)
+    aid = q("select min(id) from attempts where run_id = ? and task_id = ?", [run_id, undebated])[0][0]
+    q("update attempts set correct = true, text = '42' where id = ?", [aid])
+    collect(eng.store, load_recipe(str(recipe))[0], run_id, 0)
+    assert q("select count(*) from examples where run_id = ? and task_id = ? and role = 'solver' and source = 'first'",
+             [run_id, undebated]) == [(1,)]
+    eng.close()
+    bad = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": "debate_turns = 1\ndebate_tasks = 0"})
+    with pytest.raises(RecipeError, match="round.debate_tasks"):
+        load_recipe(str(bad))
+
+
 def test_a_computing_judge_asks_once_per_task_and_judges_every_answer_by_its_result(
         tmp_path: Path, tiny_model: Path) -> None:
     from engine.tasks.arith import extract_answer

@@ -142,10 +142,23 @@ def test_an_answer_format_trains_each_verified_answer_worked_in_it(tiny_recipe: 
     judge = [json.loads(m)[-2]["content"] for (m,) in eng.store.execute(
         "select messages from examples where run_id = ? and role = 'judge'", [run_id])]
     assert any("19 + 72 = 91" in u for u in judge)  # the judge still sees the answers as written
+    # value: the verified result alone, however the solver worded it (plain keeps its words)
+    values = recipe.model_copy(update={"task": base.task.model_copy(update={"answer_format": "value"})})
+    t2 = _task(eng, run_id, 1, "What is 40 + 78?", reference="118", expression="40 + 78")
+    _attempt(eng, run_id, 1, t2, "To find 40 + 78, we add them: 40 + 78 = 118. Then,", True, answer="118")
+    _attempt(eng, run_id, 1, t2, "108", False, agent="solver-b", answer="108")
+    assert collect(eng.store, values, run_id, 1)["solver"] == 1
+    assert [json.loads(m)[-1]["content"] for (m,) in eng.store.execute(
+        "select messages from examples where run_id = ? and role = 'solver' and round = 1", [run_id])] == ["118"]
+    t3 = _task(eng, run_id, 2, "What is 5 + 6?", reference="11", expression="5 + 6")
+    _attempt(eng, run_id, 2, t3, "It is 11.", True, answer="11")
+    collect(eng.store, base, run_id, 2)
+    assert [json.loads(m)[-1]["content"] for (m,) in eng.store.execute(
+        "select messages from examples where run_id = ? and role = 'solver' and round = 2", [run_id])] == ["It is 11."]
     eng.close()
     bad = tiny_recipe.parent / "bad-format.toml"
     bad.write_text(tiny_recipe.read_text().replace("[task]", '[task]\nanswer_format = "roman"', 1))
-    with pytest.raises(RecipeError, match=r"task.answer_format.*'roman'.*plain, columns, reversed, digits"):
+    with pytest.raises(RecipeError, match=r"task.answer_format.*'roman'.*plain, value, columns, reversed, digits"):
         load_recipe(str(bad))
 
 

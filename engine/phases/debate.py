@@ -15,7 +15,7 @@ def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) 
     turns = ctx.recipe.round.debate_turns if critics else 0
     done_turns = ctx.store.execute(
         "select coalesce(max(turn), 0) from attempts where run_id = ? and round = ?", [ctx.run_id, rnd])[0][0]
-    tasks = {tr.id: tr for tr in ctx.round_tasks(rnd)}
+    tasks = {tr.id: tr for tr in ctx.debate_tasks(rnd)}
     solvers = {a.name: a for a in ctx.agents("solver")}
     p = ctx.recipe.prompts
     for turn in range(int(done_turns) + 1, turns + 1):

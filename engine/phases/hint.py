@@ -20,7 +20,7 @@ def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) 
         return
     from engine.train.dataset import _norm
 
-    tasks = {tr.id: tr for tr in ctx.round_tasks(rnd)}
+    tasks = {tr.id: tr for tr in ctx.debate_tasks(rnd)}
     rows = ctx.store.execute(
         "select id, task_id, agent, sample, text, correct from attempts a where run_id = ? and round = ? and turn = "
         "(select max(turn) from attempts b where b.run_id = a.run_id and b.round = a.round) order by id",

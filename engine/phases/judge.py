@@ -15,7 +15,7 @@ def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) 
     if not judges:
         ctx.mark(rnd, "judge")
         return
-    tasks = {tr.id: tr for tr in ctx.round_tasks(rnd)}
+    tasks = {tr.id: tr for tr in ctx.debate_tasks(rnd)}
     finals = ctx.store.execute(
         "select id, task_id, text, correct, status, agent, sample from attempts a where run_id = ? and round = ? and turn = "
         "(select max(turn) from attempts b where b.run_id = a.run_id and b.round = a.round and b.task_id = a.task_id "

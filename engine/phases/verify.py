@@ -31,11 +31,13 @@ def round_stats(ctx: PhaseRunner, rnd: int) -> dict[str, float]:
         "select count(*), count(*) filter (rejected_reason is null), count(*) filter (rejected_reason is not null) "
         "from tasks where run_id = ? and round = ? and not held_out", [rid, r])[0]
     first = q("select avg(correct::int) from attempts where run_id = ? and round = ? and turn = 0", [rid, r])[0][0]
+    # Each answer's last turn: a task the round did not debate (round.debate_tasks) ends at its first.
     final = q(
         "select avg(correct::int) from attempts a where run_id = ? and round = ? and turn = (select max(turn) "
-        "from attempts b where b.run_id = a.run_id and b.round = a.round)", [rid, r])[0][0]
-    # Each answer's first and last turn, and the judge per class: the round's own debate scored
-    # the way the debate protocol is (engine.protocol), from the verifier's outcomes.
+        "from attempts b where b.run_id = a.run_id and b.round = a.round and b.task_id = a.task_id "
+        "and b.agent = a.agent and b.sample = a.sample)", [rid, r])[0][0]
+    # Each debated answer's first and last turn, and the judge per class: the round's own debate
+    # scored the way the debate protocol is (engine.protocol), from the verifier's outcomes.
     first_n, kept_right, right_wrong, wrong_right = q(
         "select count(*), count(*) filter (f.correct), count(*) filter (f.correct and not l.correct), "
         "count(*) filter (not f.correct and l.correct) from attempts f join attempts l on l.run_id = f.run_id "
@@ -61,7 +63,7 @@ def round_stats(ctx: PhaseRunner, rnd: int) -> dict[str, float]:
         "verdicts": float(agree[1]), "attempt_tokens": float(tokens),
         # the round's own (sampled) debate, scored by the verifier afterwards
         "first_n": float(first_n),
-        "debate_gain": float((final or 0.0) - (first or 0.0)),
+        "debate_gain": float(debate.gain),  # over the debated answers only
         **{k: float("nan") if v is None else v for k, v in (
             ("right_to_wrong", debate.right_to_wrong_rate), ("wrong_to_right", debate.wrong_to_right_rate),
             ("judge_balanced_accuracy", debate.judge_balanced_accuracy))},

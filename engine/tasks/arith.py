@@ -240,13 +240,14 @@ def describe_skill(skill: str) -> str:
 
 
 #: How a verified answer is written in the solver's training examples (recipe ``task.answer_format``):
-#: ``plain``, the solver's own words; ``columns``, the expression reduced one operation at a time
+#: ``plain``, the solver's own words; ``value``, the verified result alone (what the formats screen
+#: trains as plain: it has no solver's words to train); ``columns``, the expression reduced one operation at a time
 #: (in precedence order), each sum of two numbers worked column by column from the right with its
 #: carry; ``reversed``, each step's result written digit by digit least-significant first, then
 #: as a number; ``digits``, columns with the two numbers first spelled out digit by digit, padded
 #: to one width, so each column's digits are the ones above it. The final integer of each is the
 #: answer, as the checker reads it.
-FORMATS = ("plain", "columns", "reversed", "digits")
+FORMATS = ("plain", "value", "columns", "reversed", "digits")
 
 
 def _column_sum(a: int, b: int) -> str:
@@ -265,13 +266,14 @@ def _column_sum(a: int, b: int) -> str:
 
 
 def worked(expr: str, fmt: str) -> str:
-    """The answer to ``expr`` written in ``fmt`` (one of FORMATS; plain: the value alone).
+    """The answer to ``expr`` written in ``fmt`` (one of FORMATS; plain and value: the value
+    alone, since a worked answer has no solver's words).
 
     >>> worked("19 + 72", "columns")
     '19+72: 9+2=11, 1+7+1=9, so 91'
     >>> worked("45 + 12 * 3", "columns")
     '12*3=36; 45+36: 5+6=11, 4+3+1=8, so 81'
-    >>> worked("3 + 4", "columns"), worked("52 - 17", "columns"), worked("19 + 72", "plain")
+    >>> worked("3 + 4", "columns"), worked("52 - 17", "columns"), worked("19 + 72", "value")
     ('3+4=7', '52-17=35', '91')
     >>> worked("130 + 71", "digits")
     '130+71: 1 3 0 + 0 7 1: 0+1=1, 3+7=10, 1+0+1=2, so 201'
@@ -282,7 +284,7 @@ def worked(expr: str, fmt: str) -> str:
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown answer format {fmt!r} (known: {', '.join(FORMATS)})")
-    if fmt == "plain":
+    if fmt in ("plain", "value"):
         return str(evaluate(expr))
     steps: list[str] = []
 

@@ -9,7 +9,7 @@ recipe's prompt template for the role):
   of tasks above ``train.learnable_max`` right are 'easy', trained only as a share), and
   rationales for tasks nobody solved, written with the result in view, trained without it; with
   ``task.answer_format`` other than plain, each such answer is trained as the domain writes the
-  task worked in that format (arith columns: ``19+72: 9+2=11, 1+7+1=9, so 91``);
+  task worked in that format (arith value: ``91``; columns: ``19+72: 9+2=11, 1+7+1=9, so 91``);
 - reviser: revisions verified right, given the answer and the critique they revised (fixes of
   wrong answers and keeps of right ones);
 - critic: critiques after which a wrong answer was revised into a right one, in the debate or
