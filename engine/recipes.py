@@ -128,13 +128,12 @@ class TaskSpec(_Strict):
     focus_weak: bool = Field(True, description="Generated tasks lean toward the skills the swarm gets wrong; "
                              "false draws them uniformly.")
     answer_format: str = Field("plain", description="How verified answers are written in the solver's training "
-                               "examples: plain (the solver's own words), or a format of the domain (arith: value, the verified result "
-                               "alone; columns, "
-                               "each sum worked column by column with its carries; reversed, each result digit by "
-                               "digit least-significant first; digits, columns with both numbers first spelled out "
+                               "examples: plain (the solver's own words), or a format of the domain (arith: value, the "
+                               "verified result alone; columns, each sum worked column by column with its carries; "
+                               "reversed, each result digit by digit least-significant first; digits, columns with both numbers first spelled out "
                                "digit by digit). The checker reads the final answer of any of them. "
-                               "The formats screen's best (benchmarks/results/formats.json) was its plain trial, which trains the value alone "
-                               "(it has no solver's words): the loop's value format.")
+                               "The formats screen's best (benchmarks/results/formats.json) was its plain trial, "
+                               "which trains the value alone (it has no solver's words): the loop's value format.")
 
     @model_validator(mode="after")
     def _edges(self) -> TaskSpec:

@@ -49,7 +49,8 @@ TASK_COLUMNS = "id, domain, prompt, reference, difficulty, fingerprint, payload,
 
 
 def debated_tasks(store: Any, run_id: int, rnd: int) -> list[TaskRow]:
-    """The tasks a round debates: not rejected proposals, not held-out ones."""
+    """The tasks a round plays: not rejected proposals, not held-out ones (the debate may take a
+    subset of them: ``PhaseRunner.debate_tasks``)."""
     rows = store.execute(f"select {TASK_COLUMNS} from tasks where run_id = ? and round = ? and rejected_reason is null "
                          "and not held_out order by id", [run_id, rnd])
     return [task_from_row(r) for r in rows]
