@@ -1,6 +1,6 @@
 """Answer formats side by side: the same verified tasks trained in each of the domain's formats.
 
-For every format of the default recipe's domain (arith: plain, columns, reversed, digits), in one run:
+For every format of the default recipe's domain (arith: value, columns, reversed, digits), in one run:
 the same train-pool generator tasks (``N_EXAMPLES`` of them, three quarters 2-digit sums and a
 quarter 3-digit, the curriculum's usual mix at level 2), each answer written in that format
 (``Domain.worked``), one LoRA trained on them through the production path (``train_lora``, the
@@ -13,7 +13,11 @@ It screens formats, and with ``settings`` training settings (rank, learning rate
 ``swarm bench improve`` with ``task.answer_format`` set. Every format is asked the same way,
 with the same token budget (``MAX_TOKENS``: a 3-digit sum worked in columns needs about 30).
 
-``ratios.best_vs_plain_test_3``: the best format's 3-digit accuracy over plain's.
+The screen has no solver's words, so the loop's ``plain`` (the solver's own words) cannot be
+played here: ``worked(expr, "plain")`` is the value alone, which is the ``value`` format, and the
+screen plays and labels it ``value`` (results before 2026-12-02 label that row ``plain``).
+
+``ratios.best_vs_value_test_3``: the best format's 3-digit accuracy over value's.
 """
 
 from __future__ import annotations
@@ -46,6 +50,19 @@ def examples_in(recipe: Any, tasks: list[Any], fmt: str) -> list[list[dict[str, 
     return out
 
 
+def screened_formats(domain: str) -> tuple[str, ...]:
+    """The formats the screen plays by default: the domain's, less ``plain`` where the domain has
+    ``value`` (with no solver's words, a worked plain answer is the value alone).
+
+    >>> screened_formats("arith")
+    ('value', 'columns', 'reversed', 'digits')
+    """
+    from engine.tasks import get_domain
+
+    fmts = tuple(get_domain(domain).formats)
+    return tuple(f for f in fmts if f != "plain") if "value" in fmts else fmts
+
+
 def train_tasks(recipe: Any, n: int, seed: int) -> list[Any]:
     """``n`` distinct generator tasks from the run's train pool: 3/4 at level 2, 1/4 at level 3."""
     from engine.pools import pool_of
@@ -69,7 +86,6 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL, formats: tuple[str, ...
     from engine.evaluate import score
     from engine.pools import set_name
     from engine.runtime import Runtime
-    from engine.tasks import get_domain
     from engine.train.runner import TrainConfig, train_lora
 
     path = resolve_model(model)
@@ -81,9 +97,7 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL, formats: tuple[str, ...
             rec, sets = default_run_sets(home, {"test": LEVELS}, 40 if quick else None)
             rec = rec.model_copy(update={"agents": [a.model_copy(update={"max_tokens": MAX_TOKENS})
                                                     if a.role == "solver" else a for a in rec.agents]})
-            # the screen has no solver's words: its plain trial trains the value alone, which is the
-            # loop's value format, so that one is not played twice
-            formats = formats or tuple(f for f in get_domain(rec.task.domain).formats if f != "value")
+            formats = formats or screened_formats(rec.task.domain)
             tasks = train_tasks(rec, 48 if quick else N_EXAMPLES, seed=11)
             if settings:
                 trials = [(f"{fmt}@" + (",".join(f"{k}={v}" for k, v in keys.items()) or "recipe"), fmt, keys)
@@ -126,8 +140,8 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL, formats: tuple[str, ...
     t3 = set_name("test", 3)
     best = max(rows[1:], key=lambda r: (r["scores"][t3]["accuracy"], r["scores"][set_name("test", 2)]["accuracy"]))
     ratios = {}
-    if "plain" in by and by["plain"]["scores"][t3]["accuracy"] > 0:
-        ratios["best_vs_plain_test_3"] = best["scores"][t3]["accuracy"] / by["plain"]["scores"][t3]["accuracy"]
+    if "value" in by and by["value"]["scores"][t3]["accuracy"] > 0:
+        ratios["best_vs_value_test_3"] = best["scores"][t3]["accuracy"] / by["value"]["scores"][t3]["accuracy"]
     out = write_results(results_name, {"quick": quick, "model": model, "examples": len(tasks), "max_tokens": MAX_TOKENS,
                                        "minutes": (time.perf_counter() - t_start) / 60, "rows": rows,
                                        "best": best["format"], "ratios": ratios,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from engine.errors import EngineError
 from engine.protocol import DebateScore
-from engine.roundbase import TASK_COLUMNS, TaskRow, debated_tasks, task_from_row
+from engine.roundbase import TASK_COLUMNS, TaskRow, played_tasks, task_from_row
 from engine.store import Store
 
 
@@ -82,8 +82,8 @@ def played_with(store: Store, run_id: int, rnd: int) -> int | None:
 
 
 def round_tasks(store: Store, run_id: int, rnd: int) -> list[TaskRow]:
-    """The tasks a round debated (not rejected proposals, not held-out ones)."""
-    tasks = debated_tasks(store, run_id, rnd)
+    """The tasks a round played (not rejected proposals, not held-out ones); an error when it has none."""
+    tasks = played_tasks(store, run_id, rnd)
     if not tasks:
         raise EngineError(f"run {run_id} has no tasks in round {rnd}")
     return tasks

@@ -48,7 +48,7 @@ def task_from_row(row: Sequence[Any]) -> TaskRow:
 TASK_COLUMNS = "id, domain, prompt, reference, difficulty, fingerprint, payload, behaviour"
 
 
-def debated_tasks(store: Any, run_id: int, rnd: int) -> list[TaskRow]:
+def played_tasks(store: Any, run_id: int, rnd: int) -> list[TaskRow]:
     """The tasks a round plays: not rejected proposals, not held-out ones (the debate may take a
     subset of them: ``PhaseRunner.debate_tasks``)."""
     rows = store.execute(f"select {TASK_COLUMNS} from tasks where run_id = ? and round = ? and rejected_reason is null "
@@ -162,7 +162,7 @@ class PhaseRunner:
 
     def round_tasks(self, rnd: int) -> list[TaskRow]:
         """The tasks round ``rnd`` plays (every solver answers each)."""
-        return debated_tasks(self.store, self.run_id, rnd)
+        return played_tasks(self.store, self.run_id, rnd)
 
     def debate_tasks(self, rnd: int) -> list[TaskRow]:
         """The round's tasks the debate, the judge and the hint phase take: all of them, or

@@ -154,13 +154,14 @@ def test_formats_benchmark_trains_the_same_train_tasks_in_every_format(tiny_mode
     monkeypatch.setenv(common.OUT_ENV, str(tmp_path / "out"))
     monkeypatch.setattr(formats, "train_tasks", lambda recipe, n, seed: tasks[:min(n, 8)])
     got = formats.run(quick=True, model=str(tiny_model), results_name="formats-test")
-    screened = [f for f in ARITH.formats if f != "value"]  # the screen's plain is the value alone already
+    screened = [f for f in ARITH.formats if f != "plain"]  # with no solver's words plain is the value alone
     assert [r["format"] for r in got["rows"]] == ["base model", *screened] and got["best"] in screened
+    assert got["rows"][1]["example"] == tasks[0].reference  # value: the verified result alone
     data = json.loads((tmp_path / "out" / "formats-test.json").read_text())
     assert data["examples"] == 8 and set(data["rows"][1]["scores"]) == {"test-1", "test-2", "test-3", "test-9", "facts-test"}
     assert data["rows"][2]["example"] == ARITH.worked(tasks[0], "columns")
-    tried = formats.run(quick=True, model=str(tiny_model), formats=("plain",), results_name="formats-settings",
+    tried = formats.run(quick=True, model=str(tiny_model), formats=("value",), results_name="formats-settings",
                         settings=({"steps": 2}, {"rank": 4, "alpha": 8}, {"examples": 4, "steps": 2}))
-    assert [r["format"] for r in tried["rows"][1:]] == ["plain@steps=2", "plain@rank=4,alpha=8", "plain@examples=4,steps=2"]
+    assert [r["format"] for r in tried["rows"][1:]] == ["value@steps=2", "value@rank=4,alpha=8", "value@examples=4,steps=2"]
     assert [r["train"]["steps"] for r in tried["rows"][1:]] == [2, 12, 2]
     assert [r["examples"] for r in tried["rows"][1:]] == [8, 8, 4]  # the examples key sets a trial's train tasks

@@ -240,8 +240,8 @@ def describe_skill(skill: str) -> str:
 
 
 #: How a verified answer is written in the solver's training examples (recipe ``task.answer_format``):
-#: ``plain``, the solver's own words; ``value``, the verified result alone (what the formats screen
-#: trains as plain: it has no solver's words to train); ``columns``, the expression reduced one
+#: ``plain``, the solver's own words; ``value``, the verified result alone (the formats screen's
+#: row for it was labelled plain before 2026-12-02: it has no solver's words); ``columns``, the expression reduced one
 #: operation at a time (in precedence order), each sum of two numbers worked column by column from the right with its
 #: carry; ``reversed``, each step's result written digit by digit least-significant first, then
 #: as a number; ``digits``, columns with the two numbers first spelled out digit by digit, padded
