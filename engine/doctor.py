@@ -59,6 +59,19 @@ def check_llama() -> Check:
     return Check("llama.cpp", True, f"llama-cpp-python {llama_cpp.__version__}; CPU: {features or info}")
 
 
+def check_cpu_buffers() -> Check:
+    """Whether llama.cpp's extra CPU buffer types (AMX, repacked weights) run here; where they
+    crash, models load without them (a note, not a failure: the loop runs either way)."""
+    from engine.runtime import cpu_probe
+
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return Check("cpu buffers", False, "llama-cpp-python does not import", required=False)
+    usable = cpu_probe.extra_buffers_usable()
+    return Check("cpu buffers", True, ("in use: " if usable else "off: ") + cpu_probe.reason, required=False)
+
+
 def check_gpu(gpu_layers: int = -1) -> Check:
     """Whether llama.cpp can offload layers to a GPU, and what a recipe's ``gpu_layers`` does with it."""
     try:
@@ -204,5 +217,6 @@ def check_endpoints(spec: Any = None) -> list[Check]:
 
 def run_checks(home: str | os.PathLike[str] | None = None, model: str = DEFAULT_MODEL, deep: bool = True,
                weights: str = "auto", gpu_layers: int = -1, spec: Any = None) -> list[Check]:
-    return [check_model(model), check_llama(), check_weights(model, weights, home), check_gpu(gpu_layers),
+    return [check_model(model), check_llama(), check_cpu_buffers(), check_weights(model, weights, home),
+            check_gpu(gpu_layers),
             *check_endpoints(spec), check_sandbox(), *check_training(deep), *check_store(home)]

@@ -118,20 +118,17 @@ def convert(src: Path, wtype: str, home: Path, log: Callable[[str], None] = lamb
 
 def mean_nll(path: Path, text: str = CALIBRATION, n_threads: int = 0) -> float:
     """Mean negative log-likelihood (nats per token) of ``text`` under the model at ``path``."""
-    import llama_cpp
     import numpy as np
 
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=n_threads or os.cpu_count() or 1,
-                          logits_all=True, verbose=False)
-    try:
-        tokens = llm.tokenize(text.encode(), add_bos=True)[:512]
-        llm.eval(tokens)
-        logits = np.asarray(llm.scores[: len(tokens) - 1], dtype=np.float64)
-        logz = np.log(np.exp(logits - logits.max(axis=1, keepdims=True)).sum(axis=1)) + logits.max(axis=1)
-        picked = logits[np.arange(len(tokens) - 1), tokens[1:]]
-        return float(np.mean(logz - picked))
-    finally:
-        llm.close()
+    from engine.runtime.llama import Logits
+
+    with Logits(path, n_ctx=512, n_threads=n_threads) as m:
+        tokens = m.tokenize(text)
+        logits = m.of(tokens)[:-1].astype(np.float64)
+    top = logits.max(axis=1, keepdims=True)
+    logz = np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0]
+    picked = logits[np.arange(len(tokens) - 1), tokens[1:]]
+    return float(np.mean(logz - picked))
 
 
 def decode_speed(path: Path, n_parallel: int, n_threads: int, gpu_layers: int = 0, max_tokens: int = 32,

@@ -23,6 +23,7 @@ def test_doctor_reports_the_default_model() -> None:
     assert "SmolLM2-135M-Instruct.Q4_1.gguf" in r.stdout
     assert "llama-cpp-python" in r.stdout and "schema version" in r.stdout
     assert "sandbox" in r.stdout and "isolation" in r.stdout
+    assert "cpu buffers" in r.stdout and ("in use: " in r.stdout or "off: " in r.stdout)  # the AMX probe's word
     assert "the loop can run" in r.stdout
 
 

@@ -309,3 +309,44 @@ def test_submit_many_gives_the_same_outputs_every_time(tiny_model: Path) -> None
         assert batch() == first
     with Runtime(tiny_model, n_ctx=256, n_parallel=4, prefix_cache=True) as rt:
         assert batch() == first
+
+
+def test_cpu_probe_decides_extra_buffers(monkeypatch: pytest.MonkeyPatch, real_model: Path, tmp_path: Path) -> None:
+    """Where the CPU lists AMX, a child process decodes with llama.cpp's extra buffer types; if it
+    dies, models load without them and llama-server gets --no-repack. A CPU without AMX, or
+    $SWARM_CPU_EXTRA_BUFFERS, decides without a probe. Without the extra buffers the real model
+    decodes on any machine (the probe's own ``plain`` run)."""
+    import subprocess
+    import sys
+
+    from engine.runtime import cpu_probe
+    from engine.runtime.server import LlamaServer
+
+    def fresh(flags: set[str], rc: int | None = None, env: str | None = None) -> bool:
+        monkeypatch.setattr(cpu_probe, "_usable", None)
+        monkeypatch.setattr(cpu_probe, "cpu_flags", lambda: flags)
+        if env is None:
+            monkeypatch.delenv("SWARM_CPU_EXTRA_BUFFERS", raising=False)
+        else:
+            monkeypatch.setenv("SWARM_CPU_EXTRA_BUFFERS", env)
+        runs: list[list[str]] = []
+
+        def fake_run(cmd: list[str], **_kw: object) -> subprocess.CompletedProcess[bytes]:
+            runs.append(cmd)
+            return subprocess.CompletedProcess(cmd, rc if rc is not None else 0, b"", b"")
+
+        monkeypatch.setattr(cpu_probe.subprocess, "run", fake_run)
+        usable = cpu_probe.extra_buffers_usable()
+        assert bool(runs) == (env is None and "amx_tile" in flags)  # probed only where AMX is listed
+        return usable
+
+    assert fresh({"avx2"}) and "no AMX" in cpu_probe.reason
+    assert not fresh({"avx2", "amx_tile"}, rc=-4) and "SIGILL" in cpu_probe.reason
+    server = LlamaServer(real_model, slots=1, n_ctx=64)
+    assert "--no-repack" in server.command()
+    assert fresh({"amx_tile"}, rc=0) and "--no-repack" not in server.command()
+    assert not fresh({"amx_tile"}, env="0") and fresh({"amx_tile"}, env="1")
+    monkeypatch.undo()
+    plain = subprocess.run([sys.executable, "-m", "engine.runtime.cpu_probe", str(real_model), "plain"],
+                           cwd=Path(__file__).resolve().parents[1], capture_output=True)
+    assert plain.returncode == 0, plain.stderr[-500:]

@@ -67,6 +67,94 @@ def _init_backend() -> Any:
     return llama_cpp
 
 
+def model_params(ll: Any) -> Any:
+    """llama.cpp's default model parameters, without the extra CPU buffer types (AMX, repacked
+    weights) where they crash this machine (``engine.runtime.cpu_probe``)."""
+    from engine.runtime.cpu_probe import extra_buffers_usable
+
+    params = ll.llama_model_default_params()
+    params.use_extra_bufts = extra_buffers_usable()
+    return params
+
+
+class Logits:
+    """A model (and optionally a LoRA adapter) that gives the logits of a token sequence: the
+    perplexity measure and the export check. Loaded like the runtime's (``model_params``).
+    ``with Logits(path) as m: m.of(m.tokenize(text))`` -> one row per position asked for."""
+
+    def __init__(self, path: str | os.PathLike[str], lora: str | os.PathLike[str] | None = None,
+                 n_ctx: int = 512, n_threads: int = 0) -> None:
+        self._ll = ll = _init_backend()
+        self._ctx = self._adapter = None
+        self._model = ll.llama_model_load_from_file(str(path).encode(), model_params(ll))
+        if not self._model:
+            raise ModelError(f"llama.cpp could not load the model {path}")
+        threads = n_threads or os.cpu_count() or 1
+        cparams = ll.llama_context_default_params()
+        cparams.n_ctx = cparams.n_batch = cparams.n_ubatch = n_ctx
+        cparams.n_threads = cparams.n_threads_batch = threads
+        cparams.no_perf = True
+        self._ctx = ll.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            self.close()
+            raise ModelError(f"llama.cpp could not create a context for {path} (n_ctx={n_ctx})")
+        self.n_ctx = n_ctx
+        self._vocab = ll.llama_model_get_vocab(self._model)
+        self.n_vocab = ll.llama_vocab_n_tokens(self._vocab)
+        if lora is not None:
+            self._adapter = ll.llama_adapter_lora_init(self._model, str(lora).encode())
+            if not self._adapter:
+                self.close()
+                raise ModelError(f"llama.cpp refused the LoRA adapter {lora}")
+            arr = (ll.llama_adapter_lora_p_ctypes * 1)(self._adapter)
+            if ll.llama_set_adapters_lora(self._ctx, arr, 1, (ctypes.c_float * 1)(1.0)) != 0:
+                self.close()
+                raise ModelError(f"llama.cpp could not apply the LoRA adapter {lora}")
+
+    def tokenize(self, text: str, add_special: bool = True) -> list[int]:
+        """Tokens of ``text`` (special tokens parsed), cut to the context."""
+        return _tokenize(self._ll, self._vocab, text, add_special)[:self.n_ctx]
+
+    def of(self, tokens: Sequence[int], last_only: bool = False) -> Any:
+        """Logits (a float32 numpy array, positions x vocabulary) after each token, or after the
+        last only; each call starts from an empty cache."""
+        import numpy as np
+
+        ll = self._ll
+        tokens = list(tokens)[:self.n_ctx]
+        ll.llama_memory_clear(ll.llama_get_memory(self._ctx), True)
+        batch = ll.llama_batch_init(len(tokens), 0, 1)
+        try:
+            for i, t in enumerate(tokens):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.seq_id[i][0] = t, i, 1, 0
+                batch.logits[i] = not last_only or i == len(tokens) - 1
+            batch.n_tokens = len(tokens)
+            if ll.llama_decode(self._ctx, batch) != 0:
+                raise ModelError(f"llama.cpp could not evaluate {len(tokens)} tokens")
+            rows = 1 if last_only else len(tokens)
+            return np.ctypeslib.as_array(ll.llama_get_logits(self._ctx), shape=(rows, self.n_vocab)).copy()
+        finally:
+            ll.llama_batch_free(batch)
+
+    def close(self) -> None:
+        ll = self._ll
+        if self._ctx:
+            ll.llama_free(self._ctx)
+            self._ctx = None
+        if self._adapter:
+            ll.llama_adapter_lora_free(self._adapter)
+            self._adapter = None
+        if self._model:
+            ll.llama_model_free(self._model)
+            self._model = None
+
+    def __enter__(self) -> Logits:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @dataclass(frozen=True)
 class Sampling:
     """How one request picks tokens. ``temperature == 0`` is greedy."""
@@ -327,7 +415,7 @@ class Runtime:
         kv_unified = kv_unified or prefix_cache
         threads = n_threads or os.cpu_count() or 1
 
-        mparams = ll.llama_model_default_params()
+        mparams = model_params(ll)
         # Layers offloaded to a GPU (llama.cpp built with CUDA, Metal...); 0 on a CPU-only build.
         self.gpu_layers = gpu_layers if ll.llama_supports_gpu_offload() else 0
         mparams.n_gpu_layers = self.gpu_layers

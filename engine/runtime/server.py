@@ -34,6 +34,7 @@ from pathlib import Path
 import platformdirs
 
 from engine.errors import EngineError
+from engine.runtime.cpu_probe import extra_buffers_usable
 
 BINARY = "llama-server"
 
@@ -219,6 +220,8 @@ class LlamaServer:
                "--cache-ram", "0"]
         if self.threads:
             cmd += ["-t", str(self.threads), "-tb", str(self.threads)]
+        if not extra_buffers_usable():  # AMX crashes this machine (engine.runtime.cpu_probe)
+            cmd.append("--no-repack")
         if self.lora is not None:
             cmd += ["--lora-scaled", f"{self.lora[0]}:{self.lora[1]}"]
         return cmd + self.extra

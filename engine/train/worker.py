@@ -329,19 +329,16 @@ def cmd_export(cfg: dict[str, Any]) -> dict[str, Any]:
     model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=False)
     model.eval()
 
-    from llama_cpp import Llama
+    from engine.runtime.llama import Logits
 
-    llm = Llama(model_path=cfg["gguf"], lora_path=str(out), n_ctx=512, n_threads=os.cpu_count() or 1,
-                logits_all=True, verbose=False)
     sims = []
-    for text in cfg["prompts"]:
-        toks = llm.tokenize(text.encode(), add_bos=False, special=True)[:400]
-        llm.reset()
-        llm.eval(toks)
-        ll = np.array(llm.scores[len(toks) - 1])
-        with torch.no_grad():
-            pt = model(input_ids=torch.tensor([toks])).logits[0, -1].numpy()
-        sims.append(cosine(ll, pt))
+    with Logits(cfg["gguf"], lora=out, n_ctx=512) as llm:  # loaded as the runtime loads it
+        for text in cfg["prompts"]:
+            toks = llm.tokenize(text, add_special=False)[:400]
+            ll = llm.of(toks, last_only=True)[0].astype(np.float64)
+            with torch.no_grad():
+                pt = model(input_ids=torch.tensor([toks])).logits[0, -1].numpy()
+            sims.append(cosine(ll, pt))
     worst = min(sims)
     result = {"sha256": sha, "path": str(out), "cosine": worst, "cosines": sims}
     if worst < cfg["threshold"]:
