@@ -265,8 +265,9 @@ class EvalSpec(_Strict):
                          "more of those tasks than it wins, significant or not.")
     bootstrap: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples for the 95% interval.")
     debate_dev: int = Field(
-        30, ge=4, le=100_000, description="With train.adapters = 'per-role': the first this many tasks of the round's "
-        "level's dev set, on which the debate protocol gates a new critic, reviser or judge adapter.")
+        40, ge=4, le=100_000, description="With train.adapters = 'per-role': this many dev tasks, shared out evenly "
+        "over every level from 1 to one above the round's (each level's first), on which the debate protocol gates a "
+        "new critic, reviser or judge adapter.")
     facts_lost_max: int = Field(
         2, ge=0, le=16, description="The gate drops a new adapter that answers wrong more than this many of the 16 "
         "general facts (the dev half) the base model answers right: training one skill must not erase others.")

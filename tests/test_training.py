@@ -664,15 +664,25 @@ def test_per_role_adapters_train_gate_and_serve_each_role(tmp_path: Path, tiny_m
         assert len({m[0]["content"].split()[0] for m in examples}) == 1  # one role's examples per adapter
     ads = {r[0]: r[1:] for r in q("select role, id, decision, promoted from adapters where run_id = ?", [run_id])}
     assert set(ads) == {"solver", "critic", "judge"} and all(a[1] for a in ads.values())
-    assert "judge balanced accuracy on dev-" in ads["judge"][1]
-    assert "right after revision" in ads["critic"][1]
-    debates = q("select pool, eval_set, adapters from debate_evals where run_id = ? order by id", [run_id])
-    assert [d[0] for d in debates] == ["dev", "dev"]  # with the adapters in use and with the new ones
+    # every level from 1 to one above the round's (2), 6 dev tasks each (the share of 40 is 14, 13, 13)
+    assert "judge balanced accuracy on dev-1, dev-2, dev-3 (18 tasks)" in ads["judge"][1]
+    assert "right after revision" in ads["critic"][1] and "/18 in use" in ads["critic"][1]
+    debates = q("select pool, eval_set, adapters, n from debate_evals where run_id = ? order by id", [run_id])
+    # per level, with the adapters in use and with the new ones
+    assert [d[:2] for d in debates] == [("dev", f"dev-{lvl}") for lvl in (1, 2, 3) for _ in range(2)]
+    assert {d[3] for d in debates} == {6}
     solver = ads["solver"][0] if ads["solver"][2] else None  # gated first: the debate's first answers are its
-    assert debates[0][2] == (None if solver is None else json.dumps(
-        {"critic": None, "judge": None, "reviser": None, "solver": solver}))
-    assert json.loads(debates[1][2]) == {"critic": ads["critic"][0], "judge": ads["judge"][0], "reviser": None,
-                                         "solver": solver}
+    for before, after in zip(debates[::2], debates[1::2]):
+        assert before[2] == (None if solver is None else json.dumps(
+            {"critic": None, "judge": None, "reviser": None, "solver": solver}))
+        assert json.loads(after[2]) == {"critic": ads["critic"][0], "judge": ads["judge"][0], "reviser": None,
+                                        "solver": solver}
+    from engine.phases.evaluate import debate_dev_sets
+    rec = eng.run_info(run_id).recipe
+    shares = {k: len(v) for k, v in debate_dev_sets(
+        eng.store, run_id, rec.model_copy(update={"eval": rec.eval.model_copy(update={"debate_dev": 10})}), 2).items()}
+    assert shares == {"dev-1": 4, "dev-2": 3, "dev-3": 3}  # 10 shared out, the lower levels take the remainder
+    assert list(debate_dev_sets(eng.store, run_id, rec, 9)) == [f"dev-{lvl}" for lvl in range(1, 10)]  # the top
 
     for role in ("solver", "critic", "judge"):  # promote each by hand, whatever the gate said
         eng.use_adapter(ads[role][0])
