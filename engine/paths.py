@@ -34,17 +34,27 @@ def cache_root(home: Path) -> Path:
     return Path(os.environ["SWARM_CACHE"]) if os.environ.get("SWARM_CACHE") else home / "cache"
 
 
+def _cpuinfo(key: str) -> str | None:
+    """The first ``key`` line's value in ``/proc/cpuinfo``; None where there is none."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def cpu_name() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
     import platform
 
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as the kernel lists them (``/proc/cpuinfo``); empty where unknown."""
+    return set((_cpuinfo("flags") or "").split())
 
 
 def store_path(home: Path) -> Path:

@@ -315,7 +315,8 @@ def test_cpu_probe_decides_extra_buffers(monkeypatch: pytest.MonkeyPatch, real_m
     """Where the CPU lists AMX, a child process decodes with llama.cpp's extra buffer types; if it
     dies, models load without them and llama-server gets --no-repack. A CPU without AMX, or
     $SWARM_CPU_EXTRA_BUFFERS, decides without a probe. Without the extra buffers the real model
-    decodes on any machine (the probe's own ``plain`` run)."""
+    decodes on any machine (the probe's own run with $SWARM_CPU_EXTRA_BUFFERS=0)."""
+    import os
     import subprocess
     import sys
 
@@ -347,6 +348,7 @@ def test_cpu_probe_decides_extra_buffers(monkeypatch: pytest.MonkeyPatch, real_m
     assert fresh({"amx_tile"}, rc=0) and "--no-repack" not in server.command()
     assert not fresh({"amx_tile"}, env="0") and fresh({"amx_tile"}, env="1")
     monkeypatch.undo()
-    plain = subprocess.run([sys.executable, "-m", "engine.runtime.cpu_probe", str(real_model), "plain"],
-                           cwd=Path(__file__).resolve().parents[1], capture_output=True)
+    plain = subprocess.run([sys.executable, "-m", "engine.runtime.cpu_probe", str(real_model)],
+                           cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                           env={**os.environ, "SWARM_CPU_EXTRA_BUFFERS": "0"})
     assert plain.returncode == 0, plain.stderr[-500:]

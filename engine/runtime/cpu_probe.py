@@ -10,13 +10,13 @@ built-in model once per process; if it dies, models load without the extra buffe
 (``use_extra_bufts = false``; llama-server's ``--no-repack``): the same weights, multiplied by
 the plain CPU kernels. ``$SWARM_CPU_EXTRA_BUFFERS`` (``1``/``0``) skips the probe.
 
-Run as ``python -m engine.runtime.cpu_probe MODEL.gguf [plain]`` it is the probe itself (``plain``:
-without the extra buffer types).
+Run as ``python -m engine.runtime.cpu_probe MODEL.gguf`` it is the probe itself: a decode loaded the
+way every model is (``engine.runtime.llama.Logits``), the extra buffer types on or off as
+``$SWARM_CPU_EXTRA_BUFFERS`` says (the parent sets ``1``).
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -25,22 +25,14 @@ import sys
 import threading
 from pathlib import Path
 
+from engine.paths import cpu_flags
+
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _usable: bool | None = None
 #: why the last probe decided as it did (for ``swarm doctor``)
 reason = "not probed yet"
-
-
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def extra_buffers_usable() -> bool:
@@ -70,7 +62,8 @@ def _probe() -> tuple[bool, str]:
         return True, f"no built-in model to probe AMX with ({e})"
     try:
         proc = subprocess.run([sys.executable, "-m", "engine.runtime.cpu_probe", str(model)], capture_output=True,
-                              timeout=120, cwd=Path(__file__).resolve().parents[2])
+                              timeout=120, cwd=Path(__file__).resolve().parents[2],
+                              env={**os.environ, "SWARM_CPU_EXTRA_BUFFERS": "1"})
     except subprocess.TimeoutExpired:
         return False, "the AMX probe (a decode of the built-in model) hung for 120 s"
     if proc.returncode == 0:
@@ -81,33 +74,8 @@ def _probe() -> tuple[bool, str]:
     return False, f"the AMX probe failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[-300:]}"
 
 
-def _decode(path: str, extra: bool = True) -> None:
-    """Load ``path`` with llama.cpp's defaults (``extra``: the extra buffer types on) and decode a
-    short batch."""
-    import llama_cpp as ll
-
-    ll.llama_backend_init()
-    quiet = ll.llama_log_callback(lambda *_: None)  # kept referenced while llama.cpp may call it
-    ll.llama_log_set(quiet, ctypes.c_void_p(0))
-    mparams = ll.llama_model_default_params()
-    mparams.use_extra_bufts = extra
-    model = ll.llama_model_load_from_file(path.encode(), mparams)
-    if not model:
-        sys.exit(3)
-    cparams = ll.llama_context_default_params()
-    cparams.n_ctx, cparams.n_batch, cparams.n_threads, cparams.n_threads_batch = 64, 64, 1, 1
-    ctx = ll.llama_init_from_model(model, cparams)
-    batch = ll.llama_batch_init(64, 0, 1)
-    for i in range(16):
-        batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.seq_id[i][0] = 1 + i, i, 1, 0
-        batch.logits[i] = i == 15
-    batch.n_tokens = 16
-    if ll.llama_decode(ctx, batch) != 0:
-        sys.exit(4)
-    ll.llama_batch_free(batch)
-    ll.llama_free(ctx)
-    ll.llama_model_free(model)
-
-
 if __name__ == "__main__":
-    _decode(sys.argv[1], extra=sys.argv[2:] != ["plain"])
+    from engine.runtime.llama import Logits
+
+    with Logits(sys.argv[1], n_ctx=64, n_threads=1) as m:
+        m.of(m.tokenize("1 + 2 = 3. 4 + 5 = 9. 7 + 1 ="))

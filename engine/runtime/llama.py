@@ -67,6 +67,15 @@ def _init_backend() -> Any:
     return llama_cpp
 
 
+def _put(batch: Any, i: int, token: int, pos: int, seq_id: int, logits: bool) -> None:
+    """Token ``i`` of a llama.cpp batch: one sequence, with or without its logits."""
+    batch.token[i] = token
+    batch.pos[i] = pos
+    batch.n_seq_id[i] = 1
+    batch.seq_id[i][0] = seq_id
+    batch.logits[i] = logits
+
+
 def model_params(ll: Any) -> Any:
     """llama.cpp's default model parameters, without the extra CPU buffer types (AMX, repacked
     weights) where they crash this machine (``engine.runtime.cpu_probe``)."""
@@ -126,8 +135,7 @@ class Logits:
         batch = ll.llama_batch_init(len(tokens), 0, 1)
         try:
             for i, t in enumerate(tokens):
-                batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.seq_id[i][0] = t, i, 1, 0
-                batch.logits[i] = not last_only or i == len(tokens) - 1
+                _put(batch, i, t, i, 0, not last_only or i == len(tokens) - 1)
             batch.n_tokens = len(tokens)
             if ll.llama_decode(self._ctx, batch) != 0:
                 raise ModelError(f"llama.cpp could not evaluate {len(tokens)} tokens")
@@ -389,6 +397,8 @@ class Runtime:
     Raises ModelError on construction when the file is missing, not GGUF, truncated, or
     refused by llama.cpp.
     """
+
+    _put = staticmethod(_put)  # the batch builder (one definition, shared with Logits)
 
     def __init__(
         self,
@@ -856,10 +866,3 @@ class Runtime:
         self.stats["shared_prompt_tokens"] += slot.share_len
         return True
 
-    @staticmethod
-    def _put(batch: Any, i: int, token: int, pos: int, seq_id: int, logits: bool) -> None:
-        batch.token[i] = token
-        batch.pos[i] = pos
-        batch.n_seq_id[i] = 1
-        batch.seq_id[i][0] = seq_id
-        batch.logits[i] = logits
