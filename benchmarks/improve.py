@@ -14,7 +14,8 @@ Results: ``seeds``; ``test`` and ``dev``: set name -> ``{"base": {mean, min, max
 {mean, min, max}}`` (fractions); ``debate``: the debate as a protocol on the test sets (all levels
 pooled; ``engine.protocol``): ``gain_final``, ``judge_balanced_accuracy_final``,
 ``right_to_wrong_final`` (and first, final, wrong_to_right), each {mean, min, max} over seeds,
-with per-round curves; ``per_seed``: every seed's per-round curves.
+with per-round curves; the debate's answer is the judge's pick (round.debate_answer), and
+``revised_*`` (gain, right_to_wrong, wrong_to_right, final) are the revisions' own figures; ``per_seed``: every seed's per-round curves.
 This is the number the project lives by; it is reported as measured, flat or not.
 """
 
@@ -199,6 +200,17 @@ def debate_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         out[f"{key}_curves"] = {str(s["seed"]): [s["base"]["debate"]["all"][src]] + [r["debate"]["all"][src]
                                                                                   for r in s["per_round"]]
                                 for s in per_seed}
+    # The revisions alone (what the debate's answer would be if the revision stood whatever the
+    # judge said): absent from results written before the debate's answer was the judge's pick.
+    for key in ("gain", "right_to_wrong", "wrong_to_right", "final"):
+        def rev(m: dict[str, Any], key: str = key) -> float | None:
+            return (m["debate"]["all"].get("revised") or {}).get(key)
+
+        finals = [rev(s["per_round"][-1] if s["per_round"] else s["base"]) for s in per_seed]
+        present = [v for v in finals if v is not None]
+        out[f"revised_{key}_final"] = spread(present) if present else None
+        out[f"revised_{key}_curves"] = {str(s["seed"]): [rev(s["base"])] + [rev(r) for r in s["per_round"]]
+                                        for s in per_seed}
     out["n"] = per_seed[0]["base"]["debate"]["all"]["n"]
     return out
 
@@ -326,6 +338,11 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
                 [[span(debate["first_final"], ".1%"), span(debate["final_final"], ".1%"), span(debate["gain_final"], "+.1%"),
                   span(debate["right_to_wrong_final"], ".1%"), span(debate["wrong_to_right_final"], ".1%"),
                   span(debate["judge_balanced_accuracy_final"], ".1%")]]))
+    if debate["revised_final_final"] is not None:
+        print("the revisions alone (had each stood whatever the judge said): "
+              f"after revision {span(debate['revised_final_final'], '.1%')}, gain {span(debate['revised_gain_final'], '+.1%')}, "
+              f"right->wrong {span(debate['revised_right_to_wrong_final'], '.1%')}, "
+              f"wrong->right {span(debate['revised_wrong_to_right_final'], '.1%')}")
     for seed_run in per_seed:
         print(f"seed {seed_run['seed']}: levels " + " ".join(str(pr["difficulty"]) for pr in seed_run["per_round"])
               + f" ({seed_run['level_ups']} level-up(s))")

@@ -230,7 +230,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     rows = [[c.task.id, c.task.task.prompt.replace("\n", " ")[:60], c.task.task.reference[:20], mark(c.before[0]),
              mark(c.before[1]), mark(c.after[0]), mark(c.after[1]), c.change] for c in r.changes()]
-    head = ["task", "prompt", "reference", "before first", "before final", "after first", "after final", "change"]
+    head = ["task", "prompt", "reference", "before first", "before debate", "after first", "after debate", "change"]
     if args.format == "table":
         b, a = r.before, r.after
         print(f"run {run_id}, {r.what}: {len(r.tasks)} task(s) replayed with the debate protocol (greedy; the verifier "
@@ -248,12 +248,13 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                 continue
             print(f"\n== task {c.task.id} ({c.change}): {c.task.task.prompt.strip()}  [reference {c.task.task.reference}]")
             for label, s in (("before", r.before), ("after", r.after)):
-                first, critique, final, fo, lo, jf, jl = s.score.traces[c.task.id]
+                first, critique, final, fo, lo, jf, jl, answer = s.score.traces[c.task.id]
                 print(f"-- {label}, {s.name}")
                 print(f"   first ({mark(fo)}; judge: {jf}): {first.strip()}")
                 if critique is not None:
                     print(f"   critique: {critique.strip()}")
-                    print(f"   final ({mark(lo)}; judge: {jl}): {final.strip()}")
+                    print(f"   revision ({mark(lo)}; judge: {jl}): {final.strip()}")
+                    print(f"   the debate's answer: the {answer}")
     return 0
 
 

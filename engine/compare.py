@@ -62,7 +62,7 @@ class Replay:
         out = []
         for tr in self.tasks:
             a, b = self.before.score.traces[tr.id], self.after.score.traces[tr.id]
-            out.append(TaskChange(tr, (bool(a[3]), bool(a[4])), (bool(b[3]), bool(b[4]))))
+            out.append(TaskChange(tr, (bool(a[3]), answer_right(a)), (bool(b[3]), answer_right(b))))
         return out
 
     def counts(self) -> dict[str, int]:
@@ -71,6 +71,11 @@ class Replay:
         for c in self.changes():
             out[c.change or "same"] += 1
         return out
+
+
+def answer_right(trace: tuple[object, ...]) -> bool:
+    """Whether the debate's answer in a protocol trace (``DebateScore.traces``) is right."""
+    return bool(trace[4] if trace[7] == "revision" else trace[3])
 
 
 def played_with(store: Store, run_id: int, rnd: int) -> int | None:
@@ -120,15 +125,16 @@ def as_json(r: Replay) -> dict[str, object]:
     def side(s: Side) -> dict[str, object]:
         return {"adapter": s.adapter_id, **s.score.summary()}
 
+    def trace(t: tuple[object, ...]) -> dict[str, object]:
+        return {**dict(zip(("first", "critique", "revision", "first_right", "revision_right", "judge_first",
+                            "judge_revision", "answer"), t)), "answer_right": answer_right(t)}
+
     tasks = []
     for c in r.changes():
         a, b = r.before.score.traces[c.task.id], r.after.score.traces[c.task.id]
         tasks.append({"task": c.task.id, "prompt": c.task.task.prompt, "reference": c.task.task.reference,
                       "change": c.change or "same",
-                      "before": dict(zip(("first", "critique", "final", "first_right", "final_right", "judge_first",
-                                          "judge_final"), a)),
-                      "after": dict(zip(("first", "critique", "final", "first_right", "final_right", "judge_first",
-                                         "judge_final"), b))})
+                      "before": trace(a), "after": trace(b)})
     return json.loads(json.dumps({"run": r.run_id, "replayed": r.what, "before": side(r.before), "after": side(r.after),
                                   "counts": r.counts(), "tasks": tasks}, default=str))
 

@@ -3,13 +3,18 @@ answers when no verifier is there to help.
 
 For every task: the first solver answers (greedy, the solve prompt: the same answer pass@1
 scores), the first critic critiques it, the solver revises it with the critique (once per
-recipe debate turn), and the judge gives a verdict on the first answer and on the final one
-(round.judging = "compute": the judge's own result, worked out once per task, judges both).
+recipe debate turn), and the judge gives a verdict on the first answer and on the revision (round.judging =
+"compute": the judge's own result, worked out once per task, judges both). The debate's answer
+is then the judge's pick (round.debate_answer = "judged"): the revision where the judge calls
+the first answer wrong and the revision right, else the first answer; or the revision, whatever
+the judge said ("revision"). Both are scored from the same generations, so every score also
+says what the revision alone would have been worth (``revised``).
 Only then does the verifier score the answers, so the figures say what the debate is worth
 to a user who has no checker: accuracy before and after, right->wrong and wrong->right flips,
-and the judge's balanced accuracy (the mean of its hit rates on right and on wrong answers;
-a judge that always says the same thing scores 50%). Greedy decoding makes the figures
-reproducible; the round's debate samples with each agent's temperature.
+and the judge's balanced accuracy (the mean of its hit rates on right and on wrong answers,
+its verdicts on first answers and on revisions; a judge that always says the same thing scores
+50%). Greedy decoding makes the figures reproducible; the round's debate samples with each
+agent's temperature.
 """
 
 from __future__ import annotations
@@ -30,15 +35,21 @@ from engine.tasks import get_domain
 class DebateScore:
     n: int
     first: int  # right first answers
-    final: int  # right answers after the debate
+    final: int  # right answers after the debate (the debate's answer: round.debate_answer)
     right_to_wrong: int
     wrong_to_right: int
-    judge_tp: int = 0  # judge: right, verifier: right (first and final answers together)
+    judge_tp: int = 0  # judge: right, verifier: right (first answers and revisions together)
     judge_tn: int = 0
     judge_fp: int = 0
     judge_fn: int = 0  # an unusable verdict counts against the judge
-    #: task id -> (first text, critique, final text, first right, final right, judge on first, judge on final)
+    #: task id -> (first text, critique, revision, first right, revision right, judge on first,
+    #: judge on revision, the debate's answer: "first" | "revision")
     traces: dict[int, tuple[Any, ...]] = field(default_factory=dict, compare=False)
+    #: the revisions alone: right ones and their flips (None: not known, a score recorded before
+    #: the debate's answer was the judge's pick, or a round's own debate)
+    revised: int | None = None
+    revised_right_to_wrong: int | None = None
+    revised_wrong_to_right: int | None = None
 
     @property
     def first_accuracy(self) -> float:
@@ -52,6 +63,11 @@ class DebateScore:
     def gain(self) -> float:
         """Accuracy after the debate minus before (fraction)."""
         return (self.final - self.first) / self.n if self.n else 0.0
+
+    @property
+    def revised_right(self) -> int:
+        """Right revisions (the debate's answers where the revisions are not known apart)."""
+        return self.final if self.revised is None else self.revised
 
     @property
     def right_to_wrong_rate(self) -> float | None:
@@ -76,18 +92,39 @@ class DebateScore:
         return (self.judge_tp / pos + self.judge_tn / neg) / 2
 
     def summary(self) -> dict[str, Any]:
-        return {"n": self.n, "first": self.first_accuracy, "final": self.final_accuracy, "gain": self.gain,
-                "right_to_wrong": self.right_to_wrong_rate, "wrong_to_right": self.wrong_to_right_rate,
-                "judge_balanced_accuracy": self.judge_balanced_accuracy,
-                "judge": {"tp": self.judge_tp, "tn": self.judge_tn, "fp": self.judge_fp, "fn": self.judge_fn}}
+        out = {"n": self.n, "first": self.first_accuracy, "final": self.final_accuracy, "gain": self.gain,
+               "right_to_wrong": self.right_to_wrong_rate, "wrong_to_right": self.wrong_to_right_rate,
+               "judge_balanced_accuracy": self.judge_balanced_accuracy,
+               "judge": {"tp": self.judge_tp, "tn": self.judge_tn, "fp": self.judge_fp, "fn": self.judge_fn}}
+        if self.revised is not None and self.n:
+            wrong = self.n - self.first
+            out["revised"] = {
+                "final": self.revised / self.n, "gain": (self.revised - self.first) / self.n,
+                "right_to_wrong": None if not self.first or self.revised_right_to_wrong is None
+                else self.revised_right_to_wrong / self.first,
+                "wrong_to_right": None if not wrong or self.revised_wrong_to_right is None
+                else self.revised_wrong_to_right / wrong}
+        return out
 
     def __add__(self, other: DebateScore) -> DebateScore:
-        """Pool two scores (over disjoint task sets)."""
+        """Pool two scores (over disjoint task sets); the revisions' counts only where both know them
+        (an empty score knows everything)."""
+        def both(a: int | None, b: int | None, a_empty: bool, b_empty: bool) -> int | None:
+            if a_empty:
+                return b
+            if b_empty:
+                return a
+            return None if a is None or b is None else a + b
+
+        e0, e1 = self.n == 0, other.n == 0
         return DebateScore(self.n + other.n, self.first + other.first, self.final + other.final,
                            self.right_to_wrong + other.right_to_wrong, self.wrong_to_right + other.wrong_to_right,
                            self.judge_tp + other.judge_tp, self.judge_tn + other.judge_tn,
                            self.judge_fp + other.judge_fp, self.judge_fn + other.judge_fn,
-                           {**self.traces, **other.traces})
+                           {**self.traces, **other.traces},
+                           both(self.revised, other.revised, e0, e1),
+                           both(self.revised_right_to_wrong, other.revised_right_to_wrong, e0, e1),
+                           both(self.revised_wrong_to_right, other.revised_wrong_to_right, e0, e1))
 
 
 def _greedy(agent: AgentSpec) -> AgentSpec:
@@ -157,11 +194,37 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
                 tp, fn = (tp + 1, fn) if said is True else (tp, fn + 1)
             else:
                 tn, fp = (tn + 1, fp) if said is False else (tn, fp + 1)
-    traces = {tr.id: (a, k, b, fo, lo, jf, jl) for tr, a, k, b, fo, lo, jf, jl in
-              zip(tasks, first_texts, critiques, texts, first_ok, final_ok, judged_first, judged_final)}
-    return DebateScore(len(tasks), sum(first_ok), sum(final_ok),
-                       sum(1 for a, b in zip(first_ok, final_ok) if a and not b),
-                       sum(1 for a, b in zip(first_ok, final_ok) if b and not a), tp, tn, fp, fn, traces)
+    picks = [pick(recipe, bool(judges), a, b, jf, jl)
+             for a, b, jf, jl in zip(first_texts, texts, judged_first, judged_final)]
+    answer_ok = [lo if p_ == "revision" else fo for fo, lo, p_ in zip(first_ok, final_ok, picks)]
+    traces = {tr.id: (a, k, b, fo, lo, jf, jl, p_) for tr, a, k, b, fo, lo, jf, jl, p_ in
+              zip(tasks, first_texts, critiques, texts, first_ok, final_ok, judged_first, judged_final, picks)}
+
+    def flips(after: list[bool]) -> tuple[int, int]:
+        return (sum(1 for a, b in zip(first_ok, after) if a and not b),
+                sum(1 for a, b in zip(first_ok, after) if b and not a))
+
+    (r2w, w2r), (rev_r2w, rev_w2r) = flips(answer_ok), flips(final_ok)
+    return DebateScore(len(tasks), sum(first_ok), sum(answer_ok), r2w, w2r, tp, tn, fp, fn, traces,
+                       sum(final_ok), rev_r2w, rev_w2r)
+
+
+def pick(recipe: Recipe, judged: bool, first: str, revision: str, judge_first: bool | None,
+         judge_revision: bool | None) -> str:
+    """The debate's answer: ``"revision"`` or ``"first"``. With round.debate_answer = "judged" and a
+    judge, the revision only where the judge called the first answer wrong and the revision right
+    (an unusable verdict changes nothing); else the revision.
+
+    >>> from engine.recipes import load_recipe
+    >>> r = load_recipe("default")[0]
+    >>> pick(r, True, "5", "6", False, True), pick(r, True, "5", "6", True, True), pick(r, True, "5", "6", False, None)
+    ('revision', 'first', 'first')
+    >>> pick(r, False, "5", "6", None, None)
+    'revision'
+    """
+    if recipe.round.debate_answer == "revision" or not judged or first == revision:
+        return "revision"
+    return "revision" if judge_first is False and judge_revision is True else "first"
 
 
 def record_debate(store: Store, run_id: int, rnd: int, adapter_id: int | None, eval_set: str, pool: str,
@@ -174,11 +237,12 @@ def record_debate(store: Store, run_id: int, rnd: int, adapter_id: int | None, e
         id=did, run_id=run_id, round=rnd, adapter_id=adapter_id, eval_set=eval_set, pool=pool, n=sc.n,
         first_correct=sc.first, final_correct=sc.final, right_to_wrong=sc.right_to_wrong,
         wrong_to_right=sc.wrong_to_right, judge_tp=sc.judge_tp, judge_tn=sc.judge_tn, judge_fp=sc.judge_fp,
-        judge_fn=sc.judge_fn, adapters=adapters)])
+        judge_fn=sc.judge_fn, adapters=adapters, revised_correct=sc.revised,
+        revised_right_to_wrong=sc.revised_right_to_wrong, revised_wrong_to_right=sc.revised_wrong_to_right)])
     store.insert("debate_eval_answers", [
         dict(debate_eval_id=did, task_id=tid, first_text=a, critique=k, final_text=b, first_correct=fo,
-             final_correct=lo, judge_first=jf, judge_final=jl)
-        for tid, (a, k, b, fo, lo, jf, jl) in sc.traces.items()])
+             final_correct=lo, judge_first=jf, judge_final=jl, answer=p_)
+        for tid, (a, k, b, fo, lo, jf, jl, p_) in sc.traces.items()])
     return did
 
 
@@ -187,8 +251,11 @@ def stored_debate(store: Store, run_id: int, adapter_id: int | None, eval_set: s
     """The debate score already recorded for this adapter (and per role, ``adapters``) on
     ``eval_set`` (counts only)."""
     row = store.execute(
-        "select n, first_correct, final_correct, right_to_wrong, wrong_to_right, judge_tp, judge_tn, judge_fp, judge_fn "
-        "from debate_evals where run_id = ? and adapter_id is not distinct from ? and eval_set = ? "
+        "select n, first_correct, final_correct, right_to_wrong, wrong_to_right, judge_tp, judge_tn, judge_fp, judge_fn, "
+        "revised_correct, revised_right_to_wrong, revised_wrong_to_right from debate_evals where run_id = ? and adapter_id is not distinct from ? and eval_set = ? "
         "and adapters::varchar is not distinct from ? order by id desc limit 1",
         [run_id, adapter_id, eval_set, adapters])
-    return DebateScore(*(int(v) for v in row[0])) if row else None
+    if not row:
+        return None
+    counts, revised = row[0][:9], row[0][9:]
+    return DebateScore(*(int(v) for v in counts), {}, *(None if v is None else int(v) for v in revised))

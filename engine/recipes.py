@@ -165,6 +165,11 @@ class RoundSpec(_Strict):
         "out itself without seeing any answer (prompts.judge_compute), greedily, once per task, and an answer is "
         "judged right when it is the judge's result; it trains on each round task's verified result. compute needs a "
         "domain whose answers are values (arith).")
+    debate_answer: Literal["judged", "revision"] = Field(
+        "judged", description="The answer a debate settles on (the debate protocol: swarm eval --debate, the improve "
+        "benchmark, the per-role gate's debate). judged: the judge's pick, the revision only where the judge calls "
+        "the first answer wrong and the revision right, else the first answer. revision: the last revision, whatever "
+        "the judge said. Both are scored from the same answers; a score records the revisions' own figures beside.")
     hints: bool = Field(
         False, description="After the judge, the hint phase: each wrong final answer (at most train.max_per_task per "
         "task) gets a critique written with the verified result in view (prompts.hint) and a revision by its solver "

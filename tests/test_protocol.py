@@ -54,8 +54,14 @@ def _tasks() -> list[TaskRow]:
             for i, e in enumerate(["10 + 10", "20 + 20", "30 + 30", "40 + 40"], 1)]
 
 
+def _revision_stands(recipe):  # type: ignore[no-untyped-def]
+    return recipe.model_copy(update={"round": recipe.round.model_copy(update={"debate_answer": "revision"})})
+
+
 def test_debate_protocol_counts_flips_and_the_judges_balanced_accuracy() -> None:
-    recipe = load_recipe("recipes/default.toml")[0]
+    judged_answer = load_recipe("recipes/default.toml")[0]
+    assert judged_answer.round.debate_answer == "judged"
+    recipe = _revision_stands(judged_answer)
     first = {"10 + 10": "20", "20 + 20": "40", "30 + 30": "61", "40 + 40": "81"}
     revised = {"10 + 10": "20", "20 + 20": "41", "30 + 30": "60", "40 + 40": "81"}  # keep, right->wrong, wrong->right, stay wrong
     judge = {"20": True, "40": True, "41": True, "61": False, "60": False, "81": True}
@@ -63,6 +69,8 @@ def test_debate_protocol_counts_flips_and_the_judges_balanced_accuracy() -> None
     sc = debate_score(rt, recipe, _tasks())  # type: ignore[arg-type]
     assert (sc.n, sc.first, sc.final, sc.right_to_wrong, sc.wrong_to_right) == (4, 2, 2, 1, 1)
     assert sc.gain == 0 and sc.right_to_wrong_rate == 0.5 and sc.wrong_to_right_rate == 0.5
+    assert (sc.revised, sc.revised_right_to_wrong, sc.revised_wrong_to_right) == (2, 1, 1)
+    assert [sc.traces[i][7] for i in (1, 2, 3, 4)] == ["revision"] * 4
     # verdicts on first answers (20 T, 40 T, 61 F, 81 T) and on changed finals (41 T, 60 F); unchanged finals reuse
     # the first verdict: right answers 20, 40, 20, 60 -> judged T, T, T, F; wrong 61, 81, 41, 81 -> F, T, T, T
     assert (sc.judge_tp, sc.judge_fn, sc.judge_tn, sc.judge_fp) == (3, 1, 1, 3)
@@ -74,6 +82,19 @@ def test_debate_protocol_counts_flips_and_the_judges_balanced_accuracy() -> None
     none_right = debate_score(Scripted({k: "0" for k in first}, {k: "0" for k in first}, {"0": False}), recipe,
                               _tasks())  # type: ignore[arg-type]
     assert none_right.right_to_wrong_rate is None and none_right.judge_balanced_accuracy is None
+    # The judge's pick (the default): the revision only where the judge calls the first answer
+    # wrong and the revision right. 40 -> 41: the judge likes both, the first stands (no
+    # right->wrong); 61 -> 60: it likes neither, the first stands (the fix is lost). The judge's
+    # verdicts, and the revisions' own figures, are the same answers scored.
+    picked = debate_score(Scripted(first, revised, judge), judged_answer, _tasks())  # type: ignore[arg-type]
+    assert [picked.traces[i][7] for i in (1, 2, 3, 4)] == ["revision", "first", "first", "revision"]
+    assert (picked.first, picked.final, picked.right_to_wrong, picked.wrong_to_right) == (2, 2, 0, 0)
+    assert (picked.revised, picked.revised_right_to_wrong, picked.revised_wrong_to_right) == (2, 1, 1)
+    assert (picked.judge_tp, picked.judge_fn, picked.judge_tn, picked.judge_fp) == (3, 1, 1, 3)
+    assert picked.summary()["revised"] == {"final": 0.5, "gain": 0.0, "right_to_wrong": 0.5, "wrong_to_right": 0.5}
+    flipped = {**judge, "61": False, "60": True}  # now it calls the fix right: the revision stands
+    fixed = debate_score(Scripted(first, revised, flipped), judged_answer, _tasks())  # type: ignore[arg-type]
+    assert (fixed.final, fixed.right_to_wrong, fixed.wrong_to_right) == (3, 0, 1) and fixed.gain == 0.25
 
 
 def test_a_computing_judge_works_each_task_out_once_and_judges_both_answers_by_its_result() -> None:
@@ -88,18 +109,26 @@ def test_a_computing_judge_works_each_task_out_once_and_judges_both_answers_by_i
     assert len(judged) == 4 and all(r.assistant_prefix == "" for r in judged)  # one per task, however answers change
     assert all("Answer" not in r.messages[-1]["content"] for r in judged)  # it never sees an answer
     # an answer is judged right when it is the judge's result: first 20 T, 40 F, 61 F, 81 F; final 20 T, 41 T, 60 T, 81 F
-    assert [sc.traces[i][5:] for i in (1, 2, 3, 4)] == [(True, True), (False, True), (False, True), (False, False)]
+    assert [sc.traces[i][5:7] for i in (1, 2, 3, 4)] == [(True, True), (False, True), (False, True), (False, False)]
     # right answers 20, 40, 20, 60 -> T, F, T, T; wrong 61, 81, 41, 81 -> F, F, T, F
     assert (sc.judge_tp, sc.judge_fn, sc.judge_tn, sc.judge_fp) == (3, 1, 3, 1)
+    # the judge's pick: a wrong result (41) takes the revision where it matches: right->wrong;
+    # a right one (60) takes the fix
+    assert [sc.traces[i][7] for i in (1, 2, 3, 4)] == ["revision", "revision", "revision", "revision"]
+    assert (sc.final, sc.right_to_wrong, sc.wrong_to_right) == (2, 1, 1)
 
 
 def test_a_debate_score_is_recorded_with_its_traces(tmp_path: Path) -> None:
     eng = Engine.open(tmp_path / "home")
-    sc = DebateScore(2, 1, 2, 0, 1, 2, 1, 1, 0, {1: ("a", "c", "b", False, True, None, True),
-                                               2: ("x", None, "x", True, True, True, True)})
+    sc = DebateScore(2, 1, 2, 0, 1, 2, 1, 1, 0, {1: ("a", "c", "b", False, True, None, True, "revision"),
+                                               2: ("x", None, "x", True, True, True, True, "revision")}, 2, 0, 1)
     with eng.store.transaction():
         record_debate(eng.store, 1, 0, None, "test-2", "test", sc)
     assert stored_debate(eng.store, 1, None, "test-2") == sc
-    assert eng.store.execute("select count(*) from debate_eval_answers")[0][0] == 2
+    assert eng.store.execute("select count(*), count(*) filter (answer = 'revision') from debate_eval_answers")[0] == (2, 2)
     assert (sc + sc).n == 4 and (sc + sc).judge_balanced_accuracy == sc.judge_balanced_accuracy
+    assert (sc + sc).revised == 4 and (sc + DebateScore(0, 0, 0, 0, 0)).revised == 2
+    # a score recorded before the revisions were counted apart (NULL) pools to unknown
+    old = DebateScore(1, 1, 1, 0, 0)
+    assert (sc + old).revised is None and old.revised_right == 1 and sc.revised_right == 2
     eng.close()

@@ -75,7 +75,7 @@ def test_swarm_replay_of_one_task_and_of_a_test_set(played: tuple[int, int], cap
     out = json.loads(capsys.readouterr().out)
     assert out["replayed"] == f"task {task}" and out["before"]["adapter"] is None and out["after"]["adapter"] == adapter
     assert [t["task"] for t in out["tasks"]] == [task]
-    assert set(out["tasks"][0]["before"]) >= {"first", "critique", "final", "first_right", "judge_first"}
+    assert set(out["tasks"][0]["before"]) >= {"first", "critique", "revision", "first_right", "judge_first", "answer", "answer_right"}
     assert main(["replay", "--set", test_set, "--show"]) == 0  # the latest run; the adapter in use vs base
     text = capsys.readouterr().out
     assert f"{test_set}:" in text and "before base model" in text and f"after  adapter {adapter}" in text

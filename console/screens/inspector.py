@@ -162,10 +162,11 @@ class InspectorScreen(Screen[None]):
         out = [f"REPLAY of task {task_id} ({change.change or 'no change'}): {change.task.task.prompt.strip()}",
                f"reference: {change.task.task.reference}"]
         for label, side in (("BEFORE", r.before), ("AFTER", r.after)):
-            first, critique, final, fo, lo, jf, jl = side.score.traces[task_id]
+            first, critique, final, fo, lo, jf, jl, answer = side.score.traces[task_id]
             out += ["", f"── {label}: {side.name}", f"first answer {'✓' if fo else '✗'} (judge: {jf}): {first.strip()}"]
             if critique is not None:
-                out += [f"critique: {critique.strip()}", f"final answer {'✓' if lo else '✗'} (judge: {jl}): {final.strip()}"]
+                out += [f"critique: {critique.strip()}", f"revision {'✓' if lo else '✗'} (judge: {jl}): {final.strip()}",
+                        f"the debate's answer: the {answer}"]
         self.app.call_from_thread(self.query_one("#debate", Static).update, "\n".join(out))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -178,9 +178,9 @@ def gate_debate(ctx: PhaseRunner, rnd: int, difficulty: int, new: dict[str, Any]
             decided.append((int(new["judge"][0]), "judge", keep, reason, {**numbers, "kept": keep}))
         pair = [role for role in ("critic", "reviser") if role in new]
         if pair:
-            keep = after.final >= before.final
-            reason = (f"debate on {names} with the new {' and '.join(pair)}: {after.final}/{n} right after "
-                      f"revision vs {before.final}/{n} in use (first answers {after.first}/{n}): "
+            keep = after.revised_right >= before.revised_right
+            reason = (f"debate on {names} with the new {' and '.join(pair)}: {after.revised_right}/{n} right after "
+                      f"revision vs {before.revised_right}/{n} in use (first answers {after.first}/{n}): "
                       + ("not fewer: kept" if keep else "fewer: dropped"))
             for role in pair:
                 decided.append((int(new[role][0]), role, keep, reason, {**numbers, "kept": keep}))

@@ -339,6 +339,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE debate_evals ADD COLUMN adapters JSON;  -- per-role: {"solver": id, ...}; NULL: adapter_id for all
         """,
     ),
+    Migration(
+        7,
+        "m007_judged_debate_answer",
+        "The debate's answer is the judge's pick between the first answer and the revision "
+        "(round.debate_answer): a debate score's final_correct and flips count the answer the debate "
+        "settled on, and the revisions' own counts sit beside them; each task's row says which answer "
+        "the debate settled on (final_text stays the last revision, judge_final the verdict on it). "
+        "Rows written before: NULL, their final answer was the revision.",
+        """
+        ALTER TABLE debate_evals ADD COLUMN revised_correct INTEGER;        -- right revisions
+        ALTER TABLE debate_evals ADD COLUMN revised_right_to_wrong INTEGER;
+        ALTER TABLE debate_evals ADD COLUMN revised_wrong_to_right INTEGER;
+        ALTER TABLE debate_eval_answers ADD COLUMN answer TEXT;             -- first | revision: the debate's answer
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
