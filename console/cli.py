@@ -248,12 +248,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                 continue
             print(f"\n== task {c.task.id} ({c.change}): {c.task.task.prompt.strip()}  [reference {c.task.task.reference}]")
             for label, s in (("before", r.before), ("after", r.after)):
-                first, critique, final, fo, lo, jf, jl, answer = s.score.traces[c.task.id]
+                first, critique, revision, fo, lo, jf, jl, answer = s.score.traces[c.task.id]
                 print(f"-- {label}, {s.name}")
                 print(f"   first ({mark(fo)}; judge: {jf}): {first.strip()}")
                 if critique is not None:
                     print(f"   critique: {critique.strip()}")
-                    print(f"   revision ({mark(lo)}; judge: {jl}): {final.strip()}")
+                    print(f"   revision ({mark(lo)}; judge: {jl}): {revision.strip()}")
                     print(f"   the debate's answer: the {answer}")
     return 0
 

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 
 from engine.errors import EngineError
-from engine.protocol import DebateScore
+from engine.protocol import DebateScore, answer_right
 from engine.roundbase import TASK_COLUMNS, TaskRow, played_tasks, task_from_row
 from engine.store import Store
 
@@ -71,11 +71,6 @@ class Replay:
         for c in self.changes():
             out[c.change or "same"] += 1
         return out
-
-
-def answer_right(trace: tuple[object, ...]) -> bool:
-    """Whether the debate's answer in a protocol trace (``DebateScore.traces``) is right."""
-    return bool(trace[4] if trace[7] == "revision" else trace[3])
 
 
 def played_with(store: Store, run_id: int, rnd: int) -> int | None:

@@ -70,6 +70,13 @@ class DebateScore:
         return self.final if self.revised is None else self.revised
 
     @property
+    def revisions(self) -> DebateScore | None:
+        """The revisions alone scored as a debate's answer (None where not known)."""
+        if self.revised is None or self.revised_right_to_wrong is None or self.revised_wrong_to_right is None:
+            return None
+        return DebateScore(self.n, self.first, self.revised, self.revised_right_to_wrong, self.revised_wrong_to_right)
+
+    @property
     def right_to_wrong_rate(self) -> float | None:
         """Share of right first answers the debate turned wrong."""
         return self.right_to_wrong / self.first if self.first else None
@@ -96,35 +103,28 @@ class DebateScore:
                "right_to_wrong": self.right_to_wrong_rate, "wrong_to_right": self.wrong_to_right_rate,
                "judge_balanced_accuracy": self.judge_balanced_accuracy,
                "judge": {"tp": self.judge_tp, "tn": self.judge_tn, "fp": self.judge_fp, "fn": self.judge_fn}}
-        if self.revised is not None and self.n:
-            wrong = self.n - self.first
-            out["revised"] = {
-                "final": self.revised / self.n, "gain": (self.revised - self.first) / self.n,
-                "right_to_wrong": None if not self.first or self.revised_right_to_wrong is None
-                else self.revised_right_to_wrong / self.first,
-                "wrong_to_right": None if not wrong or self.revised_wrong_to_right is None
-                else self.revised_wrong_to_right / wrong}
+        rev = self.revisions
+        if rev is not None and self.n:
+            out["revised"] = {"final": rev.final_accuracy, "gain": rev.gain, "right_to_wrong": rev.right_to_wrong_rate,
+                              "wrong_to_right": rev.wrong_to_right_rate}
         return out
 
     def __add__(self, other: DebateScore) -> DebateScore:
-        """Pool two scores (over disjoint task sets); the revisions' counts only where both know them
-        (an empty score knows everything)."""
-        def both(a: int | None, b: int | None, a_empty: bool, b_empty: bool) -> int | None:
-            if a_empty:
-                return b
-            if b_empty:
-                return a
+        """Pool two scores (over disjoint task sets); the revisions' counts only where both know them.
+        An empty score adds nothing (it starts a sum)."""
+        if not self.n or not other.n:
+            return other if not self.n else self
+
+        def both(a: int | None, b: int | None) -> int | None:
             return None if a is None or b is None else a + b
 
-        e0, e1 = self.n == 0, other.n == 0
         return DebateScore(self.n + other.n, self.first + other.first, self.final + other.final,
                            self.right_to_wrong + other.right_to_wrong, self.wrong_to_right + other.wrong_to_right,
                            self.judge_tp + other.judge_tp, self.judge_tn + other.judge_tn,
                            self.judge_fp + other.judge_fp, self.judge_fn + other.judge_fn,
-                           {**self.traces, **other.traces},
-                           both(self.revised, other.revised, e0, e1),
-                           both(self.revised_right_to_wrong, other.revised_right_to_wrong, e0, e1),
-                           both(self.revised_wrong_to_right, other.revised_wrong_to_right, e0, e1))
+                           {**self.traces, **other.traces}, both(self.revised, other.revised),
+                           both(self.revised_right_to_wrong, other.revised_right_to_wrong),
+                           both(self.revised_wrong_to_right, other.revised_wrong_to_right))
 
 
 def _greedy(agent: AgentSpec) -> AgentSpec:
@@ -196,9 +196,9 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
                 tn, fp = (tn + 1, fp) if said is False else (tn, fp + 1)
     picks = [pick(recipe, bool(judges), a, b, jf, jl)
              for a, b, jf, jl in zip(first_texts, texts, judged_first, judged_final)]
-    answer_ok = [lo if p_ == "revision" else fo for fo, lo, p_ in zip(first_ok, final_ok, picks)]
-    traces = {tr.id: (a, k, b, fo, lo, jf, jl, p_) for tr, a, k, b, fo, lo, jf, jl, p_ in
-              zip(tasks, first_texts, critiques, texts, first_ok, final_ok, judged_first, judged_final, picks)}
+    rows = list(zip(first_texts, critiques, texts, first_ok, final_ok, judged_first, judged_final, picks))
+    answer_ok = [answer_right(t) for t in rows]
+    traces = {tr.id: t for tr, t in zip(tasks, rows)}
 
     def flips(after: list[bool]) -> tuple[int, int]:
         return (sum(1 for a, b in zip(first_ok, after) if a and not b),
@@ -207,6 +207,11 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
     (r2w, w2r), (rev_r2w, rev_w2r) = flips(answer_ok), flips(final_ok)
     return DebateScore(len(tasks), sum(first_ok), sum(answer_ok), r2w, w2r, tp, tn, fp, fn, traces,
                        sum(final_ok), rev_r2w, rev_w2r)
+
+
+def answer_right(trace: tuple[Any, ...]) -> bool:
+    """Whether the debate's answer in a trace (``DebateScore.traces``) is right."""
+    return bool(trace[4] if trace[7] == "revision" else trace[3])
 
 
 def pick(recipe: Recipe, judged: bool, first: str, revision: str, judge_first: bool | None,
@@ -252,7 +257,8 @@ def stored_debate(store: Store, run_id: int, adapter_id: int | None, eval_set: s
     ``eval_set`` (counts only)."""
     row = store.execute(
         "select n, first_correct, final_correct, right_to_wrong, wrong_to_right, judge_tp, judge_tn, judge_fp, judge_fn, "
-        "revised_correct, revised_right_to_wrong, revised_wrong_to_right from debate_evals where run_id = ? and adapter_id is not distinct from ? and eval_set = ? "
+        "revised_correct, revised_right_to_wrong, revised_wrong_to_right "
+        "from debate_evals where run_id = ? and adapter_id is not distinct from ? and eval_set = ? "
         "and adapters::varchar is not distinct from ? order by id desc limit 1",
         [run_id, adapter_id, eval_set, adapters])
     if not row:

@@ -162,10 +162,10 @@ class InspectorScreen(Screen[None]):
         out = [f"REPLAY of task {task_id} ({change.change or 'no change'}): {change.task.task.prompt.strip()}",
                f"reference: {change.task.task.reference}"]
         for label, side in (("BEFORE", r.before), ("AFTER", r.after)):
-            first, critique, final, fo, lo, jf, jl, answer = side.score.traces[task_id]
+            first, critique, revision, fo, lo, jf, jl, answer = side.score.traces[task_id]
             out += ["", f"── {label}: {side.name}", f"first answer {'✓' if fo else '✗'} (judge: {jf}): {first.strip()}"]
             if critique is not None:
-                out += [f"critique: {critique.strip()}", f"revision {'✓' if lo else '✗'} (judge: {jl}): {final.strip()}",
+                out += [f"critique: {critique.strip()}", f"revision {'✓' if lo else '✗'} (judge: {jl}): {revision.strip()}",
                         f"the debate's answer: the {answer}"]
         self.app.call_from_thread(self.query_one("#debate", Static).update, "\n".join(out))
 
