@@ -15,7 +15,9 @@ Results: ``seeds``; ``test`` and ``dev``: set name -> ``{"base": {mean, min, max
 pooled; ``engine.protocol``): ``gain_final``, ``judge_balanced_accuracy_final``,
 ``right_to_wrong_final`` (and first, final, wrong_to_right), each {mean, min, max} over seeds,
 with per-round curves; the debate's answer is the judge's pick (round.debate_answer), and
-``revised_*`` (gain, right_to_wrong, wrong_to_right, final) are the revisions' own figures; ``per_seed``: every seed's per-round curves.
+``revised_*`` (gain, right_to_wrong, wrong_to_right, final) are the revisions' own figures; with a
+computing judge, ``judge_result_*`` is the share of its own results that are right and ``three_way_*``
+the answer if its result stood where it disagrees with both; ``per_seed``: every seed's per-round curves.
 This is the number the project lives by; it is reported as measured, flat or not.
 """
 
@@ -202,15 +204,21 @@ def debate_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
                                 for s in per_seed}
     # The revisions alone (what the debate's answer would be if the revision stood whatever the
     # judge said): absent from results written before the debate's answer was the judge's pick.
-    for key in ("gain", "right_to_wrong", "wrong_to_right", "final"):
-        def rev(m: dict[str, Any], key: str = key) -> float | None:
-            return (m["debate"]["all"].get("revised") or {}).get(key)
+    # A computing judge's own results, and the three-way pick (its result where it disagrees with
+    # both answers): absent without round.judging = "compute".
+    for group, key in [*(("revised", k) for k in ("gain", "right_to_wrong", "wrong_to_right", "final")),
+                       *(("three_way", k) for k in ("gain", "right_to_wrong", "wrong_to_right", "final")),
+                       ("judge_result", None)]:
+        def get(m: dict[str, Any], group: str = group, key: str | None = key) -> float | None:
+            v = m["debate"]["all"].get(group)
+            return v if key is None else (v or {}).get(key)
 
-        finals = [rev(s["per_round"][-1] if s["per_round"] else s["base"]) for s in per_seed]
+        name = group if key is None else f"{group}_{key}"
+        finals = [get(s["per_round"][-1] if s["per_round"] else s["base"]) for s in per_seed]
         present = [v for v in finals if v is not None]
-        out[f"revised_{key}_final"] = spread(present) if present else None
-        out[f"revised_{key}_curves"] = {str(s["seed"]): [rev(s["base"])] + [rev(r) for r in s["per_round"]]
-                                        for s in per_seed}
+        out[f"{name}_final"] = spread(present) if present else None
+        out[f"{name}_curves"] = {str(s["seed"]): [get(s["base"])] + [get(r) for r in s["per_round"]]
+                                 for s in per_seed}
     out["n"] = per_seed[0]["base"]["debate"]["all"]["n"]
     return out
 
@@ -343,6 +351,12 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
               f"after revision {span(debate['revised_final_final'], '.1%')}, gain {span(debate['revised_gain_final'], '+.1%')}, "
               f"right->wrong {span(debate['revised_right_to_wrong_final'], '.1%')}, "
               f"wrong->right {span(debate['revised_wrong_to_right_final'], '.1%')}")
+    if debate.get("three_way_final_final") is not None:
+        print(f"the computing judge's own results: right {span(debate['judge_result_final'], '.1%')}; "
+              f"the three-way pick (its result where it disagrees with both): {span(debate['three_way_final_final'], '.1%')}, "
+              f"gain {span(debate['three_way_gain_final'], '+.1%')}, "
+              f"right->wrong {span(debate['three_way_right_to_wrong_final'], '.1%')}, "
+              f"wrong->right {span(debate['three_way_wrong_to_right_final'], '.1%')}")
     for seed_run in per_seed:
         print(f"seed {seed_run['seed']}: levels " + " ".join(str(pr["difficulty"]) for pr in seed_run["per_round"])
               + f" ({seed_run['level_ups']} level-up(s))")

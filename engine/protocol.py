@@ -50,6 +50,13 @@ class DebateScore:
     revised: int | None = None
     revised_right_to_wrong: int | None = None
     revised_wrong_to_right: int | None = None
+    #: a computing judge's own results (round.judging = "compute"; None otherwise): right ones, and
+    #: the answer a three-way pick would give (the judge's result where it disagrees with both the
+    #: first answer and the revision, else the judged pick) with its flips
+    judge_results: int | None = None
+    three_way: int | None = None
+    three_way_right_to_wrong: int | None = None
+    three_way_wrong_to_right: int | None = None
 
     @property
     def first_accuracy(self) -> float:
@@ -75,6 +82,14 @@ class DebateScore:
         if self.revised is None or self.revised_right_to_wrong is None or self.revised_wrong_to_right is None:
             return None
         return DebateScore(self.n, self.first, self.revised, self.revised_right_to_wrong, self.revised_wrong_to_right)
+
+    @property
+    def three_ways(self) -> DebateScore | None:
+        """The three-way pick scored as a debate's answer (None without a computing judge)."""
+        if self.three_way is None or self.three_way_right_to_wrong is None or self.three_way_wrong_to_right is None:
+            return None
+        return DebateScore(self.n, self.first, self.three_way, self.three_way_right_to_wrong,
+                           self.three_way_wrong_to_right)
 
     @property
     def right_to_wrong_rate(self) -> float | None:
@@ -107,6 +122,11 @@ class DebateScore:
         if rev is not None and self.n:
             out["revised"] = {"final": rev.final_accuracy, "gain": rev.gain, "right_to_wrong": rev.right_to_wrong_rate,
                               "wrong_to_right": rev.wrong_to_right_rate}
+        three = self.three_ways
+        if three is not None and self.judge_results is not None and self.n:
+            out["judge_result"] = self.judge_results / self.n
+            out["three_way"] = {"final": three.final_accuracy, "gain": three.gain,
+                                "right_to_wrong": three.right_to_wrong_rate, "wrong_to_right": three.wrong_to_right_rate}
         return out
 
     def __add__(self, other: DebateScore) -> DebateScore:
@@ -124,7 +144,10 @@ class DebateScore:
                            self.judge_fp + other.judge_fp, self.judge_fn + other.judge_fn,
                            {**self.traces, **other.traces}, both(self.revised, other.revised),
                            both(self.revised_right_to_wrong, other.revised_right_to_wrong),
-                           both(self.revised_wrong_to_right, other.revised_wrong_to_right))
+                           both(self.revised_wrong_to_right, other.revised_wrong_to_right),
+                           both(self.judge_results, other.judge_results), both(self.three_way, other.three_way),
+                           both(self.three_way_right_to_wrong, other.three_way_right_to_wrong),
+                           both(self.three_way_wrong_to_right, other.three_way_wrong_to_right))
 
 
 def _greedy(agent: AgentSpec) -> AgentSpec:
@@ -166,11 +189,12 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
     final_ok = [domain.verify(tr.task, t).correct for tr, t in zip(tasks, texts)]
     judged_first: list[bool | None] = [None] * len(tasks)
     judged_final: list[bool | None] = [None] * len(tasks)
+    judge_ok: list[bool] = [False] * len(tasks)  # a computing judge's own result is right
+    compute = recipe.round.judging == "compute"
     if judges:
         judge = _greedy(judges[0])
         # One request per distinct reply: the first answer, the final one where it changed (a
         # computing judge's request names no answer: one per task).
-        compute = recipe.round.judging == "compute"
         asked = [(i, which, t) for i, (a, b) in enumerate(zip(first_texts, texts))
                  for which, t in (("first", a), ("final", b)) if which == "first" or (b != a and not compute)]
         use("judge")
@@ -182,6 +206,7 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
                 judged_first[i] = judge_verdict(recipe, domain, tasks[i].task, t, said)
                 if compute:  # the same result judges the final answer
                     judged_final[i] = judge_verdict(recipe, domain, tasks[i].task, texts[i], said)
+                    judge_ok[i] = judged_first[i] is not None and domain.verify(tasks[i].task, said).correct
             else:
                 judged_final[i] = judge_verdict(recipe, domain, tasks[i].task, t, said)
         for i, (a, b) in enumerate(zip(first_texts, texts)):
@@ -205,8 +230,16 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
                 sum(1 for a, b in zip(first_ok, after) if b and not a))
 
     (r2w, w2r), (rev_r2w, rev_w2r) = flips(answer_ok), flips(final_ok)
+    if not (judges and compute):
+        return DebateScore(len(tasks), sum(first_ok), sum(answer_ok), r2w, w2r, tp, tn, fp, fn, traces,
+                           sum(final_ok), rev_r2w, rev_w2r)
+    # The judge's own result stands where it disagrees with both answers (its verdicts on both are
+    # "wrong"): a diagnostic of whether the judge's results are worth more than the solver's.
+    three_ok = [j if jf is False and jl is False else a
+                for a, j, jf, jl in zip(answer_ok, judge_ok, judged_first, judged_final)]
+    t_r2w, t_w2r = flips(three_ok)
     return DebateScore(len(tasks), sum(first_ok), sum(answer_ok), r2w, w2r, tp, tn, fp, fn, traces,
-                       sum(final_ok), rev_r2w, rev_w2r)
+                       sum(final_ok), rev_r2w, rev_w2r, sum(judge_ok), sum(three_ok), t_r2w, t_w2r)
 
 
 def answer_right(trace: tuple[Any, ...]) -> bool:

@@ -104,6 +104,8 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path) -> No
     for key in ("judge_balanced_accuracy_final", "right_to_wrong_final"):
         assert deb[key] is None or 0 <= deb[key]["min"] <= deb[key]["max"] <= 1
     assert set(deb["gain_curves"]) == {"7", "8"} and all(len(c) == 2 for c in deb["gain_curves"].values())
+    assert deb["revised_final_final"] is not None  # the revisions' own figures, beside the judged answer
+    assert deb["three_way_final_final"] is None and deb["judge_result_final"] is None  # a verdict judge computes nothing
     assert data["per_seed"][0]["per_round"][0]["debate"]["2"]["n"] == 6
     # a figure over seeds played in two sittings is the one figure over all of them
     parts = [{**data, "per_seed": [s], "minutes": 1.5} for s in data["per_seed"]]

@@ -116,6 +116,19 @@ def test_a_computing_judge_works_each_task_out_once_and_judges_both_answers_by_i
     # a right one (60) takes the fix
     assert [sc.traces[i][7] for i in (1, 2, 3, 4)] == ["revision", "revision", "revision", "revision"]
     assert (sc.final, sc.right_to_wrong, sc.wrong_to_right) == (2, 1, 1)
+    # its own results: 20 and 60 right; 79 disagrees with both answers (81, 81) and is wrong too
+    assert (sc.judge_results, sc.three_way, sc.three_way_right_to_wrong, sc.three_way_wrong_to_right) == (2, 2, 1, 1)
+    # a right result (80) that neither answer reached: the three-way pick takes it, the judged one cannot
+    sc2 = debate_score(Scripted(first, revised, {}, {**results, "40 + 40": "80"}), recipe, _tasks())  # type: ignore[arg-type]
+    assert (sc2.final, sc2.judge_results, sc2.three_way, sc2.three_way_wrong_to_right) == (2, 3, 3, 2)
+    assert sc2.summary()["judge_result"] == 0.75 and sc2.summary()["three_way"]["gain"] == 0.25
+    pooled = sc + sc2
+    assert (pooled.judge_results, pooled.three_way, pooled.three_ways.final) == (5, 5, 5)  # type: ignore[union-attr]
+    # a judge that reads answers has no results of its own: none of this is reported
+    verdicts = debate_score(Scripted(first, revised, {"20": True, "40": True, "41": True, "61": False, "60": False,
+                                                      "81": True}), base, _tasks())  # type: ignore[arg-type]
+    assert verdicts.three_ways is None and "three_way" not in verdicts.summary()
+    assert (verdicts + sc).judge_results is None
 
 
 def test_a_debate_score_is_recorded_with_its_traces(tmp_path: Path) -> None:
