@@ -63,15 +63,20 @@ def screened_formats(domain: str) -> tuple[str, ...]:
     return tuple(f for f in fmts if f != "plain") if "value" in fmts else fmts
 
 
-def train_tasks(recipe: Any, n: int, seed: int) -> list[Any]:
-    """``n`` distinct generator tasks from the run's train pool: 3/4 at level 2, 1/4 at level 3."""
+def train_tasks(recipe: Any, n: int, seed: int, levels: tuple[int, ...] | None = None) -> list[Any]:
+    """``n`` distinct generator tasks from the run's train pool: 3/4 at level 2, 1/4 at level 3;
+    or, with ``levels``, shared out evenly over those levels (the first ones take the remainder;
+    a small level, e.g. 1-digit sums, gives what it has)."""
     from engine.pools import pool_of
     from engine.tasks import get_domain
 
     dom = get_domain(recipe.task.domain)
     rng = random.Random(seed)
     keep = lambda fp: pool_of(fp, recipe.seed) == "train"  # noqa: E731
-    return dom.generate(rng, 2, n - n // 4, accept=keep) + dom.generate(rng, 3, n // 4, accept=keep)
+    if levels is None:
+        return dom.generate(rng, 2, n - n // 4, accept=keep) + dom.generate(rng, 3, n // 4, accept=keep)
+    per, extra = divmod(n, len(levels))
+    return [t for i, lvl in enumerate(levels) for t in dom.generate(rng, lvl, per + (i < extra), accept=keep)]
 
 
 def run(quick: bool = False, model: str = DEFAULT_MODEL, formats: tuple[str, ...] | None = None,
@@ -82,7 +87,9 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL, formats: tuple[str, ...
     ``FORMAT@STEPS``); ``settings``: instead, training settings to try on each format, each a
     dict of ``train`` keys (``{"rank": 32, "alpha": 64}``), labelled ``FORMAT@key=value,...``
     (``{}``: the recipe's own, ``FORMAT@recipe``); the key ``examples`` there sets how many train
-    tasks that trial learns from (default ``N_EXAMPLES``), to ask whether more data helps."""
+    tasks that trial learns from (default ``N_EXAMPLES``), to ask whether more data helps, and
+    ``levels`` (a tuple) which levels they come from, evenly (default: 3/4 level 2, 1/4 level 3),
+    to ask what a level's test set can reach when its tasks are trained on."""
     from engine.evaluate import score
     from engine.pools import set_name
     from engine.runtime import Runtime
@@ -109,9 +116,10 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL, formats: tuple[str, ...
             with Runtime(path, n_ctx=rec.model.n_ctx, n_parallel=8) as rt:
                 rows.append({"format": "base model", "scores": {n: _score(score(rt, rec, ts)[0]) for n, ts in sets.items()}})
                 for label, fmt, keys in trials:
-                    train_keys = {k: v for k, v in keys.items() if k != "examples"}
+                    train_keys = {k: v for k, v in keys.items() if k not in ("examples", "levels")}
                     spec = rec.train.model_copy(update={"steps": 12 if quick else rec.train.steps, **train_keys})
-                    trial_tasks = train_tasks(rec, keys["examples"], seed=11) if "examples" in keys else tasks
+                    own = "examples" in keys or "levels" in keys
+                    trial_tasks = train_tasks(rec, keys.get("examples", len(tasks)), 11, keys.get("levels")) if own else tasks
                     examples = examples_in(rec, trial_tasks, fmt)
                     t1 = time.perf_counter()
                     trained = train_lora(TrainConfig(home=home, gguf=path, workdir=Path(d) / f"train-{label}", spec=spec,

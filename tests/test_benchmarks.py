@@ -151,10 +151,13 @@ def test_formats_benchmark_trains_the_same_train_tasks_in_every_format(tiny_mode
     tasks = formats.train_tasks(rec, 40, seed=11)
     assert len(tasks) == 40 and {t.difficulty for t in tasks} == {2, 3}
     assert all(pool_of(t.fingerprint, rec.seed) == "train" for t in tasks)  # never a dev or test task
+    spread = formats.train_tasks(rec, 11, seed=11, levels=(2, 9))  # evenly over the levels named
+    assert [t.difficulty for t in spread] == [2] * 6 + [9] * 5
+    assert all(pool_of(t.fingerprint, rec.seed) == "train" for t in spread)
     for fmt in ARITH.formats:
         assert all(ARITH.verify(t, m[-1]["content"]).correct for t, m in zip(tasks, formats.examples_in(rec, tasks, fmt)))
     monkeypatch.setenv(common.OUT_ENV, str(tmp_path / "out"))
-    monkeypatch.setattr(formats, "train_tasks", lambda recipe, n, seed: tasks[:min(n, 8)])
+    monkeypatch.setattr(formats, "train_tasks", lambda recipe, n, seed, levels=None: tasks[:min(n, 8)])
     got = formats.run(quick=True, model=str(tiny_model), results_name="formats-test")
     screened = [f for f in ARITH.formats if f != "plain"]  # with no solver's words plain is the value alone
     assert [r["format"] for r in got["rows"]] == ["base model", *screened] and got["best"] in screened
