@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.agents import request
 from engine.recipes import AgentSpec, Recipe
@@ -126,8 +126,11 @@ class Paired:
                 "better": self.better, "p_worse": self.p_worse}
 
 
-def paired(new: Mapping[int, bool], ref: Mapping[int, bool]) -> Paired:
-    """Compare two adapters on the tasks both were scored on.
+K = TypeVar("K", bound=Hashable)
+
+
+def paired(new: Mapping[K, bool], ref: Mapping[K, bool]) -> Paired:
+    """Compare two adapters on the tasks (any keys: a judge's verdicts too) both were scored on.
 
     Under "no difference" each discordant task is equally likely to go either way, so the
     number the new adapter lost is Binomial(discordant, 1/2); ``p_worse`` is the chance of

@@ -265,6 +265,25 @@ def pick(recipe: Recipe, judged: bool, first: str, revision: str, judge_first: b
     return "revision" if judge_first is False and judge_revision is True else "first"
 
 
+def verdict_outcomes(sc: DebateScore) -> dict[tuple[int, str, str], bool]:
+    """Whether each verdict the judge gave in a scored debate (with its traces) was right, keyed by
+    task, answer and the answer's text: two debates played from the same first answers pair verdict
+    by verdict on every first answer and on each revision both wrote alike. An unusable verdict
+    counts as wrong (as in the judge's balanced accuracy).
+
+    >>> sc = DebateScore(2, 1, 1, 0, 0, traces={1: ("5", "c", "6", False, True, False, True, "revision"),
+    ...                                         2: ("7", "c", "7", True, True, None, None, "revision")})
+    >>> verdict_outcomes(sc)
+    {(1, 'first', '5'): True, (1, 'revision', '6'): True, (2, 'first', '7'): False}
+    """
+    out: dict[tuple[int, str, str], bool] = {}
+    for tid, (first, _crit, revision, first_ok, revision_ok, judge_first, judge_revision, *_) in sc.traces.items():
+        out[tid, "first", first] = judge_first is not None and judge_first == first_ok
+        if revision != first:
+            out[tid, "revision", revision] = judge_revision is not None and judge_revision == revision_ok
+    return out
+
+
 def record_debate(store: Store, run_id: int, rnd: int, adapter_id: int | None, eval_set: str, pool: str,
                   sc: DebateScore, adapters: str | None = None) -> int:
     """Write a debate score and each task's trace (inside the caller's transaction); returns its id.
@@ -287,14 +306,18 @@ def record_debate(store: Store, run_id: int, rnd: int, adapter_id: int | None, e
 def stored_debate(store: Store, run_id: int, adapter_id: int | None, eval_set: str,
                   adapters: str | None = None) -> DebateScore | None:
     """The debate score already recorded for this adapter (and per role, ``adapters``) on
-    ``eval_set`` (counts only)."""
+    ``eval_set``, with each task's trace (a computing judge's own results are not recorded, so a
+    stored score has no ``judge_results`` or three-way figures)."""
     row = store.execute(
         "select n, first_correct, final_correct, right_to_wrong, wrong_to_right, judge_tp, judge_tn, judge_fp, judge_fn, "
-        "revised_correct, revised_right_to_wrong, revised_wrong_to_right "
+        "revised_correct, revised_right_to_wrong, revised_wrong_to_right, id "
         "from debate_evals where run_id = ? and adapter_id is not distinct from ? and eval_set = ? "
         "and adapters::varchar is not distinct from ? order by id desc limit 1",
         [run_id, adapter_id, eval_set, adapters])
     if not row:
         return None
-    counts, revised = row[0][:9], row[0][9:]
-    return DebateScore(*(int(v) for v in counts), {}, *(None if v is None else int(v) for v in revised))
+    counts, revised, did = row[0][:9], row[0][9:12], row[0][12]
+    traces = {int(r[0]): (*r[1:8], r[8] or "revision") for r in store.execute(
+        "select task_id, first_text, critique, final_text, first_correct, final_correct, judge_first, judge_final, "
+        "answer from debate_eval_answers where debate_eval_id = ? order by task_id", [did])}
+    return DebateScore(*(int(v) for v in counts), traces, *(None if v is None else int(v) for v in revised))

@@ -251,7 +251,8 @@ class TrainSpec(_Strict):
         "role in train.roles trains a LoRA of its own on its own examples (the steps shared out in proportion to each "
         "role's examples; replay goes to the solver) and runs under it; the gate decides per role on that role's dev "
         "metric (solver: pass@1 and the facts; critic and reviser: the debate's right answers after revision; judge: "
-        "balanced accuracy against the verifier). The proposer runs on the base model.")
+        "balanced accuracy against the verifier not lower, and its verdicts on the same answers better than the judge "
+        "in use's beyond noise, one-sided at eval.alpha). The proposer runs on the base model.")
     targets: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         min_length=1,

@@ -145,3 +145,46 @@ def test_a_debate_score_is_recorded_with_its_traces(tmp_path: Path) -> None:
     old = DebateScore(1, 1, 1, 0, 0)
     assert (sc + old).revised is None and old.revised_right == 1 and sc.revised_right == 2
     eng.close()
+
+
+def _judged(verdicts: list[bool | None], truths: list[bool]) -> DebateScore:
+    """A debate in which nothing was revised and the judge said ``verdicts`` of answers whose
+    truth is ``truths`` (counted twice, on the first answer and on the unchanged final one)."""
+    traces = {i: (str(i), None, str(i), ok, ok, v, v, "first") for i, (v, ok) in enumerate(zip(verdicts, truths))}
+    pairs = list(zip(truths, verdicts))
+    tp, fn = sum(2 for ok, v in pairs if ok and v is True), sum(2 for ok, v in pairs if ok and v is not True)
+    tn, fp = sum(2 for ok, v in pairs if not ok and v is False), sum(2 for ok, v in pairs if not ok and v is not False)
+    return DebateScore(len(pairs), sum(truths), sum(truths), 0, 0, tp, tn, fp, fn, traces)
+
+
+def test_a_new_judge_is_kept_only_when_better_than_the_one_in_use_beyond_noise(tmp_path: Path) -> None:
+    from engine.phases.evaluate import judge_decision
+    from engine.protocol import verdict_outcomes
+
+    truths = [i % 2 == 0 for i in range(12)]
+    says_right = _judged([True] * 12, truths)  # a constant judge: 50% balanced
+    perfect = _judged(truths, truths)
+    keep, why, numbers = judge_decision(perfect, says_right, 0.05)
+    assert keep and why.endswith("its verdicts right where the one in use was wrong 6, the reverse 0 (p=0.016): "
+                                 "better beyond noise: kept") and why.startswith("100.0% vs 50.0% in use")
+    assert numbers == {"n": 12, "better": 6, "worse": 0, "p_better": 1 / 64, "alpha": 0.05}
+    # better by one verdict: a higher balanced accuracy, but not beyond noise (seen: such judges were worse on test)
+    one_off = _judged([ok or i == 11 for i, ok in enumerate(truths)], truths)
+    two_off = _judged([ok or i in (9, 11) for i, ok in enumerate(truths)], truths)
+    assert one_off.judge_balanced_accuracy > two_off.judge_balanced_accuracy  # type: ignore[operator]
+    keep, why, _ = judge_decision(one_off, two_off, 0.05)
+    assert not keep and why.endswith("wrong 1, the reverse 0 (p=0.500): not better beyond noise: dropped")
+    keep, why, _ = judge_decision(two_off, one_off, 0.05)
+    assert not keep and why.endswith(": lower: dropped")
+    # no answer of one kind: nothing to compare with (kept), or nothing to judge by (dropped)
+    all_right = [True] * 12
+    assert judge_decision(perfect, _judged([True] * 12, all_right), 0.05)[0]
+    assert not judge_decision(_judged([True] * 12, all_right), perfect, 0.05)[0]
+    # a debate read back from the store pairs verdict by verdict as the one played did
+    eng = Engine.open(tmp_path / "home")
+    with eng.store.transaction():
+        record_debate(eng.store, 1, 0, None, "dev-2", "dev", one_off)
+    stored = stored_debate(eng.store, 1, None, "dev-2")
+    assert stored is not None and verdict_outcomes(stored) == verdict_outcomes(one_off)
+    assert stored.traces == one_off.traces
+    eng.close()
