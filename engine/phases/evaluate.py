@@ -208,8 +208,9 @@ def judge_decision(new: Any, in_use: Any, alpha: float) -> tuple[bool, str, dict
     from engine.protocol import verdict_outcomes
 
     a, b = new.judge_balanced_accuracy, in_use.judge_balanced_accuracy
-    vs = paired(verdict_outcomes(new), verdict_outcomes(in_use))
-    p_better = paired(verdict_outcomes(in_use), verdict_outcomes(new)).p_worse  # the one in use loses this many
+    mine, theirs = verdict_outcomes(new), verdict_outcomes(in_use)
+    vs = paired(mine, theirs)
+    p_better = paired(theirs, mine).p_worse  # the chance the one in use loses at least this many
     numbers = {"n": vs.n, "better": vs.better, "worse": vs.worse, "p_better": p_better, "alpha": alpha}
     head = (f"{_pct(a)} vs {_pct(b)} in use; on the same {vs.n} answers its verdicts right where the one in use "
             f"was wrong {vs.better}, the reverse {vs.worse} (p={p_better:.3f})")
