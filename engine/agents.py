@@ -24,9 +24,17 @@ JUDGE_PREFIX = '{"correct": '
 JUDGE_GRAMMAR = r'''root ::= ("true" | "false") "}"'''
 
 
-#: A computing judge (round.judging = "compute") replies with a number and nothing else.
+#: A computing judge (round.judging = "compute") replies with a number and nothing else; with a
+#: worked answer format (task.answer_format other than plain and value) it works the task out in
+#: that format, unconstrained, and its result is the final answer the domain's checker reads.
 RESULT_GRAMMAR = r'''root ::= "-"? [0-9]{1,15}'''
 _RESULT = re.compile(r"\s*(-?\d+)\s*")
+
+
+def works_out(recipe: Recipe) -> bool:
+    """Whether a computing judge writes its result worked in the recipe's answer format (and so
+    trains on the task worked in it) rather than as a bare number."""
+    return recipe.round.judging == "compute" and recipe.task.answer_format not in ("plain", "value")
 
 
 def judge_request(recipe: Recipe, judge: AgentSpec, task_prompt: str, answer: str, seed: int, *,
@@ -36,7 +44,7 @@ def judge_request(recipe: Recipe, judge: AgentSpec, task_prompt: str, answer: st
     same request for every answer of a task)."""
     if recipe.round.judging == "compute":
         return request(judge, fill(recipe.prompts.judge_compute, {"task": task_prompt}), seed,
-                       grammar=RESULT_GRAMMAR, greedy=greedy, task=task)
+                       grammar=None if works_out(recipe) else RESULT_GRAMMAR, greedy=greedy, task=task)
     return request(judge, fill(recipe.prompts.judge, {"task": task_prompt, "answer": answer}), seed,
                    grammar=JUDGE_GRAMMAR, prefix=JUDGE_PREFIX, greedy=greedy, task=task)
 
@@ -60,13 +68,22 @@ def judge_verdict(recipe: Recipe, domain: Domain, task: Task, answer: str, text:
     [True, True, False, False]
     >>> judge_verdict(c, ARITH, t, "81", "eighty") is None, judge_verdict(r, ARITH, t, "81", '{"correct": true}')
     (True, True)
+    >>> w = c.model_copy(update={"task": c.task.model_copy(update={"answer_format": "columns"})})
+    >>> [judge_verdict(w, ARITH, t, a, "40+41: 0+1=1, 4+4=8, so 81") for a in ("81", "80")]
+    [True, False]
+    >>> judge_verdict(w, ARITH, t, "81", "40+41: 0+1=1, 4+") is True, judge_verdict(w, ARITH, t, "81", "so") is None
+    (False, True)
     """
     if recipe.round.judging != "compute":
         return parse_judgement(text)
     m = _RESULT.fullmatch(text)
-    if m is None:
+    if m is not None:
+        result: str | None = str(int(m.group(1)))
+    else:
+        result = domain.verify(task, text).answer if works_out(recipe) else None
+    if result is None:
         return None
-    return domain.verify(replace(task, reference=str(int(m.group(1)))), answer).correct
+    return domain.verify(replace(task, reference=result), answer).correct
 
 
 def parse_judgement(text: str) -> bool | None:

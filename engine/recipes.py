@@ -111,6 +111,11 @@ class AgentSpec(_Strict):
     max_tokens: int = Field(128, ge=1, le=8192, description="Most tokens this agent writes per turn.")
 
 
+#: The fewest tokens a solver (or a computing judge) may write when answers are worked in a format
+#: (task.answer_format other than plain and value).
+WORKED_MIN_TOKENS = 48
+
+
 class TaskSpec(_Strict):
     domain: str = Field("arith", description="Task domain from the registry (arith, python).")
     difficulty: int = Field(1, ge=1, le=10, description="Starting difficulty level.")
@@ -163,7 +168,9 @@ class RoundSpec(_Strict):
         "verdict", description="How the judge decides. verdict: it reads the task and the answer (prompts.judge) and "
         "says right or wrong; it trains on the verifier's verdicts, as many right as wrong. compute: it works the task "
         "out itself without seeing any answer (prompts.judge_compute), greedily, once per task, and an answer is "
-        "judged right when it is the judge's result; it trains on each round task's verified result. compute needs a "
+        "judged right when it is the judge's result; it trains on each round task's verified result, written in "
+        "task.answer_format when that is a worked format (columns ...: the judge then works the task out in it, "
+        "unconstrained, and its result is the final number; give it max_tokens for the work). compute needs a "
         "domain whose answers are values (arith).")
     debate_answer: Literal["judged", "revision"] = Field(
         "judged", description="The answer a debate settles on (the debate protocol: swarm eval --debate, the improve "
@@ -225,6 +232,12 @@ class TrainSpec(_Strict):
         "starting again from the base model. Off by default: over 8 default rounds it ended lower (2-digit 54% "
         "vs 64%, 3-digit 16% vs 33%, measured on the gate's own sets: improve-warm-start.json); with 200 generated "
         "tasks a round, one seed, test sets: 2-digit 76% vs 69% from the base (improve-warm-data-seed7.json).")
+    unsolved: Literal["skip", "worked"] = Field(
+        "skip", description="Train tasks no answer got right in a round. skip: they teach nothing (the hint "
+        "phase's rationales, round.hints, are their path). worked: with task.answer_format other than plain, the "
+        "solver trains on each such task worked in that format from its verified result (source 'rationale': "
+        "STaR's rationalisation, written by the domain instead of the model, whose own words a worked format "
+        "replaces anyway), so a level the solvers cannot yet do still gives data.")
     min_examples: int = Field(
         4, ge=1, le=100_000, description="Verified examples the run needs before a round trains; with fewer the "
         "round skips training and records why (an adapter fitted to one or two answers only memorises them).")
@@ -336,6 +349,19 @@ class Recipe(_Strict):
         if self.round.judging == "compute" and not getattr(DOMAINS[self.task.domain], "valued", False):
             raise ValueError(f"round.judging: 'compute' needs a domain whose answers are values (arith); "
                              f"{self.task.domain!r} answers are checked otherwise: use 'verdict'")
+        if self.train.unsolved == "worked" and self.task.answer_format == "plain":
+            raise ValueError("train.unsolved: 'worked' needs a task.answer_format other than plain (the solver's "
+                             "own words cannot be written for a task nobody solved)")
+        if self.task.answer_format not in ("plain", "value"):
+            # A worked answer is long: cut short it has no final answer (a 3-digit sum in columns
+            # is about 30 tokens, a mixed 3-term task about 50).
+            short = [a for a in self.agents if a.max_tokens < WORKED_MIN_TOKENS and (
+                a.role == "solver" or (a.role == "judge" and self.round.judging == "compute"))]
+            if short:
+                a = short[0]
+                raise ValueError(f"agents: {a.name!r} ({a.role}) has max_tokens = {a.max_tokens}, too few to write "
+                                 f"an answer worked in task.answer_format {self.task.answer_format!r}: give it at "
+                                 f"least {WORKED_MIN_TOKENS}")
         return self
 
     @model_validator(mode="after")

@@ -96,7 +96,66 @@ def test_a_computing_judge_learns_each_tasks_verified_result_without_an_answer(t
                                                  for t in ("What is 1 + 0?", "What is 0 + 1?")]
     assert [m[-1]["content"] for m in judge] == ["1", "1"] and all("Answer" not in m[-2]["content"] for m in judge)
     assert collect(eng.store, recipe, run_id, 0)["judge"] == 0  # known already
+    # In a worked format the judge learns each task worked in it (and works it out at inference)
+    worked = recipe.model_copy(update={"task": recipe.task.model_copy(update={"answer_format": "columns"})})
+    t2 = _task(eng, run_id, 1, "What is 19 + 72?", reference="91", expression="19 + 72")
+    _attempt(eng, run_id, 1, t2, "81", False)
+    assert collect(eng.store, worked, run_id, 1)["judge"] == 1
+    assert [json.loads(m)[-1]["content"] for (m,) in eng.store.execute(
+        "select messages from examples where run_id = ? and role = 'judge' and round = 1", [run_id])] == \
+        ["19+72: 9+2=11, 1+7+1=9, so 91"]
+    from engine.agents import RESULT_GRAMMAR, judge_request
+
+    judge = next(a for a in recipe.agents if a.role == "judge")
+    assert judge_request(recipe, judge, "What is 19 + 72?", "81", 0, greedy=True).sampling.grammar == RESULT_GRAMMAR
+    assert judge_request(worked, judge, "What is 19 + 72?", "81", 0, greedy=True).sampling.grammar is None
     eng.close()
+
+
+def test_unsolved_tasks_can_train_the_solver_worked_from_their_verified_result(tiny_recipe: Path) -> None:
+    eng = Engine.open()
+    run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
+    base = load_recipe(str(tiny_recipe))[0]
+    cols = base.model_copy(update={"task": base.task.model_copy(update={"answer_format": "columns"})})
+    worked = cols.model_copy(update={"train": base.train.model_copy(update={"unsolved": "worked"})})
+    solved = _task(eng, run_id, 0, "What is 19 + 72?", reference="91", expression="19 + 72")
+    unsolved = _task(eng, run_id, 0, "What is 45 + 38?", reference="83", expression="45 + 38")
+    held = _task(eng, run_id, None, "What is 11 + 11?", held_out=True, reference="22", expression="11 + 11")
+    _attempt(eng, run_id, 0, solved, "91", True)
+    _attempt(eng, run_id, 0, solved, "90", False, agent="solver-b")
+    for agent in ("solver-a", "solver-b"):  # nobody got it: one worked example, not one per wrong answer
+        _attempt(eng, run_id, 0, unsolved, "73", False, agent=agent)
+    _attempt(eng, run_id, 0, held, "21", False)
+    assert collect(eng.store, cols, run_id, 0)["solver"] == 1  # skip (the default): the solved task only
+    assert collect(eng.store, worked, run_id, 0)["solver"] == 1  # the unsolved one, worked; the held-out one never
+    rows = eng.store.execute("select task_id, source, messages from examples where run_id = ? and role = 'solver' "
+                             "order by id", [run_id])
+    assert [(t, src, json.loads(m)[-1]["content"]) for t, src, m in rows] == [
+        (solved, "first", "19+72: 9+2=11, 1+7+1=9, so 91"), (unsolved, "rationale", "45+38: 5+8=13, 4+3+1=8, so 83")]
+    eng.close()
+    text = tiny_recipe.read_text().replace("[train]", '[train]\nunsolved = "worked"', 1)
+    (tiny_recipe.parent / "plain-unsolved.toml").write_text(text)
+    from engine.errors import RecipeError
+
+    with pytest.raises(RecipeError, match=r"train.unsolved: 'worked' needs a task.answer_format other than plain"):
+        load_recipe(str(tiny_recipe.parent / "plain-unsolved.toml"))
+
+
+def test_a_worked_answer_format_needs_room_to_write_the_work(tmp_path: Path) -> None:
+    from engine.errors import RecipeError
+    from engine.recipes import WORKED_MIN_TOKENS
+
+    text = load_recipe("default")[2].replace("[task]", '[task]\nanswer_format = "columns"', 1)
+    (tmp_path / "cols.toml").write_text(text)
+    with pytest.raises(RecipeError, match=rf"cols.toml: .*'solver-a' \(solver\) has max_tokens = 32, .*'columns'.*"
+                                          rf"at least {WORKED_MIN_TOKENS}"):
+        load_recipe(str(tmp_path / "cols.toml"))
+    roomy = text.replace("max_tokens = 32", "max_tokens = 64")
+    (tmp_path / "roomy.toml").write_text(roomy)
+    assert load_recipe(str(tmp_path / "roomy.toml"))[0].task.answer_format == "columns"  # a verdict judge reads
+    (tmp_path / "judge.toml").write_text(roomy.replace("[round]", '[round]\njudging = "compute"', 1))
+    with pytest.raises(RecipeError, match=r"'judge' \(judge\) has max_tokens = 16"):
+        load_recipe(str(tmp_path / "judge.toml"))
 
 
 def test_role_cap_keeps_other_roles_to_a_share_of_the_solver_examples(tiny_recipe: Path) -> None:

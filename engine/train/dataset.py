@@ -9,14 +9,16 @@ recipe's prompt template for the role):
   of tasks above ``train.learnable_max`` right are 'easy', trained only as a share), and
   rationales for tasks nobody solved, written with the result in view, trained without it; with
   ``task.answer_format`` other than plain, each such answer is trained as the domain writes the
-  task worked in that format (arith value: ``91``; columns: ``19+72: 9+2=11, 1+7+1=9, so 91``);
+  task worked in that format (arith value: ``91``; columns: ``19+72: 9+2=11, 1+7+1=9, so 91``), and
+  with ``train.unsolved = "worked"`` so is each task nobody got right (source rationale);
 - reviser: revisions verified right, given the answer and the critique they revised (fixes of
   wrong answers and keeps of right ones);
 - critic: critiques after which a wrong answer was revised into a right one, in the debate or
   written with the verified result in view (the hint phase; trained without the hint); and as
   many confirmations of right answers that the revision kept, written from the verifier's result;
 - judge: the verdict the verifier gave the round's answers, as many right as wrong; a computing
-  judge (round.judging = "compute"): each round task's verified result, asked without an answer.
+  judge (round.judging = "compute"): each round task's verified result, asked without an answer
+  (worked in ``task.answer_format`` when that is a worked format).
 
 Examples are deduplicated by role, task and text, at most ``max_per_task`` per role and task
 (per task and class for the judge) across the run; the set accumulates across rounds. Tasks
@@ -191,6 +193,14 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
                 fixes.append((prev, critic, critique))
             elif prev.answer and a.answer == prev.answer:
                 confirms.append((prev, critic))
+    if recipe.train.unsolved == "worked" and worked:
+        # Tasks no answer got right: the task worked in the recipe's format, from its verified result.
+        solved = {a.task_id for a in atts if a.correct}
+        for a in atts:
+            if a.task_id not in solved and a.turn == 0 and reference.get(a.task_id):
+                rat = _Attempt(-1, a.task_id, a.agent, 0, 0, worked[a.task_id], "", True, a.prompt, a.fingerprint)
+                add("solver", rat, "rationale", solve_messages(recipe, a.prompt, _agent(recipe, a.agent, "solver")),
+                    worked[a.task_id])
     for prev, critic, critique in fixes:
         user = fill(p.critique, {"task": prev.prompt, "answer": prev.text})
         add("critic", prev, "critique", role_messages(recipe, _agent(recipe, critic, "critic"), user), critique)
@@ -225,11 +235,13 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
 
     judge = _agent(recipe, None, "judge")
     if judge is not None and recipe.round.judging == "compute":
-        # A computing judge learns each task's verified result, asked as it is at inference.
+        # A computing judge learns each task's verified result, asked as it is at inference: the
+        # result alone, or in a worked format the task worked in it (agents.works_out).
         for a in atts:
             if reference.get(a.task_id):
                 user = fill(p.judge_compute, {"task": a.prompt})
-                add("judge", a, "verifier", role_messages(recipe, judge, user), reference[a.task_id], key="result")
+                add("judge", a, "verifier", role_messages(recipe, judge, user),
+                    worked.get(a.task_id, reference[a.task_id]), key="result")
     elif judge is not None:
         classes: dict[bool, list[_Attempt]] = {True: [], False: []}
         seen_text: set[tuple[int, str]] = set()
