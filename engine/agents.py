@@ -34,7 +34,7 @@ _RESULT = re.compile(r"\s*(-?\d+)\s*")
 def works_out(recipe: Recipe) -> bool:
     """Whether a computing judge writes its result worked in the recipe's answer format (and so
     trains on the task worked in it) rather than as a bare number."""
-    return recipe.round.judging == "compute" and recipe.task.answer_format not in ("plain", "value")
+    return recipe.round.judging == "compute" and recipe.task.worked
 
 
 def judge_request(recipe: Recipe, judge: AgentSpec, task_prompt: str, answer: str, seed: int, *,

@@ -144,6 +144,11 @@ class TaskSpec(_Strict):
                                "train.unsolved = 'worked' reached 2-digit 97%, 3-digit 78% on one seed "
                                "(improve-columns-worked-seed7.json). Worked formats need max_tokens >= 48.")
 
+    @property
+    def worked(self) -> bool:
+        """Whether answers are written worked out (a format other than plain and value): long ones."""
+        return self.answer_format not in ("plain", "value")
+
     @model_validator(mode="after")
     def _edges(self) -> TaskSpec:
         if self.target_low >= self.target_high:
@@ -355,7 +360,7 @@ class Recipe(_Strict):
         if self.train.unsolved == "worked" and self.task.answer_format == "plain":
             raise ValueError("train.unsolved: 'worked' needs a task.answer_format other than plain (the solver's "
                              "own words cannot be written for a task nobody solved)")
-        if self.task.answer_format not in ("plain", "value"):
+        if self.task.worked:
             # A worked answer is long: cut short it has no final answer (a 3-digit sum in columns
             # is about 30 tokens, a mixed 3-term task about 50).
             short = [a for a in self.agents if a.max_tokens < WORKED_MIN_TOKENS and (
