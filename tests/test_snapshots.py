@@ -12,6 +12,7 @@ async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
     """Let workers finish and the screen catch up: a DataTable sizes its columns to new rows on a
     later refresh, and a loaded machine (CI, with llama.cpp tests before) can be caught between."""
     from textual.widgets import DataTable
+    from textual.worker import WorkerState
 
     await pilot.app.workers.wait_for_complete()
     for _ in range(3):
@@ -28,8 +29,15 @@ async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
     # Last, the picture itself must hold still: under load a refresh can land after the checks
     # above (CI once caught the training screen mid-update); wait until three renders in a row
     # over 0.3 s are the same.
+    # A screen's data arrives from a thread worker that its on_mount starts: if that worker had not
+    # started when the wait above ran, the picture holds still at the empty screen while the query
+    # runs (CI once took the curves screen so), so no picture counts while a worker is running.
     last, same = None, 0
     for _ in range(100):
+        if any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in pilot.app.workers):
+            await pilot.app.workers.wait_for_complete()
+            await pilot.pause()
+            last, same = None, 0
         shot = pilot.app.export_screenshot()
         same = same + 1 if shot == last else 0
         if same >= 3:
