@@ -10,7 +10,7 @@ import pytest
 
 from console.cli import main
 from engine.tasks import get_domain
-from engine.tasks.arith import ARITH, extract_answer
+from engine.tasks.arith import ARITH, FORMATS, LEVELS, evaluate, extract_answer, worked
 
 HUMANEVAL = [
     {"task_id": "t/0", "prompt": "def add(a, b):\n    \"\"\"Return a + b.\"\"\"\n", "entry_point": "add",
@@ -86,6 +86,22 @@ def test_arith_skills_name_what_a_sum_exercises() -> None:
     t = ARITH.parse_proposal("58 + 67", 2)
     assert not isinstance(t, str) and get_domain("arith").skills(t) == ["digits:2", "terms:2", "op:+", "carries:2"]
     assert get_domain("arith").describe_skill("carries:2") == "2 carries"
+
+
+def test_every_worked_answer_ends_on_the_value_and_works_its_differences() -> None:
+    # Each level's tasks, in each answer format: the checker reads the value off the worked answer;
+    # in columns a difference is worked with its borrows and a signed sum says the sizes it adds.
+    rng = random.Random(3)
+    for level in LEVELS:
+        for task in ARITH.generate(rng, level, 60):
+            expr = task.payload["expression"]
+            for fmt in FORMATS:
+                assert extract_answer(worked(expr, fmt)) == str(evaluate(expr)) == task.reference, (expr, fmt)
+    assert worked("61 - 29", "columns") == "61-29: 11-9=2, 6-2-1=3, so 32"
+    assert worked("29 - 61", "columns") == "29-61 = -(61-29): 11-9=2, 6-2-1=3, so -32"
+    assert worked("-29 + 61", "columns") == "-29+61 = 61-29: 11-9=2, 6-2-1=3, so 32"
+    assert worked("-29 - 61", "columns") == "-29-61 = -(29+61): 9+1=10, 2+6+1=9, so -90"
+    assert worked("12 * 3 - 50", "columns") == "12*3=36; 36-50 = -(50-36): 10-6=4, 5-3-1=1, so -14"
 
 
 @pytest.mark.parametrize(

@@ -243,7 +243,7 @@ def describe_skill(skill: str) -> str:
 #: ``plain``, the solver's own words; ``value``, the verified result alone (the formats screen's
 #: row for it was labelled plain before 2026-12-02: it has no solver's words); ``columns``, the expression reduced one
 #: operation at a time (in precedence order), each sum of two numbers worked column by column from the right with its
-#: carry; ``reversed``, each step's result written digit by digit least-significant first, then
+#: carry, each difference with its borrows (signed operands: the sum or difference of their sizes, then the sign); ``reversed``, each step's result written digit by digit least-significant first, then
 #: as a number; ``digits``, columns with the two numbers first spelled out digit by digit, padded
 #: to one width, so each column's digits are the ones above it. The final integer of each is the
 #: answer, as the checker reads it.
@@ -265,6 +265,38 @@ def _column_sum(a: int, b: int) -> str:
     return ", ".join(cols)
 
 
+def _column_diff(big: int, small: int) -> str:
+    """``big - small`` (``big >= small >= 0``) worked column by column from the right: a column
+    that borrows is written with the ten it borrows (``12-7``), the next pays it back (``-1``).
+
+    >>> _column_diff(52, 17), _column_diff(100, 1), _column_diff(59, 17)
+    ('12-7=5, 5-1-1=3', '10-1=9, 10-0-1=9, 1-0-1=0', '9-7=2, 5-1=4')
+    """
+    cols, borrow = [], 0
+    for col in range(len(str(big))):
+        x, y = big // 10**col % 10, small // 10**col % 10
+        need = x - y - borrow < 0
+        cols.append(f"{x + 10 if need else x}-{y}{'-1' if borrow else ''}={x + 10 * need - y - borrow}")
+        borrow = int(need)
+    return ", ".join(cols)
+
+
+def _signed_sum(a: int, sym: str, b: int) -> tuple[int, str, int, bool]:
+    """``a + b`` or ``a - b`` as the sum or difference of two sizes, larger first for a
+    difference: ``(big, "+" or "-", small, negated)``, so that the value is ``big op small``,
+    negated when ``negated``.
+
+    >>> _signed_sum(52, "-", 17), _signed_sum(17, "-", 52), _signed_sum(-17, "+", 30), _signed_sum(-17, "-", 30)
+    ((52, '-', 17, False), (52, '-', 17, True), (30, '-', 17, False), (17, '+', 30, True))
+    """
+    s1, s2 = a < 0, (b < 0) != (sym == "-")  # each term's sign: True for minus
+    x, y = abs(a), abs(b)
+    if s1 == s2:
+        return x, "+", y, s1
+    big, small = (x, y) if x >= y else (y, x)
+    return big, "-", small, (s1 if x >= y else s2)
+
+
 def worked(expr: str, fmt: str) -> str:
     """The answer to ``expr`` written in ``fmt`` (one of FORMATS; plain and value: the value
     alone, since a worked answer has no solver's words).
@@ -274,12 +306,16 @@ def worked(expr: str, fmt: str) -> str:
     >>> worked("45 + 12 * 3", "columns")
     '12*3=36; 45+36: 5+6=11, 4+3+1=8, so 81'
     >>> worked("3 + 4", "columns"), worked("52 - 17", "columns"), worked("19 + 72", "value")
-    ('3+4=7', '52-17=35', '91')
+    ('3+4=7', '52-17: 12-7=5, 5-1-1=3, so 35', '91')
+    >>> worked("17 - 52", "columns"), worked("45 - 12 - 50", "columns"), worked("-7 + 12", "columns")
+    ('17-52 = -(52-17): 12-7=5, 5-1-1=3, so -35', '45-12: 5-2=3, 4-1=3, so 33; 33-50 = -(50-33): 10-3=7, 5-3-1=1, so -17', '-7+12 = 12-7: 12-7=5, 1-0-1=0, so 5')
+    >>> worked("52 - 17", "digits")
+    '52-17: 5 2 - 1 7: 12-7=5, 5-1-1=3, so 35'
     >>> worked("130 + 71", "digits")
     '130+71: 1 3 0 + 0 7 1: 0+1=1, 3+7=10, 1+0+1=2, so 201'
     >>> worked("19 + 72", "reversed"), worked("45 - 12 - 50", "reversed")
     ('19+72 from the right: 1 9, so 91', '45-12 from the right: 3 3, so 33; 33-50 from the right: 7 1 minus, so -17')
-    >>> all(extract_answer(worked(e, f)) == str(evaluate(e)) for e in ("999 + 1", "7 * 8 - 60", "-(3 + 4)") for f in FORMATS)
+    >>> all(extract_answer(worked(e, f)) == str(evaluate(e)) for e in ("999 + 1", "7 * 8 - 60", "-(3 + 4)", "-12 - 30", "5 - 91 + 40", "-(45 - 7)") for f in FORMATS)
     True
     """
     if fmt not in FORMATS:
@@ -293,10 +329,14 @@ def worked(expr: str, fmt: str) -> str:
         if fmt == "reversed":
             digits = " ".join(reversed(str(abs(value)))) + (" minus" if value < 0 else "")
             steps.append(f"{head} from the right: {digits}, so {value}")
-        elif sym == "+" and a >= 0 and b >= 0 and max(a, b) >= 10:
-            width = len(str(max(a, b)))
-            spelled = "" if fmt == "columns" else " + ".join(" ".join(str(x).zfill(width)) for x in (a, b)) + ": "
-            steps.append(f"{head}: {spelled}{_column_sum(a, b)}, so {value}")
+        elif sym in "+-" and max(abs(a), abs(b)) >= 10:
+            big, op, small, negated = _signed_sum(a, sym, b)
+            width = len(str(max(big, small)))
+            if (big, op, small, negated) != (a, sym, b, False):  # signs or order changed: say the sum done
+                head += f" = -({big}{op}{small})" if negated else f" = {big}{op}{small}"
+            spelled = "" if fmt == "columns" else f" {op} ".join(" ".join(str(x).zfill(width)) for x in (big, small)) + ": "
+            work = _column_sum(big, small) if op == "+" else _column_diff(big, small)
+            steps.append(f"{head}: {spelled}{work}, so {value}")
         else:
             steps.append(f"{head}={value}")
 
