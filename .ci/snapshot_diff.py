@@ -35,12 +35,14 @@ def main(path: str = "snapshot_report.html") -> int:
     if not report.exists():
         return 0
     page = report.read_text(encoding="utf-8")
-    names = re.findall(r'<span class="fw-bold">\s*(.*?)\s*</span>', page)
-    svgs = re.findall(r"<svg.*?</svg>", page, flags=re.S)
-    # the report's template shows each failure as: the actual picture, the same again (the overlay),
-    # then the stored snapshot (absent when none was stored)
-    for i, name in enumerate(names):
-        actual, snapshot = svgs[3 * i], svgs[3 * i + 2] if 3 * i + 2 < len(svgs) else ""
+    # the report's template shows each failure, after its name, as: the actual picture, the same
+    # again (the overlay), then the stored snapshot (absent when none was stored)
+    cards = re.split(r'<span class="fw-bold">\s*(.*?)\s*</span>', page)[1:]
+    for name, card in zip(cards[::2], cards[1::2]):
+        svgs = re.findall(r"<svg.*?</svg>", card, flags=re.S)
+        if not svgs:
+            continue
+        actual, snapshot = svgs[0], svgs[2] if len(svgs) > 2 else ""
         print(f"--- snapshot {name}: stored (-) against this run (+)")
         sys.stdout.writelines(line + "\n" for line in difflib.unified_diff(
             screen_lines(snapshot), screen_lines(actual), "stored", "this run", n=1, lineterm=""))
