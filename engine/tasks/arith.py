@@ -243,8 +243,9 @@ def describe_skill(skill: str) -> str:
 #: ``plain``, the solver's own words; ``value``, the verified result alone (the formats screen's
 #: row for it was labelled plain before 2026-12-02: it has no solver's words); ``columns``, the expression reduced one
 #: operation at a time (in precedence order), each sum of two numbers worked column by column from the right with its
-#: carry, each difference with its borrows (signed operands: the sum or difference of their sizes, then the sign); ``reversed``, each step's result written digit by digit least-significant first, then
-#: as a number; ``digits``, columns with the two numbers first spelled out digit by digit, padded
+#: carry, each difference with its borrows (signed operands: the sum or difference of their sizes,
+#: then the sign); ``reversed``, each step's result written digit by digit least-significant first,
+#: then as a number; ``digits``, columns with the two numbers first spelled out digit by digit, padded
 #: to one width, so each column's digits are the ones above it. The final integer of each is the
 #: answer, as the checker reads it.
 FORMATS = ("plain", "value", "columns", "reversed", "digits")
@@ -307,15 +308,18 @@ def worked(expr: str, fmt: str) -> str:
     '12*3=36; 45+36: 5+6=11, 4+3+1=8, so 81'
     >>> worked("3 + 4", "columns"), worked("52 - 17", "columns"), worked("19 + 72", "value")
     ('3+4=7', '52-17: 12-7=5, 5-1-1=3, so 35', '91')
-    >>> worked("17 - 52", "columns"), worked("45 - 12 - 50", "columns"), worked("-7 + 12", "columns")
-    ('17-52 = -(52-17): 12-7=5, 5-1-1=3, so -35', '45-12: 5-2=3, 4-1=3, so 33; 33-50 = -(50-33): 10-3=7, 5-3-1=1, so -17', '-7+12 = 12-7: 12-7=5, 1-0-1=0, so 5')
+    >>> worked("17 - 52", "columns"), worked("-7 + 12", "columns")
+    ('17-52 = -(52-17): 12-7=5, 5-1-1=3, so -35', '-7+12 = 12-7: 12-7=5, 1-0-1=0, so 5')
+    >>> worked("45 - 12 - 50", "columns")
+    '45-12: 5-2=3, 4-1=3, so 33; 33-50 = -(50-33): 10-3=7, 5-3-1=1, so -17'
     >>> worked("52 - 17", "digits")
     '52-17: 5 2 - 1 7: 12-7=5, 5-1-1=3, so 35'
     >>> worked("130 + 71", "digits")
     '130+71: 1 3 0 + 0 7 1: 0+1=1, 3+7=10, 1+0+1=2, so 201'
     >>> worked("19 + 72", "reversed"), worked("45 - 12 - 50", "reversed")
     ('19+72 from the right: 1 9, so 91', '45-12 from the right: 3 3, so 33; 33-50 from the right: 7 1 minus, so -17')
-    >>> all(extract_answer(worked(e, f)) == str(evaluate(e)) for e in ("999 + 1", "7 * 8 - 60", "-(3 + 4)", "-12 - 30", "5 - 91 + 40", "-(45 - 7)") for f in FORMATS)
+    >>> exprs = ("999 + 1", "7 * 8 - 60", "-(3 + 4)", "-12 - 30", "5 - 91 + 40", "-(45 - 7)")
+    >>> all(extract_answer(worked(e, f)) == str(evaluate(e)) for e in exprs for f in FORMATS)
     True
     """
     if fmt not in FORMATS:
@@ -334,7 +338,8 @@ def worked(expr: str, fmt: str) -> str:
             width = len(str(max(big, small)))
             if (big, op, small, negated) != (a, sym, b, False):  # signs or order changed: say the sum done
                 head += f" = -({big}{op}{small})" if negated else f" = {big}{op}{small}"
-            spelled = "" if fmt == "columns" else f" {op} ".join(" ".join(str(x).zfill(width)) for x in (big, small)) + ": "
+            spelled = "" if fmt == "columns" else (
+                f" {op} ".join(" ".join(str(x).zfill(width)) for x in (big, small)) + ": ")
             work = _column_sum(big, small) if op == "+" else _column_diff(big, small)
             steps.append(f"{head}: {spelled}{work}, so {value}")
         else:
