@@ -29,9 +29,10 @@ async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
     # Last, the picture itself must hold still: under load a refresh can land after the checks
     # above (CI once caught the training screen mid-update); wait until three renders in a row
     # over 0.3 s are the same.
-    # A screen's data arrives from a thread worker that its on_mount starts: if that worker had not
-    # started when the wait above ran, the picture holds still at the empty screen while the query
-    # runs (CI once took the curves screen so), so no picture counts while a worker is running.
+    # A screen's data arrives from a thread worker that its on_mount starts: were that worker not yet
+    # started when the wait above ran, the picture would hold still at the empty screen while the
+    # query runs, so no picture counts while a worker is running (a guard: not shown to be what failed
+    # the curves screen once on CI).
     last, same = None, 0
     for _ in range(100):
         if any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in pilot.app.workers):
