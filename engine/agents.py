@@ -49,6 +49,28 @@ def judge_request(recipe: Recipe, judge: AgentSpec, task_prompt: str, answer: st
                    grammar=JUDGE_GRAMMAR, prefix=JUDGE_PREFIX, greedy=greedy, task=task)
 
 
+def judge_requests(recipe: Recipe, judge: AgentSpec, task_prompt: str, answer: str, seed: int, *,
+                   greedy: bool, task: int | None = None) -> list[Request]:
+    """The judge's requests on ``answer``: ``judge_request``'s, then, for a computing judge with
+    round.judge_votes above 1, one more per vote, sampled at round.vote_temperature with its own
+    seed. ``join_votes`` records the replies as one, and ``judge_verdict`` counts them."""
+    first = judge_request(recipe, judge, task_prompt, answer, seed, greedy=greedy, task=task)
+    votes = recipe.round.judge_votes if recipe.round.judging == "compute" else 1
+    hot = judge.model_copy(update={"temperature": recipe.round.vote_temperature})
+    return [first, *(judge_request(recipe, hot, task_prompt, answer, seed_for(seed, "vote", k), greedy=False, task=task)
+                     for k in range(1, votes))]
+
+
+#: Between a computing judge's votes in its recorded reply (round.judge_votes above 1).
+VOTE_SEPARATOR = "\n--- vote ---\n"
+
+
+def join_votes(texts: list[str]) -> str:
+    """A computing judge's replies (``judge_requests``, as ``judge_text`` records them) as one
+    recorded reply: each vote's text, in the order asked; ``judge_verdict`` counts them."""
+    return VOTE_SEPARATOR.join(texts)
+
+
 def judge_text(recipe: Recipe, reply: str) -> str:
     """The judge's whole reply as recorded (a verdict's JSON starts in the request's prefix)."""
     return reply.strip() if recipe.round.judging == "compute" else JUDGE_PREFIX + reply
@@ -57,7 +79,9 @@ def judge_text(recipe: Recipe, reply: str) -> str:
 def judge_verdict(recipe: Recipe, domain: Domain, task: Task, answer: str, text: str) -> bool | None:
     """The judge's verdict on ``answer`` from its recorded reply ``text`` (judge_text), or None when
     the reply is unusable. A computing judge's verdict: ``answer`` is right when the domain's checker,
-    given the judge's result as the reference, passes it.
+    given the judge's result as the reference, passes it; with votes (round.judge_votes, the replies
+    joined by ``join_votes``), when it passes with at least round.judge_agree of the results as the
+    reference (or with all of them, when fewer replies have a result).
 
     >>> from engine.recipes import load_recipe
     >>> from engine.tasks import ARITH, Task
@@ -73,17 +97,29 @@ def judge_verdict(recipe: Recipe, domain: Domain, task: Task, answer: str, text:
     [True, False]
     >>> judge_verdict(w, ARITH, t, "81", "40+41: 0+1=1, 4+") is True, judge_verdict(w, ARITH, t, "81", "so") is None
     (False, True)
+    >>> v = c.model_copy(update={"round": c.round.model_copy(update={"judge_votes": 3, "judge_agree": 2})})
+    >>> said = join_votes(["81", "81", "80"])
+    >>> judge_verdict(v, ARITH, t, "81", said), judge_verdict(v, ARITH, t, "80", said)
+    (True, False)
+    >>> judge_verdict(v, ARITH, t, "81", join_votes(["x", "81", "y"])), judge_verdict(v, ARITH, t, "81", "x")
+    (True, None)
     """
     if recipe.round.judging != "compute":
         return parse_judgement(text)
+    results = [r for r in (judge_result(recipe, domain, task, t) for t in text.split(VOTE_SEPARATOR)) if r is not None]
+    if not results:
+        return None
+    agree = sum(domain.verify(replace(task, reference=r), answer).correct for r in results)
+    return agree >= min(recipe.round.judge_agree, len(results))
+
+
+def judge_result(recipe: Recipe, domain: Domain, task: Task, text: str) -> str | None:
+    """A computing judge's result in one reply ``text``: the number it gave, or, worked in the
+    answer format, the final number the domain's checker reads; None when it has none."""
     m = _RESULT.fullmatch(text)
     if m is not None:
-        result: str | None = str(int(m.group(1)))
-    else:
-        result = domain.verify(task, text).answer if works_out(recipe) else None
-    if result is None:
-        return None
-    return domain.verify(replace(task, reference=result), answer).correct
+        return str(int(m.group(1)))
+    return domain.verify(task, text).answer if works_out(recipe) else None
 
 
 def parse_judgement(text: str) -> bool | None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.agents import fill, judge_request, judge_text, judge_verdict, request
+from engine.agents import VOTE_SEPARATOR, fill, join_votes, judge_requests, judge_text, judge_verdict, request
 from engine.recipes import AgentSpec, Recipe
 from engine.roundbase import TaskRow
 from engine.runtime import Runtime
@@ -198,15 +198,16 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
         asked = [(i, which, t) for i, (a, b) in enumerate(zip(first_texts, texts))
                  for which, t in (("first", a), ("final", b)) if which == "first" or (b != a and not compute)]
         use("judge")
-        comps = runtime.submit_many([judge_request(recipe, judge, tasks[i].task.prompt, t, 0, greedy=True)
-                                     for i, _w, t in asked])
-        for (i, which, t), c in zip(asked, comps):
-            said = judge_text(recipe, c.result().text)
+        reqs = [judge_requests(recipe, judge, tasks[i].task.prompt, t, 0, greedy=True) for i, _w, t in asked]
+        comps = iter(runtime.submit_many([r for rs in reqs for r in rs]))
+        for (i, which, t), rs in zip(asked, reqs):
+            said = join_votes([judge_text(recipe, next(comps).result().text) for _ in rs])
             if which == "first":
                 judged_first[i] = judge_verdict(recipe, domain, tasks[i].task, t, said)
                 if compute:  # the same result judges the final answer
                     judged_final[i] = judge_verdict(recipe, domain, tasks[i].task, texts[i], said)
-                    judge_ok[i] = judged_first[i] is not None and domain.verify(tasks[i].task, said).correct
+                    judge_ok[i] = (judged_first[i] is not None  # its own result: the first (greedy) vote's
+                                   and domain.verify(tasks[i].task, said.split(VOTE_SEPARATOR)[0]).correct)
             else:
                 judged_final[i] = judge_verdict(recipe, domain, tasks[i].task, t, said)
         for i, (a, b) in enumerate(zip(first_texts, texts)):

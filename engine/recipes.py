@@ -175,11 +175,22 @@ class RoundSpec(_Strict):
     judging: Literal["verdict", "compute"] = Field(
         "verdict", description="How the judge decides. verdict: it reads the task and the answer (prompts.judge) and "
         "says right or wrong; it trains on the verifier's verdicts, as many right as wrong. compute: it works the task "
-        "out itself without seeing any answer (prompts.judge_compute), greedily, once per task, and an answer is "
-        "judged right when it is the judge's result; it trains on each round task's verified result, written in "
-        "task.answer_format when that is a worked format (columns ...: the judge then works the task out in it, "
-        "unconstrained, and its result is the final number; give it max_tokens for the work). compute needs a "
-        "domain whose answers are values (arith).")
+        "out itself without seeing any answer (prompts.judge_compute), greedily, once per task (or by votes: "
+        "round.judge_votes), and an answer is judged right when it is the judge's result; it trains on each round "
+        "task's verified result, written in task.answer_format when that is a worked format (columns ...: the judge "
+        "then works the task out in it, unconstrained, and its result is the final number; give it max_tokens for "
+        "the work). compute needs a domain whose answers are values (arith).")
+    judge_votes: int = Field(
+        1, ge=1, le=16, description="With round.judging = \"compute\": how many results the judge works out per task, "
+        "the first greedily and the others sampled at round.vote_temperature; an answer is judged right when at "
+        "least round.judge_agree of them equal it (a self-consistency check: what the judge gets right it reaches "
+        "on most samples). 1: the greedy result alone. Each vote costs one judge request per judged task.")
+    judge_agree: int = Field(
+        1, ge=1, le=16, description="With round.judge_votes: how many of the judge's results must equal an answer for "
+        "it to be judged right (all of the usable ones, when fewer replies give a result).")
+    vote_temperature: float = Field(
+        0.7, ge=0.0, le=2.0, description="The sampling temperature of a computing judge's votes after the first "
+        "(round.judge_votes).")
     debate_answer: Literal["judged", "revision"] = Field(
         "judged", description="The answer a debate settles on (the debate protocol: swarm eval --debate, the improve "
         "benchmark, the per-role gate's debate). judged: the judge's pick, the revision only where the judge calls "
@@ -357,6 +368,12 @@ class Recipe(_Strict):
         if self.round.judging == "compute" and not getattr(DOMAINS[self.task.domain], "valued", False):
             raise ValueError(f"round.judging: 'compute' needs a domain whose answers are values (arith); "
                              f"{self.task.domain!r} answers are checked otherwise: use 'verdict'")
+        if self.round.judge_agree > self.round.judge_votes:
+            raise ValueError(f"round.judge_agree: {self.round.judge_agree} is more than round.judge_votes "
+                             f"({self.round.judge_votes}): an answer could never be judged right")
+        if self.round.judge_votes > 1 and self.round.judging != "compute":
+            raise ValueError(f"round.judge_votes: {self.round.judge_votes} needs round.judging = 'compute' (a vote is "
+                             f"a result the judge works out; a verdict judge gives one verdict)")
         if self.train.unsolved == "worked" and self.task.answer_format == "plain":
             raise ValueError("train.unsolved: 'worked' needs a task.answer_format other than plain (the solver's "
                              "own words cannot be written for a task nobody solved)")

@@ -4,10 +4,14 @@ plays it in test_cli's eval test and in the improve benchmark)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
+
 from engine.agents import JUDGE_PREFIX
 from engine.api import Engine
 from engine.protocol import DebateScore, debate_score, record_debate, stored_debate
-from engine.recipes import load_recipe
+from engine.recipes import Recipe, load_recipe
 from engine.roundbase import TaskRow
 from engine.runtime import Request, Result
 from engine.tasks import Task
@@ -25,7 +29,7 @@ class Scripted:
     """Answers by role and task: solve / critique / revise / judge, read from the prompt."""
 
     def __init__(self, first: dict[str, str], revised: dict[str, str], judge: dict[str, bool],
-                 results: dict[str, str] | None = None) -> None:
+                 results: dict[str, Any] | None = None) -> None:
         self.first, self.revised, self.judge, self.results = first, revised, judge, results or {}
         self.asked: list[Request] = []
 
@@ -35,8 +39,12 @@ class Scripted:
         for r in reqs:
             user = r.messages[-1]["content"]
             q = next(k for k in self.first if k in user)
-            if r.sampling.grammar and "Answer: " not in user:  # a computing judge: its result
-                out.append(_Done(self.results[q]))
+            if r.sampling.grammar and "Answer: " not in user:  # a computing judge: its result (or its votes' in turn)
+                said = self.results[q]
+                if isinstance(said, list):
+                    said = said[sum(1 for a in self.asked[:len(self.asked) - len(reqs) + len(out)]
+                                    if a.sampling.grammar and q in a.messages[-1]["content"])]
+                out.append(_Done(said))
             elif r.sampling.grammar:
                 answer = user.split("Answer: ")[1].split("\n")[0]
                 out.append(_Done("true}" if self.judge[answer] else "false}"))
@@ -188,3 +196,32 @@ def test_a_new_judge_is_kept_only_when_better_than_the_one_in_use_beyond_noise(t
     assert stored is not None and verdict_outcomes(stored) == verdict_outcomes(one_off)
     assert stored.traces == one_off.traces
     eng.close()
+
+
+def test_a_computing_judge_with_votes_calls_an_answer_right_when_enough_of_its_results_reach_it() -> None:
+    base = load_recipe("recipes/default.toml")[0]
+    recipe = base.model_copy(update={"round": base.round.model_copy(
+        update={"judging": "compute", "judge_votes": 3, "judge_agree": 2})})
+    first = {"10 + 10": "20", "20 + 20": "41", "30 + 30": "61", "40 + 40": "80"}
+    revised = {"10 + 10": "21", "20 + 20": "40", "30 + 30": "60", "40 + 40": "81"}
+    # votes: greedy first, then two sampled; an answer is right when 2 of them reach it
+    results = {"10 + 10": ["21", "20", "20"], "20 + 20": ["41", "40", "40"], "30 + 30": ["60", "61", "59"],
+               "40 + 40": ["x", "81", "81"]}
+    rt = Scripted(first, revised, {}, results)
+    sc = debate_score(rt, recipe, _tasks())  # type: ignore[arg-type]
+    judged = [r for r in rt.asked if r.sampling.grammar]
+    assert len(judged) == 12  # three per task
+    temps = [r.sampling.temperature for r in judged]
+    assert temps == [0.0, 0.7, 0.7] * 4 and len({r.sampling.seed for r in judged[:3]}) == 3
+    # 20 has two votes (kept, though the greedy one said 21); 40 two (the revision taken); 61 and 60 one each
+    # (neither right: the first stays); 80 none, 81 two of the two usable (the wrong revision taken)
+    assert [sc.traces[i][5:7] for i in (1, 2, 3, 4)] == [(True, False), (False, True), (False, False), (False, True)]
+    assert [sc.traces[i][7] for i in (1, 2, 3, 4)] == ["first", "revision", "first", "revision"]
+    # the judge's own result is its greedy vote's: only 60 is right
+    assert (sc.final, sc.right_to_wrong, sc.wrong_to_right, sc.judge_results) == (2, 1, 1, 1)
+    # votes need a judge that computes, and no more agreeing votes than votes
+    with pytest.raises(ValueError, match="round.judge_votes: 3 needs round.judging = 'compute'"):
+        Recipe.model_validate({**base.model_dump(), "round": {**base.round.model_dump(), "judge_votes": 3}})
+    with pytest.raises(ValueError, match="round.judge_agree: 4 is more than round.judge_votes"):
+        Recipe.model_validate({**base.model_dump(), "round": {**base.round.model_dump(), "judging": "compute",
+                                                               "judge_votes": 3, "judge_agree": 4}})

@@ -231,11 +231,15 @@ def test_a_round_can_debate_a_seeded_subset_of_its_tasks_and_train_on_all(tmp_pa
         load_recipe(str(bad))
 
 
+@pytest.mark.parametrize("votes", [1, 3])
 def test_a_computing_judge_asks_once_per_task_and_judges_every_answer_by_its_result(
-        tmp_path: Path, tiny_model: Path) -> None:
+        tmp_path: Path, tiny_model: Path, votes: int) -> None:
+    from engine.agents import VOTE_SEPARATOR
     from engine.tasks.arith import extract_answer
 
-    recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": 'debate_turns = 1\njudging = "compute"'})
+    agree = min(votes, 2)
+    recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": 'debate_turns = 1\njudging = "compute"\n'
+                                                   f"judge_votes = {votes}\njudge_agree = {agree}"})
     eng = Engine.open()
     run_id = eng.create_run(str(recipe), rounds=1, train=False)
     assert eng.play(run_id) == "finished"
@@ -243,13 +247,17 @@ def test_a_computing_judge_asks_once_per_task_and_judges_every_answer_by_its_res
         "select v.task_id, v.judge_text, v.judge_correct, v.agreement, v.verifier_correct, v.tokens, a.text "
         "from verdicts v join attempts a on a.id = v.attempt_id where v.run_id = ? order by v.id", [run_id])
     assert rows
-    # one request per task: its result (digits only, the grammar) judges every final answer of the task
+    # one request per task (and per vote): its result (digits only, the grammar) judges every final answer of the
+    # task; the verdict that asked counts its votes' tokens
     assert sum(1 for r in rows if r[5] > 0) == len({r[0] for r in rows})
-    for tid, said, judged, agree, truth, _n, text in rows:
+    assert all(r[5] >= votes for r in rows if r[5] > 0)
+    for tid, said, judged, agreement, truth, _n, text in rows:
         assert len({r[1] for r in rows if r[0] == tid}) == 1
-        assert said.lstrip("-").isdigit() or judged is None
-        if judged is not None:
-            assert judged == (extract_answer(text) == str(int(said))) and agree == (judged == truth)
+        results = [int(r) for r in said.split(VOTE_SEPARATOR) if r.lstrip("-").isdigit()]
+        assert len(said.split(VOTE_SEPARATOR)) == votes and (results or judged is None)
+        if judged is not None:  # right when enough of its results are the answer's
+            reach = sum(extract_answer(text) == str(r) for r in results)
+            assert judged == (reach >= min(agree, len(results))) and agreement == (judged == truth)
     eng.close()
 
 
