@@ -56,6 +56,8 @@ def judge_requests(recipe: Recipe, judge: AgentSpec, task_prompt: str, answer: s
     seed. ``join_votes`` records the replies as one, and ``judge_verdict`` counts them."""
     first = judge_request(recipe, judge, task_prompt, answer, seed, greedy=greedy, task=task)
     votes = recipe.round.judge_votes if recipe.round.judging == "compute" else 1
+    if votes == 1:
+        return [first]
     hot = judge.model_copy(update={"temperature": recipe.round.vote_temperature})
     return [first, *(judge_request(recipe, hot, task_prompt, answer, seed_for(seed, "vote", k), greedy=False, task=task)
                      for k in range(1, votes))]
@@ -69,6 +71,11 @@ def join_votes(texts: list[str]) -> str:
     """A computing judge's replies (``judge_requests``, as ``judge_text`` records them) as one
     recorded reply: each vote's text, in the order asked; ``judge_verdict`` counts them."""
     return VOTE_SEPARATOR.join(texts)
+
+
+def split_votes(text: str) -> list[str]:
+    """A recorded reply's votes, in the order asked (one, without votes): ``join_votes`` undone."""
+    return text.split(VOTE_SEPARATOR)
 
 
 def judge_text(recipe: Recipe, reply: str) -> str:
@@ -106,7 +113,7 @@ def judge_verdict(recipe: Recipe, domain: Domain, task: Task, answer: str, text:
     """
     if recipe.round.judging != "compute":
         return parse_judgement(text)
-    results = [r for r in (judge_result(recipe, domain, task, t) for t in text.split(VOTE_SEPARATOR)) if r is not None]
+    results = [r for r in (judge_result(recipe, domain, task, t) for t in split_votes(text)) if r is not None]
     if not results:
         return None
     agree = sum(domain.verify(replace(task, reference=r), answer).correct for r in results)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.agents import VOTE_SEPARATOR, fill, join_votes, judge_requests, judge_text, judge_verdict, request
+from engine.agents import fill, join_votes, judge_requests, judge_text, judge_verdict, request, split_votes
 from engine.recipes import AgentSpec, Recipe
 from engine.roundbase import TaskRow
 from engine.runtime import Runtime
@@ -207,7 +207,7 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
                 if compute:  # the same result judges the final answer
                     judged_final[i] = judge_verdict(recipe, domain, tasks[i].task, texts[i], said)
                     judge_ok[i] = (judged_first[i] is not None  # its own result: the first (greedy) vote's
-                                   and domain.verify(tasks[i].task, said.split(VOTE_SEPARATOR)[0]).correct)
+                                   and domain.verify(tasks[i].task, split_votes(said)[0]).correct)
             else:
                 judged_final[i] = judge_verdict(recipe, domain, tasks[i].task, t, said)
         for i, (a, b) in enumerate(zip(first_texts, texts)):
