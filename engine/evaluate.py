@@ -153,11 +153,14 @@ def paired(new: Mapping[K, bool], ref: Mapping[K, bool]) -> Paired:
 
 
 def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha: float,
-         facts: tuple[Mapping[int, bool], Mapping[int, bool], int] | None = None) -> tuple[bool, str, dict[str, Any]]:
+         facts: tuple[Mapping[int, bool], Mapping[int, bool], int] | None = None,
+         recall: tuple[Mapping[int, bool], Mapping[int, bool], float] | None = None) -> tuple[bool, str, dict[str, Any]]:
     """Keep the new adapter unless, against any reference, it is worse beyond what the pairing
     calls noise (one-sided p < ``alpha``) or it loses more of the tasks than it wins (a tie
     keeps it); or, given ``facts`` = (base's outcomes, new's outcomes, most allowed lost), it
-    answers wrong more facts the base model answered right than allowed.
+    answers wrong more facts the base model answered right than allowed; or, given ``recall`` =
+    (the adapter in use's outcomes on tasks of the levels below, new's, a share), it loses more
+    of those tasks than it wins by over that share of them (it forgot a level learnt before).
     Returns (keep, the reason in words, the numbers).
 
     Why "loses more than it wins" too: every round trains from the base on all the data so far,
@@ -174,6 +177,10 @@ def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha:
     (False, True)
     >>> keep, why, _ = gate({1: True}, {"base": {1: True}}, 0.05, ({7: True, 8: True, 9: True}, {7: False, 8: False, 9: True}, 1))
     >>> keep, why.endswith("forgot 2 facts the base knew (allowed 1): dropped")
+    (False, True)
+    >>> lower_in_use, lower_new = {i: True for i in range(20)}, {i: i < 3 for i in range(20)}
+    >>> keep, why, _ = gate({1: True}, {"base": {1: True}}, 0.05, None, (lower_in_use, lower_new, 0.1))
+    >>> keep, why.endswith("forgot the levels below: lost 17 of 20 tasks, won 0 (net allowed 2): dropped")
     (False, True)
     """
     comps = {label: paired(new, ref) for label, ref in refs.items()}
@@ -193,13 +200,29 @@ def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha:
                             "lost_max": allowed}
         reason += f"; facts {sum(new_f.values())}/{len(new_f)} (base {sum(base_f.values())})"
         forgot = forgot if forgot > allowed else 0
-    keep = not worse and not net_loss and not forgot
+    recall_net = 0
+    if recall is not None:
+        ref_r, new_r, share = recall
+        common = [t for t in ref_r if t in new_r]
+        lost = sum(1 for t in common if ref_r[t] and not new_r[t])
+        won = sum(1 for t in common if new_r[t] and not ref_r[t])
+        recall_allowed = int(share * len(common))
+        numbers["recall"] = {"n": len(common), "in_use": sum(ref_r[t] for t in common),
+                             "new": sum(new_r[t] for t in common), "lost": lost, "won": won,
+                             "net_allowed": recall_allowed}
+        reason += f"; levels below {sum(new_r[t] for t in common)}/{len(common)} (in use {sum(ref_r[t] for t in common)})"
+        recall_net = lost - won if lost - won > recall_allowed else 0
+    keep = not worse and not net_loss and not forgot and not recall_net
     if worse:
         reason += f": worse than {', '.join(worse)} (p < {alpha:g}): dropped"
     elif net_loss:
         reason += f": loses more than it wins against {', '.join(net_loss)}: dropped"
     elif forgot:
         reason += f": forgot {forgot} facts the base knew (allowed {facts[2] if facts else 0}): dropped"
+    elif recall_net:
+        r = numbers["recall"]
+        reason += (f": forgot the levels below: lost {r['lost']} of {r['n']} tasks, won {r['won']} "
+                   f"(net allowed {r['net_allowed']}): dropped")
     else:
         reason += ": not worse, wins at least as many as it loses: kept"
     numbers["kept"] = keep

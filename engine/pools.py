@@ -179,6 +179,16 @@ def dev_sets(store: Store, run_id: int, recipe: Recipe, difficulty: int) -> dict
             for lvl in sorted({min(difficulty, top), min(difficulty + 1, top)})}
 
 
+def recall_sets(store: Store, run_id: int, recipe: Recipe, difficulty: int) -> dict[str, list[TaskRow]]:
+    """What the gate scores for forgetting: the first ``eval.recall`` tasks of the dev set of every
+    level below the round's (``recall-1``, ...), a sample of what was learnt before."""
+    if recipe.eval.recall <= 0:
+        return {}
+    sets = {set_name("recall", lvl): pool_tasks(store, run_id, "dev", lvl)[:recipe.eval.recall]
+            for lvl in range(1, min(difficulty, recipe.task.max_difficulty))}
+    return {k: v for k, v in sets.items() if v}
+
+
 def report_sets(store: Store, run_id: int, recipe: Recipe, levels: list[int] | None = None,
               imported: bool = True) -> dict[str, list[TaskRow]]:
     """What reports score: the run's test sets (every reachable level, or ``levels``), the

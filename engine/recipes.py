@@ -309,6 +309,14 @@ class EvalSpec(_Strict):
     facts_lost_max: int = Field(
         2, ge=0, le=16, description="The gate drops a new adapter that answers wrong more than this many of the 16 "
         "general facts (the dev half) the base model answers right: training one skill must not erase others.")
+    recall: int = Field(
+        20, ge=0, le=100_000, description="The gate also scores a new adapter on this many dev tasks (each set's "
+        "first) of every level below the round's, and drops it when, against the adapter in use on them, it loses "
+        "more than it wins by over eval.recall_lost_max of them: the levels learnt must not be forgotten while the "
+        "next is learnt. 0: no such check.")
+    recall_lost_max: float = Field(
+        0.1, ge=0.0, le=1.0, description="With eval.recall: the share of the lower levels' tasks a new adapter may "
+        "lose, net of those it wins, against the adapter in use.")
 
     @model_validator(mode="before")
     @classmethod

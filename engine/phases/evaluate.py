@@ -1,6 +1,6 @@
 """The evaluate phase: the gate. A new shared or solver adapter is scored on the dev sets and the
 facts and kept only if it is not worse, task by task, than the best kept so far or the base
-model; per-role critic, reviser and judge adapters are gated on the debate protocol over dev
+model, and has not forgotten the levels below the round's (a sample of each, ``recall_sets``); per-role critic, reviser and judge adapters are gated on the debate protocol over dev
 tasks of every level reached. Test sets are never read here.
 """
 
@@ -13,7 +13,7 @@ from engine.curriculum import dev_skill_counts, write_skill_scores
 from engine.evaluate import Score, gate, paired, record_score, score, stored_answers, stored_score
 from engine.events import AdapterPromoted, EvalScored
 from engine.faults import checkpoint
-from engine.pools import dev_sets, fact_set, pool_tasks, set_name
+from engine.pools import dev_sets, fact_set, pool_tasks, recall_sets, set_name
 from engine.roundbase import PhaseRunner
 from engine.tasks.facts import SET_NAMES as FACT_SETS
 
@@ -65,7 +65,7 @@ def gate_solver(ctx: PhaseRunner, rnd: int, difficulty: int, new: Any, last: boo
         out: dict[int, bool] = {}
         for name, tasks in (sets if which is None else which).items():
             sc = recorded_score(ctx, adapter_id, name, pending)
-            if sc is None:
+            if sc is None or any(tr.id not in sc.outcomes for tr in tasks):  # none, or on other tasks
                 if not ctx.rt.serves(path):
                     ctx.rt.set_adapter(path, sha256=sha).result()
                 sc, texts = score(ctx.rt, ctx.recipe, tasks, ctx.seed)
@@ -85,9 +85,16 @@ def gate_solver(ctx: PhaseRunner, rnd: int, difficulty: int, new: Any, last: boo
             best_id, best_out = cur_id, cur_out
     if best_id is not None:
         refs[f"best kept #{best_id}"] = best_out
+    # The levels below the round's: a sample of each, against the adapter in use (the base model
+    # when none is): learning the next level must not erase one learnt before.
+    lower = recall_sets(ctx.store, ctx.run_id, ctx.recipe, difficulty)
+    recall = None
+    if lower:
+        recall = (outcomes(cur_id, cur_path, None, lower), outcomes(new_id, new_path, new_sha, lower),
+                  ctx.recipe.eval.recall_lost_max)
     keep, reason, numbers = gate(new_out, refs, ctx.recipe.eval.alpha,
-                                 (base_facts, new_facts, ctx.recipe.eval.facts_lost_max) if facts else None)
-    numbers["sets"] = list(sets) + list(facts)
+                                 (base_facts, new_facts, ctx.recipe.eval.facts_lost_max) if facts else None, recall)
+    numbers["sets"] = list(sets) + list(facts) + list(lower)
     keep_path = new_path if keep else cur_path
     if not ctx.rt.serves(keep_path):
         ctx.rt.set_adapter(keep_path).result()
