@@ -135,7 +135,7 @@ class TaskSpec(_Strict):
     answer_format: str = Field("plain", description="How verified answers are written in the solver's training "
                                "examples: plain (the solver's own words), or a format of the domain (arith: value, the "
                                "verified result alone; columns, each sum or difference worked column by column with "
-                               "its carries or borrows; reversed, each result digit by digit least-significant first; "
+                               "its carries or borrows, each product as partial products worked so and added; reversed, each result digit by digit least-significant first; "
                                "digits, columns with both numbers first spelled out digit by digit). The checker reads "
                                "the final answer of any of them. "
                                "The formats screen's best (benchmarks/results/formats.json) was the value alone "

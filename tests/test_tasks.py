@@ -101,7 +101,11 @@ def test_every_worked_answer_ends_on_the_value_and_works_its_differences() -> No
     assert worked("29 - 61", "columns") == "29-61 = -(61-29): 11-9=2, 6-2-1=3, so -32"
     assert worked("-29 + 61", "columns") == "-29+61 = 61-29: 11-9=2, 6-2-1=3, so 32"
     assert worked("-29 - 61", "columns") == "-29-61 = -(29+61): 9+1=10, 2+6+1=9, so -90"
-    assert worked("12 * 3 - 50", "columns") == "12*3=36; 36-50 = -(50-36): 10-6=4, 5-3-1=1, so -14"
+    assert worked("12 * 3 - 50", "columns") == "12*3: 2*3=6, 1*3=3, so 36; 36-50 = -(50-36): 10-6=4, 5-3-1=1, so -14"
+    # a product of two 2-digit numbers: the first times each digit of the second, then the partials added
+    assert worked("48 * 26", "columns") == ("48*26: 48*6: 8*6=48, 4*6+4=28, so 288; 48*20: 8*2=16, 4*2+1=9, so 960; "
+                                            "288+960: 8+0=8, 8+6=14, 2+9+1=12, so 1248")
+    assert worked("3 * 4 + 5", "columns") == "3*4=12; 12+5: 2+5=7, 1+0=1, so 17"  # a one-digit product: a times-table step
 
 
 @pytest.mark.parametrize(

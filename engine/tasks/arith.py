@@ -244,7 +244,8 @@ def describe_skill(skill: str) -> str:
 #: row for it was labelled plain before 2026-12-02: it has no solver's words); ``columns``, the expression reduced one
 #: operation at a time (in precedence order), each sum of two numbers worked column by column from the right with its
 #: carry, each difference with its borrows (signed operands: the sum or difference of their sizes,
-#: then the sign); ``reversed``, each step's result written digit by digit least-significant first,
+#: then the sign), each product of a number of two digits or more as partial products worked in columns
+#: and then added (products were one step, ``46*41=1924``, before 2026-12-03); ``reversed``, each step's result written digit by digit least-significant first,
 #: then as a number; ``digits``, columns with the two numbers first spelled out digit by digit, padded
 #: to one width, so each column's digits are the ones above it. The final integer of each is the
 #: answer, as the checker reads it.
@@ -282,6 +283,56 @@ def _column_diff(big: int, small: int) -> str:
     return ", ".join(cols)
 
 
+def _column_product(big: int, d: int) -> str:
+    """``big * d`` (``d`` one digit) worked column by column from the right (``+6``: the carry);
+    the last column writes its whole total.
+
+    >>> _column_product(67, 9), _column_product(85, 5)
+    ('7*9=63, 6*9+6=60', '5*5=25, 8*5+2=42')
+    """
+    cols, carry = [], 0
+    for ch in reversed(str(big)):
+        x = int(ch)
+        total = x * d + carry
+        cols.append(f"{x}*{d}{f'+{carry}' if carry else ''}={total}")
+        carry = total // 10
+    return ", ".join(cols)
+
+
+def _worked_product(a: int, b: int, value: int) -> str:
+    """``a * b`` (one of them two digits or more) as the longer size times each digit of the
+    shorter, each partial product worked in columns, the partials then added in columns; a
+    negative product says so first and last.
+
+    >>> _worked_product(67, 39, 2613)
+    '67*39: 67*9: 7*9=63, 6*9+6=60, so 603; 67*30: 7*3=21, 6*3+2=20, so 2010; 603+2010: 3+0=3, 0+1=1, 6+0=6, 0+2=2, so 2613'
+    >>> _worked_product(7, 45, 315), _worked_product(85, 50, 4250)
+    ('7*45 = 45*7: 5*7=35, 4*7+3=31, so 315', '85*50: 5*5=25, 8*5+2=42, so 4250')
+    >>> _worked_product(-12, 3, -36), _worked_product(12, 0, 0)
+    ('-12*3 = -(12*3): 2*3=6, 1*3=3, so 36; so -36', '12*0=0')
+    """
+    x, y = abs(a), abs(b)
+    big, small = (x, y) if len(str(x)) >= len(str(y)) else (y, x)
+    head = f"{a}*{b}"
+    if small == 0:
+        return f"{head}=0"
+    if (big, small) != (a, b):
+        head += f" = -({big}*{small})" if value < 0 else f" = {big}*{small}"
+    partials = [(int(ch) * 10**p) for p, ch in enumerate(reversed(str(small))) if ch != "0"]
+    if partials == [small]:  # one digit that is not zero: one partial product, the answer
+        parts = [f"{head}: {_column_product(big, int(str(small)[0]))}, so {big * small}"]
+    else:
+        parts = [f"{big}*{m}: {_column_product(big, int(str(m)[0]))}, so {big * m}" for m in partials]
+        parts[0] = f"{head}: {parts[0]}"
+        acc = big * partials[0]
+        for m in partials[1:]:
+            parts.append(f"{acc}+{big * m}: {_column_sum(acc, big * m)}, so {acc + big * m}")
+            acc += big * m
+    if value < 0:
+        parts.append(f"so {value}")
+    return "; ".join(parts)
+
+
 def _signed_sum(a: int, sym: str, b: int) -> tuple[int, str, int, bool]:
     """``a + b`` or ``a - b`` as the sum or difference of two sizes, larger first for a
     difference: ``(big, "+" or "-", small, negated)``, so that the value is ``big op small``,
@@ -305,7 +356,7 @@ def worked(expr: str, fmt: str) -> str:
     >>> worked("19 + 72", "columns")
     '19+72: 9+2=11, 1+7+1=9, so 91'
     >>> worked("45 + 12 * 3", "columns")
-    '12*3=36; 45+36: 5+6=11, 4+3+1=8, so 81'
+    '12*3: 2*3=6, 1*3=3, so 36; 45+36: 5+6=11, 4+3+1=8, so 81'
     >>> worked("3 + 4", "columns"), worked("52 - 17", "columns"), worked("19 + 72", "value")
     ('3+4=7', '52-17: 12-7=5, 5-1-1=3, so 35', '91')
     >>> worked("17 - 52", "columns"), worked("-7 + 12", "columns")
@@ -342,6 +393,8 @@ def worked(expr: str, fmt: str) -> str:
                 f" {op} ".join(" ".join(str(x).zfill(width)) for x in (big, small)) + ": ")
             work = _column_sum(big, small) if op == "+" else _column_diff(big, small)
             steps.append(f"{head}: {spelled}{work}, so {value}")
+        elif sym == "*" and max(abs(a), abs(b)) >= 10:
+            steps.append(_worked_product(a, b, value))
         else:
             steps.append(f"{head}={value}")
 
