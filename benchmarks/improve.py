@@ -16,7 +16,7 @@ pooled; ``engine.protocol``): ``gain_final``, ``judge_balanced_accuracy_final``,
 ``right_to_wrong_final`` (and first, final, wrong_to_right), each {mean, min, max} over seeds,
 with per-round curves; the debate's answer is the judge's pick (round.debate_answer), and
 ``revised_*`` (gain, right_to_wrong, wrong_to_right, final) are the revisions' own figures; with a
-computing judge, ``judge_result_*`` is the share of its own results that are right and ``three_way_*``
+computing judge, ``judge_result_*`` is the share of its own (greedy) results that are right and ``three_way_*``
 the answer if its result stood where it disagrees with both; ``per_seed``: every seed's per-round curves.
 This is the number the project lives by; it is reported as measured, flat or not.
 """

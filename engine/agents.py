@@ -120,6 +120,28 @@ def judge_verdict(recipe: Recipe, domain: Domain, task: Task, answer: str, text:
     return agree >= min(recipe.round.judge_agree, len(results))
 
 
+def judge_consensus(recipe: Recipe, domain: Domain, task: Task, text: str) -> str | None:
+    """A computing judge's result on the whole, from its recorded reply ``text``: the one value at
+    least round.judge_agree of its votes' results reach (all of them, when fewer have a result), or
+    None when no value does (or two do) or no vote has a result. Without votes: its one result.
+
+    >>> from engine.recipes import load_recipe
+    >>> from engine.tasks import ARITH, Task
+    >>> r = load_recipe("default")[0]
+    >>> c = r.model_copy(update={"round": r.round.model_copy(update={"judging": "compute"})})
+    >>> t = Task("arith", "What is 40 + 41?", "81", 2, "fp", {"expression": "40 + 41"})
+    >>> v = c.model_copy(update={"round": c.round.model_copy(update={"judge_votes": 3, "judge_agree": 2})})
+    >>> judge_consensus(v, ARITH, t, join_votes(["80", "81", "81"])), judge_consensus(v, ARITH, t, join_votes(["80", "81", "82"]))
+    ('81', None)
+    >>> judge_consensus(c, ARITH, t, "80"), judge_consensus(v, ARITH, t, join_votes(["x", "y", "79"])), judge_consensus(c, ARITH, t, "x")
+    ('80', '79', None)
+    """
+    results = [r for r in (judge_result(recipe, domain, task, t) for t in split_votes(text)) if r is not None]
+    need = min(recipe.round.judge_agree, len(results))
+    reached = [v for v in dict.fromkeys(results) if results.count(v) >= need]
+    return reached[0] if results and len(reached) == 1 else None
+
+
 def judge_result(recipe: Recipe, domain: Domain, task: Task, text: str) -> str | None:
     """A computing judge's result in one reply ``text``: the number it gave, or, worked in the
     answer format, the final number the domain's checker reads; None when it has none."""

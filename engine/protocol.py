@@ -23,7 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.agents import fill, join_votes, judge_requests, judge_text, judge_verdict, request, split_votes
+from engine.agents import (fill, join_votes, judge_consensus, judge_requests, judge_text, judge_verdict, request,
+                           split_votes)
 from engine.recipes import AgentSpec, Recipe
 from engine.roundbase import TaskRow
 from engine.runtime import Runtime
@@ -52,7 +53,8 @@ class DebateScore:
     revised_wrong_to_right: int | None = None
     #: a computing judge's own results (round.judging = "compute"; None otherwise): right ones, and
     #: the answer a three-way pick would give (the judge's result where it disagrees with both the
-    #: first answer and the revision, else the judged pick) with its flips
+    #: first answer and the revision, with votes the value enough of them reach where one does,
+    #: else the judged pick) with its flips
     judge_results: int | None = None
     three_way: int | None = None
     three_way_right_to_wrong: int | None = None
@@ -190,6 +192,7 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
     judged_first: list[bool | None] = [None] * len(tasks)
     judged_final: list[bool | None] = [None] * len(tasks)
     judge_ok: list[bool] = [False] * len(tasks)  # a computing judge's own result is right
+    agreed_ok: list[bool | None] = [None] * len(tasks)  # its votes' consensus is right (None: none)
     compute = recipe.round.judging == "compute"
     if judges:
         judge = _greedy(judges[0])
@@ -208,6 +211,8 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
                     judged_final[i] = judge_verdict(recipe, domain, tasks[i].task, texts[i], said)
                     judge_ok[i] = (judged_first[i] is not None  # its own result: the first (greedy) vote's
                                    and domain.verify(tasks[i].task, split_votes(said)[0]).correct)
+                    agreed = judge_consensus(recipe, domain, tasks[i].task, said)
+                    agreed_ok[i] = None if agreed is None else domain.verify(tasks[i].task, agreed).correct
             else:
                 judged_final[i] = judge_verdict(recipe, domain, tasks[i].task, t, said)
         for i, (a, b) in enumerate(zip(first_texts, texts)):
@@ -235,9 +240,10 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
         return DebateScore(len(tasks), sum(first_ok), sum(answer_ok), r2w, w2r, tp, tn, fp, fn, traces,
                            sum(final_ok), rev_r2w, rev_w2r)
     # The judge's own result stands where it disagrees with both answers (its verdicts on both are
-    # "wrong"): a diagnostic of whether the judge's results are worth more than the solver's.
-    three_ok = [j if jf is False and jl is False else a
-                for a, j, jf, jl in zip(answer_ok, judge_ok, judged_first, judged_final)]
+    # "wrong") and it has one (with votes: the value enough of them reach, ``judge_consensus``;
+    # without: its result): a diagnostic of whether the judge's results are worth more than the solver's.
+    three_ok = [j if jf is False and jl is False and j is not None else a
+                for a, j, jf, jl in zip(answer_ok, agreed_ok, judged_first, judged_final)]
     t_r2w, t_w2r = flips(three_ok)
     return DebateScore(len(tasks), sum(first_ok), sum(answer_ok), r2w, w2r, tp, tn, fp, fn, traces,
                        sum(final_ok), rev_r2w, rev_w2r, sum(judge_ok), sum(three_ok), t_r2w, t_w2r)

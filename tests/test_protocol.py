@@ -203,9 +203,9 @@ def test_a_computing_judge_with_votes_calls_an_answer_right_when_enough_of_its_r
     recipe = base.model_copy(update={"round": base.round.model_copy(
         update={"judging": "compute", "judge_votes": 3, "judge_agree": 2})})
     first = {"10 + 10": "20", "20 + 20": "41", "30 + 30": "61", "40 + 40": "80"}
-    revised = {"10 + 10": "21", "20 + 20": "40", "30 + 30": "60", "40 + 40": "81"}
+    revised = {"10 + 10": "21", "20 + 20": "40", "30 + 30": "62", "40 + 40": "81"}
     # votes: greedy first, then two sampled; an answer is right when 2 of them reach it
-    results = {"10 + 10": ["21", "20", "20"], "20 + 20": ["41", "40", "40"], "30 + 30": ["60", "61", "59"],
+    results = {"10 + 10": ["21", "20", "20"], "20 + 20": ["41", "40", "40"], "30 + 30": ["59", "60", "60"],
                "40 + 40": ["x", "81", "81"]}
     rt = Scripted(first, revised, {}, results)
     sc = debate_score(rt, recipe, _tasks())  # type: ignore[arg-type]
@@ -213,12 +213,15 @@ def test_a_computing_judge_with_votes_calls_an_answer_right_when_enough_of_its_r
     assert len(judged) == 12  # three per task
     temps = [r.sampling.temperature for r in judged]
     assert temps == [0.0, 0.7, 0.7] * 4 and len({r.sampling.seed for r in judged[:3]}) == 3
-    # 20 has two votes (kept, though the greedy one said 21); 40 two (the revision taken); 61 and 60 one each
+    # 20 has two votes (kept, though the greedy one said 21); 40 two (the revision taken); 61 and 62 none
     # (neither right: the first stays); 80 none, 81 two of the two usable (the wrong revision taken)
     assert [sc.traces[i][5:7] for i in (1, 2, 3, 4)] == [(True, False), (False, True), (False, False), (False, True)]
     assert [sc.traces[i][7] for i in (1, 2, 3, 4)] == ["first", "revision", "first", "revision"]
-    # the judge's own result is its greedy vote's: only 60 is right
-    assert (sc.final, sc.right_to_wrong, sc.wrong_to_right, sc.judge_results) == (2, 1, 1, 1)
+    # the judge's own result is its greedy vote's: none is right
+    assert (sc.final, sc.right_to_wrong, sc.wrong_to_right, sc.judge_results) == (2, 1, 1, 0)
+    # the three-way pick takes the judge's consensus where it calls both answers wrong: 60 (two votes) for
+    # 61 and 62; where it has none, or it took an answer, the judged pick stands
+    assert (sc.three_way, sc.three_way_right_to_wrong, sc.three_way_wrong_to_right) == (3, 1, 2)
     # votes need a judge that computes, and no more agreeing votes than votes
     with pytest.raises(ValueError, match="round.judge_votes: 3 needs round.judging = 'compute'"):
         Recipe.model_validate({**base.model_dump(), "round": {**base.round.model_dump(), "judge_votes": 3}})
