@@ -63,6 +63,14 @@ def level_mix(level: int, generated: int, spec: TaskSpec) -> dict[int, int]:
     ({2: 1, 3: 1}, {2: 0})
     >>> level_mix(3, 12, TaskSpec(next_share=0.25, prev_share=0.25)), level_mix(1, 12, TaskSpec(prev_share=0.25))
     ({2: 3, 3: 6, 4: 3}, {1: 9, 2: 3})
+
+    ``ahead_share`` more, shared out evenly over the levels two and more above (the nearer take the
+    remainder), so that what lies ahead is seen before the curriculum reaches it:
+
+    >>> level_mix(2, 120, TaskSpec(max_difficulty=9, next_share=0.25, prev_share=0.1, ahead_share=0.2))
+    {1: 12, 2: 54, 3: 30, 4: 4, 5: 4, 6: 4, 7: 4, 8: 4, 9: 4}
+    >>> level_mix(8, 24, TaskSpec(max_difficulty=9, ahead_share=0.2)), level_mix(2, 4, TaskSpec(max_difficulty=9, ahead_share=0.2))
+    ({8: 18, 9: 6}, {2: 2, 3: 1, 4: 1})
     """
     mix = {level: generated}
     for other, share in ((level + 1, spec.next_share), (level - 1, spec.prev_share)):
@@ -70,6 +78,14 @@ def level_mix(level: int, generated: int, spec: TaskSpec) -> dict[int, int]:
             n = min(mix[level] - 1, max(1, round(generated * share)))
             mix[level] -= n
             mix[other] = n
+    ahead = list(range(level + 2, spec.max_difficulty + 1))
+    if ahead and spec.ahead_share > 0 and mix[level] >= 2:
+        n = min(mix[level] - 1, max(1, round(generated * spec.ahead_share)))
+        mix[level] -= n
+        per, extra = divmod(n, len(ahead))
+        for i, other in enumerate(ahead):
+            if per + (i < extra):
+                mix[other] = per + (i < extra)
     return dict(sorted(mix.items()))
 
 
@@ -161,7 +177,8 @@ def plan(store: Store, run_id: int, rnd: int, recipe: Recipe) -> Plan:
     mix = level_mix(level, spec.generated, spec)
     others = [f"{n} from level {lvl}" for lvl, n in mix.items() if lvl != level]
     if others:
-        reason += f"; of {spec.generated} generated tasks, " + " and ".join(others)
+        reason += f"; of {spec.generated} generated tasks, " + (
+            others[0] if len(others) == 1 else ", ".join(others[:-1]) + " and " + others[-1])
     return Plan(level, mix, reason)
 
 

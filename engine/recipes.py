@@ -125,6 +125,9 @@ class TaskSpec(_Strict):
     target_low: float = Field(0.2, ge=0.0, le=1.0, description="Two rounds under this dev score, not rising: a level down.")
     target_high: float = Field(0.8, ge=0.0, le=1.0, description="Above this dev score: a level up.")
     next_share: float = Field(0.25, ge=0.0, le=0.9, description="Share of generated tasks drawn from the next level.")
+    ahead_share: float = Field(0.0, ge=0.0, le=0.9, description="Share of generated tasks shared out evenly over the "
+                               "levels two and more above (what lies ahead seen early: with train.unsolved = 'worked' "
+                               "their worked references are trained on before the curriculum reaches them).")
     prev_share: float = Field(0.0, ge=0.0, le=0.9, description="Share of generated tasks drawn from the level below "
                               "(solvable tasks that keep verified data coming after a level up).")
     stall_rounds: int = Field(2, ge=1, le=100, description="A level up when the dev score has not risen for this "

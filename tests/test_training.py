@@ -460,6 +460,14 @@ def test_curriculum_follows_dev_scores_and_says_why(tiny_recipe: Path) -> None:
     first = eng._plan(run_id, 0, recipe)
     assert first.level == recipe.task.difficulty == 2 and "round 0" in first.reason
     assert sum(first.mix.values()) == recipe.task.generated and first.mix.get(3, 0) >= 1  # next level mixed in
+    # task.ahead_share: a share spread over the levels two and more above, said in the reason
+    from engine.curriculum import plan
+
+    ahead = recipe.model_copy(update={"task": recipe.task.model_copy(update={"generated": 40, "ahead_share": 0.2})})
+    glimpse = plan(s, run_id, 0, ahead)
+    assert glimpse.mix == {2: 22, 3: 10, 4: 2, 5: 2, 6: 1, 7: 1, 8: 1, 9: 1}
+    assert glimpse.reason.endswith("10 from level 3, 2 from level 4, 2 from level 5, 1 from level 6, 1 from level 7, "
+                                   "1 from level 8 and 1 from level 9")
 
     def done(rnd: int, level: int, dev: float | None) -> None:
         s.insert("rounds", [dict(run_id=run_id, round=rnd, status="complete", phase="evaluate", difficulty=level,
