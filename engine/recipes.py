@@ -314,9 +314,13 @@ class EvalSpec(_Strict):
         "general facts (the dev half) the base model answers right: training one skill must not erase others.")
     recall: int = Field(
         20, ge=0, le=100_000, description="The gate also scores a new adapter on this many dev tasks (each set's "
-        "first) of every level below the round's, and drops it when, against the adapter in use on them, it loses "
-        "more than it wins by over eval.recall_lost_max of them: the levels learnt must not be forgotten while the "
-        "next is learnt. 0: no such check.")
+        "first) of every level below the round's that the adapter in use has learnt (eval.recall_learnt), and drops "
+        "it when, against the adapter in use on them, it loses more than it wins by over eval.recall_lost_max of "
+        "them: the levels learnt must not be forgotten while the next is learnt. 0: no such check.")
+    recall_learnt: float = Field(
+        0.8, ge=0.0, le=1.0, description="With eval.recall: a level below counts as learnt, and is guarded, when the "
+        "adapter in use answers at least this share of its sample (a level it has not learnt is not: a first adapter "
+        "that lifts 2-digit sums from 9% to 86% is not dropped for 1-digit sums the base model half knew).")
     recall_lost_max: float = Field(
         0.1, ge=0.0, le=1.0, description="With eval.recall: the share of the lower levels' tasks a new adapter may "
         "lose, net of those it wins, against the adapter in use.")

@@ -665,7 +665,9 @@ def test_train_now_twice_gives_two_adapters_each_scored_on_its_own(tmp_path: Pat
     real one is tested end to end elsewhere); each lands in its own file and is scored itself."""
     from engine.train import runner
 
-    recipe = small_recipe(tmp_path, tiny_model, **{"max_per_task = 2": "max_per_task = 2\nmin_examples = 1"})
+    # task.target_high = 0.01: any level below its answers pass counts as learnt (the tiny model gets few right)
+    recipe = small_recipe(tmp_path, tiny_model, **{"max_per_task = 2": "max_per_task = 2\nmin_examples = 1",
+                                                   "[eval]": "[eval]\nrecall_learnt = 0.0"})
     eng = Engine.open()
     run_id = eng.create_run(str(recipe), rounds=1, train=False)
     assert eng.play(run_id) == "finished"
@@ -690,7 +692,8 @@ def test_train_now_twice_gives_two_adapters_each_scored_on_its_own(tmp_path: Pat
     first, second = answers.values()
     assert first != second  # the second adapter's own weights answered, not the first's
     # the round's level is 2: each new adapter was also scored on level 1's recall sample, against
-    # the adapter in use then (the base model for the first, the first if kept for the second)
+    # the adapter in use then (the base model for the first, the first if kept for the second), level 1
+    # counting as learnt (eval.recall_learnt = 0)
     for aid, _path, _sha, decision in adapters:
         gate_numbers = json.loads(q("select gate from adapters where id = ?", [aid])[0][0])
         assert gate_numbers["recall"]["n"] == 6 and "recall-1" in gate_numbers["sets"]

@@ -1,6 +1,7 @@
 """The evaluate phase: the gate. A new shared or solver adapter is scored on the dev sets and the
 facts and kept only if it is not worse, task by task, than the best kept so far or the base
-model, and has not forgotten the levels below the round's (a sample of each, ``recall_sets``); per-role critic, reviser and judge adapters are gated on the debate protocol over dev
+model, and has not forgotten a level below the round's that the adapter in use had learnt (a
+sample of each, ``recall_sets``); per-role critic, reviser and judge adapters are gated on the debate protocol over dev
 tasks of every level reached. Test sets are never read here.
 """
 
@@ -85,16 +86,18 @@ def gate_solver(ctx: PhaseRunner, rnd: int, difficulty: int, new: Any, last: boo
             best_id, best_out = cur_id, cur_out
     if best_id is not None:
         refs[f"best kept #{best_id}"] = best_out
-    # The levels below the round's: a sample of each, against the adapter in use (the base model
-    # when none is): learning the next level must not erase one learnt before.
+    # The levels below the round's that the adapter in use (the base model when none is) has learnt,
+    # a sample of each where it passes eval.recall_learnt: learning the next level must not erase them.
     lower = recall_sets(ctx.store, ctx.run_id, ctx.recipe, difficulty)
+    in_use_lower = {name: outcomes(cur_id, cur_path, None, {name: tasks}) for name, tasks in lower.items()}
+    learnt = {name: lower[name] for name in learnt_sets(in_use_lower, ctx.recipe.eval.recall_learnt)}
     recall = None
-    if lower:
-        recall = (outcomes(cur_id, cur_path, None, lower), outcomes(new_id, new_path, new_sha, lower),
-                  ctx.recipe.eval.recall_lost_max)
+    if learnt:
+        recall = ({t: ok for name in learnt for t, ok in in_use_lower[name].items()},
+                  outcomes(new_id, new_path, new_sha, learnt), ctx.recipe.eval.recall_lost_max)
     keep, reason, numbers = gate(new_out, refs, ctx.recipe.eval.alpha,
                                  (base_facts, new_facts, ctx.recipe.eval.facts_lost_max) if facts else None, recall)
-    numbers["sets"] = list(sets) + list(facts) + list(lower)
+    numbers["sets"] = list(sets) + list(facts) + list(learnt)
     keep_path = new_path if keep else cur_path
     if not ctx.rt.serves(keep_path):
         ctx.rt.set_adapter(keep_path).result()
@@ -114,6 +117,15 @@ def gate_solver(ctx: PhaseRunner, rnd: int, difficulty: int, new: Any, last: boo
             ctx.mark(rnd, "evaluate")
     ctx.bus.emit(AdapterPromoted(ctx.run_id, rnd, new_id if keep else cur_id, keep,
                                   f"solver adapter: {reason}" if new[3] else reason))
+
+
+def learnt_sets(outcomes: dict[str, dict[int, bool]], threshold: float) -> list[str]:
+    """The sets on which an adapter's outcomes pass ``threshold``: the levels it has learnt.
+
+    >>> learnt_sets({"recall-1": {1: True, 2: True}, "recall-2": {3: True, 4: False}, "recall-3": {}}, 0.8)
+    ['recall-1']
+    """
+    return [name for name, out in outcomes.items() if out and sum(out.values()) / len(out) >= threshold]
 
 
 def debate_dev_sets(store: Any, run_id: int, recipe: Any, difficulty: int) -> dict[str, list[Any]]:
