@@ -207,6 +207,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from console.render import render
     from engine.api import Engine
     from engine.compare import as_json
+    from engine.protocol import answer_words
 
     if (args.round is None) == (args.set is None and not args.task):
         print("swarm: replay a ROUND, or --set NAME, or --task ID", file=sys.stderr)
@@ -248,13 +249,16 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                 continue
             print(f"\n== task {c.task.id} ({c.change}): {c.task.task.prompt.strip()}  [reference {c.task.task.reference}]")
             for label, s in (("before", r.before), ("after", r.after)):
-                first, critique, revision, fo, lo, jf, jl, answer = s.score.traces[c.task.id]
+                t = s.score.traces[c.task.id]
                 print(f"-- {label}, {s.name}")
-                print(f"   first ({mark(fo)}; judge: {jf}): {first.strip()}")
-                if critique is not None:
-                    print(f"   critique: {critique.strip()}")
-                    print(f"   revision ({mark(lo)}; judge: {jl}): {revision.strip()}")
-                    print(f"   the debate's answer: the {answer}")
+                print(f"   first ({mark(t.first_right)}; judge: {t.judge_first}): {t.first.strip()}")
+                if t.critique is not None:
+                    print(f"   critique: {t.critique.strip()}")
+                    print(f"   revision ({mark(t.revision_right)}; judge: {t.judge_revision}): {t.revision.strip()}")
+                if t.answer == "judge" and t.judge_answer is not None:
+                    print(f"   the judge's result ({mark(bool(t.judge_answer_right))}): {t.judge_answer.strip()}")
+                if t.critique is not None or t.answer == "judge":
+                    print(f"   the debate's answer: {answer_words(t.answer)}")
     return 0
 
 

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 
 from engine.errors import EngineError
-from engine.protocol import DebateScore, answer_right
+from engine.protocol import DebateScore, Trace, answer_right
 from engine.roundbase import TASK_COLUMNS, TaskRow, played_tasks, task_from_row
 from engine.store import Store
 
@@ -62,7 +62,7 @@ class Replay:
         out = []
         for tr in self.tasks:
             a, b = self.before.score.traces[tr.id], self.after.score.traces[tr.id]
-            out.append(TaskChange(tr, (bool(a[3]), answer_right(a)), (bool(b[3]), answer_right(b))))
+            out.append(TaskChange(tr, (bool(a.first_right), answer_right(a)), (bool(b.first_right), answer_right(b))))
         return out
 
     def counts(self) -> dict[str, int]:
@@ -120,9 +120,8 @@ def as_json(r: Replay) -> dict[str, object]:
     def side(s: Side) -> dict[str, object]:
         return {"adapter": s.adapter_id, **s.score.summary()}
 
-    def trace(t: tuple[object, ...]) -> dict[str, object]:
-        return {**dict(zip(("first", "critique", "revision", "first_right", "revision_right", "judge_first",
-                            "judge_revision", "answer"), t)), "answer_right": answer_right(t)}
+    def trace(t: Trace) -> dict[str, object]:
+        return {**t._asdict(), "answer_right": answer_right(t)}
 
     tasks = []
     for c in r.changes():

@@ -21,15 +21,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from engine.agents import (fill, join_votes, judge_consensus, judge_requests, judge_text, judge_verdict, request,
-                           split_votes)
+from engine.agents import (fill, join_votes, judge_consensus, judge_requests, judge_result, judge_text, judge_verdict,
+                           request, split_votes)
 from engine.recipes import AgentSpec, Recipe
 from engine.roundbase import TaskRow
 from engine.runtime import Runtime
 from engine.store import Store
 from engine.tasks import get_domain
+
+
+class Trace(NamedTuple):
+    """One task's debate: the answers, the verifier's marks, the judge's verdicts (None: unusable)
+    and which answer the debate settled on (``answer``: first, revision or judge)."""
+
+    first: str
+    critique: str | None
+    revision: str
+    first_right: bool
+    revision_right: bool
+    judge_first: bool | None
+    judge_revision: bool | None
+    answer: str
+    #: a computing judge's own result as it wrote it (with votes: a vote that reached the value
+    #: enough of them reach), where it has one, and whether the verifier passes it
+    judge_answer: str | None = None
+    judge_answer_right: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -43,9 +61,8 @@ class DebateScore:
     judge_tn: int = 0
     judge_fp: int = 0
     judge_fn: int = 0  # an unusable verdict counts against the judge
-    #: task id -> (first text, critique, revision, first right, revision right, judge on first,
-    #: judge on revision, the debate's answer: "first" | "revision")
-    traces: dict[int, tuple[Any, ...]] = field(default_factory=dict, compare=False)
+    #: task id -> its Trace
+    traces: dict[int, Trace] = field(default_factory=dict, compare=False)
     #: the revisions alone: right ones and their flips (None: not known, a score recorded before
     #: the debate's answer was the judge's pick, or a round's own debate)
     revised: int | None = None
@@ -192,7 +209,8 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
     judged_first: list[bool | None] = [None] * len(tasks)
     judged_final: list[bool | None] = [None] * len(tasks)
     judge_ok: list[bool] = [False] * len(tasks)  # a computing judge's own result is right
-    agreed_ok: list[bool | None] = [None] * len(tasks)  # its votes' consensus is right (None: none)
+    agreed: list[str | None] = [None] * len(tasks)  # its result as written (with votes: their consensus's)
+    agreed_ok: list[bool | None] = [None] * len(tasks)  # and whether it is right (None: it has none)
     compute = recipe.round.judging == "compute"
     if judges:
         judge = _greedy(judges[0])
@@ -211,8 +229,11 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
                     judged_final[i] = judge_verdict(recipe, domain, tasks[i].task, texts[i], said)
                     judge_ok[i] = (judged_first[i] is not None  # its own result: the first (greedy) vote's
                                    and domain.verify(tasks[i].task, split_votes(said)[0]).correct)
-                    agreed = judge_consensus(recipe, domain, tasks[i].task, said)
-                    agreed_ok[i] = None if agreed is None else domain.verify(tasks[i].task, agreed).correct
+                    value = judge_consensus(recipe, domain, tasks[i].task, said)
+                    if value is not None:
+                        agreed[i] = next(v for v in split_votes(said)
+                                         if judge_result(recipe, domain, tasks[i].task, v) == value)
+                        agreed_ok[i] = domain.verify(tasks[i].task, value).correct
             else:
                 judged_final[i] = judge_verdict(recipe, domain, tasks[i].task, t, said)
         for i, (a, b) in enumerate(zip(first_texts, texts)):
@@ -225,9 +246,10 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
                 tp, fn = (tp + 1, fn) if said is True else (tp, fn + 1)
             else:
                 tn, fp = (tn + 1, fp) if said is False else (tn, fp + 1)
-    picks = [pick(recipe, bool(judges), a, b, jf, jl)
-             for a, b, jf, jl in zip(first_texts, texts, judged_first, judged_final)]
-    rows = list(zip(first_texts, critiques, texts, first_ok, final_ok, judged_first, judged_final, picks))
+    picks = [pick(recipe, bool(judges), a, b, jf, jl, j is not None)
+             for a, b, jf, jl, j in zip(first_texts, texts, judged_first, judged_final, agreed)]
+    rows = [Trace(*t) for t in zip(first_texts, critiques, texts, first_ok, final_ok, judged_first, judged_final,
+                                   picks, agreed, agreed_ok)]
     answer_ok = [answer_right(t) for t in rows]
     traces = {tr.id: t for tr, t in zip(tasks, rows)}
 
@@ -242,23 +264,41 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
     # The judge's own result stands where it disagrees with both answers (its verdicts on both are
     # "wrong") and it has one (with votes: the value enough of them reach, ``judge_consensus``;
     # without: its result): a diagnostic of whether the judge's results are worth more than the solver's.
-    three_ok = [j if jf is False and jl is False and j is not None else a
-                for a, j, jf, jl in zip(answer_ok, agreed_ok, judged_first, judged_final)]
+    three_ok = [bool(t.judge_answer_right) if t.judge_answer is not None and _both_wrong(t.judge_first, t.judge_revision,
+                                                                                   t.first == t.revision) else ok
+                for t, ok in zip(rows, answer_ok)]
     t_r2w, t_w2r = flips(three_ok)
     return DebateScore(len(tasks), sum(first_ok), sum(answer_ok), r2w, w2r, tp, tn, fp, fn, traces,
                        sum(final_ok), rev_r2w, rev_w2r, sum(judge_ok), sum(three_ok), t_r2w, t_w2r)
 
 
-def answer_right(trace: tuple[Any, ...]) -> bool:
+def answer_words(answer: str) -> str:
+    """How a trace's ``answer`` reads: the first answer, the revision, the judge's result.
+
+    >>> answer_words("first"), answer_words("judge")
+    ('the first answer', "the judge's result")
+    """
+    return {"first": "the first answer", "revision": "the revision", "judge": "the judge's result"}.get(answer, answer)
+
+
+def _both_wrong(judge_first: bool | None, judge_revision: bool | None, same: bool) -> bool:
+    """The judge called the first answer wrong, and the revision too (or it is the same answer)."""
+    return judge_first is False and (judge_revision is False or same)
+
+
+def answer_right(trace: Trace) -> bool:
     """Whether the debate's answer in a trace (``DebateScore.traces``) is right."""
-    return bool(trace[4] if trace[7] == "revision" else trace[3])
+    if trace.answer == "judge":
+        return bool(trace.judge_answer_right)
+    return bool(trace.revision_right if trace.answer == "revision" else trace.first_right)
 
 
 def pick(recipe: Recipe, judged: bool, first: str, revision: str, judge_first: bool | None,
-         judge_revision: bool | None) -> str:
-    """The debate's answer: ``"revision"`` or ``"first"``. With round.debate_answer = "judged" and a
-    judge, the revision only where the judge called the first answer wrong and the revision right
-    (an unusable verdict changes nothing); else the revision.
+         judge_revision: bool | None, judge_has_result: bool = False) -> str:
+    """The debate's answer: ``"revision"``, ``"first"`` or ``"judge"``. With round.debate_answer =
+    "judged" and a judge, the revision only where the judge called the first answer wrong and the
+    revision right (an unusable verdict changes nothing); with "three-way" the same, except that where
+    it called both wrong and has a result of its own, its result; else the revision.
 
     >>> from engine.recipes import load_recipe
     >>> r = load_recipe("default")[0]
@@ -266,7 +306,13 @@ def pick(recipe: Recipe, judged: bool, first: str, revision: str, judge_first: b
     ('revision', 'first', 'first')
     >>> pick(r, False, "5", "6", None, None)
     'revision'
+    >>> t = r.model_copy(update={"round": r.round.model_copy(update={"judging": "compute", "debate_answer": "three-way"})})
+    >>> pick(t, True, "5", "6", False, False, True), pick(t, True, "5", "5", False, False, True), pick(t, True, "5", "6", False, False)
+    ('judge', 'judge', 'first')
     """
+    if (recipe.round.debate_answer == "three-way" and judged and judge_has_result
+            and _both_wrong(judge_first, judge_revision, first == revision)):
+        return "judge"
     if recipe.round.debate_answer == "revision" or not judged or first == revision:
         return "revision"
     return "revision" if judge_first is False and judge_revision is True else "first"
@@ -278,8 +324,8 @@ def verdict_outcomes(sc: DebateScore) -> dict[tuple[int, str, str], bool]:
     by verdict on every first answer and on each revision both wrote alike. An unusable verdict
     counts as wrong (as in the judge's balanced accuracy).
 
-    >>> sc = DebateScore(2, 1, 1, 0, 0, traces={1: ("5", "c", "6", False, True, False, True, "revision"),
-    ...                                         2: ("7", "c", "7", True, True, None, None, "revision")})
+    >>> sc = DebateScore(2, 1, 1, 0, 0, traces={1: Trace("5", "c", "6", False, True, False, True, "revision"),
+    ...                                         2: Trace("7", "c", "7", True, True, None, None, "revision")})
     >>> verdict_outcomes(sc)
     {(1, 'first', '5'): True, (1, 'revision', '6'): True, (2, 'first', '7'): False}
     """
@@ -304,9 +350,11 @@ def record_debate(store: Store, run_id: int, rnd: int, adapter_id: int | None, e
         judge_fn=sc.judge_fn, adapters=adapters, revised_correct=sc.revised,
         revised_right_to_wrong=sc.revised_right_to_wrong, revised_wrong_to_right=sc.revised_wrong_to_right)])
     store.insert("debate_eval_answers", [
-        dict(debate_eval_id=did, task_id=tid, first_text=a, critique=k, final_text=b, first_correct=fo,
-             final_correct=lo, judge_first=jf, judge_final=jl, answer=p_)
-        for tid, (a, k, b, fo, lo, jf, jl, p_) in sc.traces.items()])
+        dict(debate_eval_id=did, task_id=tid, first_text=t.first, critique=t.critique, final_text=t.revision,
+             first_correct=t.first_right, final_correct=t.revision_right, judge_first=t.judge_first,
+             judge_final=t.judge_revision, answer=t.answer, judge_answer=t.judge_answer,
+             judge_answer_correct=t.judge_answer_right)
+        for tid, t in sc.traces.items()])
     return did
 
 
@@ -324,7 +372,8 @@ def stored_debate(store: Store, run_id: int, adapter_id: int | None, eval_set: s
     if not row:
         return None
     counts, revised, did = row[0][:9], row[0][9:12], row[0][12]
-    traces = {int(r[0]): (*r[1:8], r[8] or "revision") for r in store.execute(
+    traces = {int(r[0]): Trace(*r[1:8], r[8] or "revision", r[9], r[10]) for r in store.execute(
         "select task_id, first_text, critique, final_text, first_correct, final_correct, judge_first, judge_final, "
-        "answer from debate_eval_answers where debate_eval_id = ? order by task_id", [did])}
+        "answer, judge_answer, judge_answer_correct from debate_eval_answers where debate_eval_id = ? order by task_id",
+        [did])}
     return DebateScore(*(int(v) for v in counts), traces, *(None if v is None else int(v) for v in revised))

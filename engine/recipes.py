@@ -194,11 +194,13 @@ class RoundSpec(_Strict):
     vote_temperature: float = Field(
         0.7, ge=0.0, le=2.0, description="The sampling temperature of a computing judge's votes after the first "
         "(round.judge_votes).")
-    debate_answer: Literal["judged", "revision"] = Field(
+    debate_answer: Literal["judged", "revision", "three-way"] = Field(
         "judged", description="The answer a debate settles on (the debate protocol: swarm eval --debate, the improve "
         "benchmark, the per-role gate's debate). judged: the judge's pick, the revision only where the judge calls "
         "the first answer wrong and the revision right, else the first answer. revision: the last revision, whatever "
-        "the judge said. Both are scored from the same answers; a score records the revisions' own figures beside.")
+        "the judge said. three-way (round.judging = 'compute'): as judged, but where the judge calls both wrong and "
+        "has a result of its own (with round.judge_votes, one that round.judge_agree of them reach), its result. All "
+        "are scored from the same answers; a score records the revisions' own figures beside.")
     hints: bool = Field(
         False, description="After the judge, the hint phase: each wrong final answer (at most train.max_per_task per "
         "task) gets a critique written with the verified result in view (prompts.hint) and a revision by its solver "
@@ -389,6 +391,9 @@ class Recipe(_Strict):
         if self.round.judge_votes > 1 and self.round.judging != "compute":
             raise ValueError(f"round.judge_votes: {self.round.judge_votes} needs round.judging = 'compute' (a vote is "
                              f"a result the judge works out; a verdict judge gives one verdict)")
+        if self.round.debate_answer == "three-way" and self.round.judging != "compute":
+            raise ValueError("round.debate_answer: 'three-way' needs round.judging = 'compute' (the third answer is "
+                             "the result the judge works out)")
         if self.train.unsolved == "worked" and self.task.answer_format == "plain":
             raise ValueError("train.unsolved: 'worked' needs a task.answer_format other than plain (the solver's "
                              "own words cannot be written for a task nobody solved)")

@@ -10,7 +10,7 @@ import pytest
 
 from engine.agents import JUDGE_PREFIX
 from engine.api import Engine
-from engine.protocol import DebateScore, debate_score, record_debate, stored_debate
+from engine.protocol import DebateScore, Trace, debate_score, record_debate, stored_debate
 from engine.recipes import Recipe, load_recipe
 from engine.roundbase import TaskRow
 from engine.runtime import Request, Result
@@ -141,13 +141,16 @@ def test_a_computing_judge_works_each_task_out_once_and_judges_both_answers_by_i
 
 def test_a_debate_score_is_recorded_with_its_traces(tmp_path: Path) -> None:
     eng = Engine.open(tmp_path / "home")
-    sc = DebateScore(2, 1, 2, 0, 1, 2, 1, 1, 0, {1: ("a", "c", "b", False, True, None, True, "revision"),
-                                               2: ("x", None, "x", True, True, True, True, "revision")}, 2, 0, 1)
+    sc = DebateScore(3, 1, 3, 0, 2, 2, 1, 1, 0, {1: Trace("a", "c", "b", False, True, None, True, "revision"),
+                                               2: Trace("x", None, "x", True, True, True, True, "revision"),
+                                               3: Trace("y", "c", "z", False, False, False, False, "judge", "so 7", True)},
+                     2, 0, 1)
     with eng.store.transaction():
         record_debate(eng.store, 1, 0, None, "test-2", "test", sc)
-    assert stored_debate(eng.store, 1, None, "test-2") == sc
-    assert eng.store.execute("select count(*), count(*) filter (answer = 'revision') from debate_eval_answers")[0] == (2, 2)
-    assert (sc + sc).n == 4 and (sc + sc).judge_balanced_accuracy == sc.judge_balanced_accuracy
+    stored = stored_debate(eng.store, 1, None, "test-2")
+    assert stored == sc and stored is not None and stored.traces == sc.traces  # the judge's result kept too
+    assert eng.store.execute("select count(*), count(*) filter (answer = 'revision') from debate_eval_answers")[0] == (3, 2)
+    assert (sc + sc).n == 6 and (sc + sc).judge_balanced_accuracy == sc.judge_balanced_accuracy
     assert (sc + sc).revised == 4 and (sc + DebateScore(0, 0, 0, 0, 0)).revised == 2
     # a score recorded before the revisions were counted apart (NULL) pools to unknown
     old = DebateScore(1, 1, 1, 0, 0)
@@ -158,7 +161,7 @@ def test_a_debate_score_is_recorded_with_its_traces(tmp_path: Path) -> None:
 def _judged(verdicts: list[bool | None], truths: list[bool]) -> DebateScore:
     """A debate in which nothing was revised and the judge said ``verdicts`` of answers whose
     truth is ``truths`` (counted twice, on the first answer and on the unchanged final one)."""
-    traces = {i: (str(i), None, str(i), ok, ok, v, v, "first") for i, (v, ok) in enumerate(zip(verdicts, truths))}
+    traces = {i: Trace(str(i), None, str(i), ok, ok, v, v, "first") for i, (v, ok) in enumerate(zip(verdicts, truths))}
     pairs = list(zip(truths, verdicts))
     tp, fn = sum(2 for ok, v in pairs if ok and v is True), sum(2 for ok, v in pairs if ok and v is not True)
     tn, fp = sum(2 for ok, v in pairs if not ok and v is False), sum(2 for ok, v in pairs if not ok and v is not False)
@@ -222,6 +225,14 @@ def test_a_computing_judge_with_votes_calls_an_answer_right_when_enough_of_its_r
     # the three-way pick takes the judge's consensus where it calls both answers wrong: 60 (two votes) for
     # 61 and 62; where it has none, or it took an answer, the judged pick stands
     assert (sc.three_way, sc.three_way_right_to_wrong, sc.three_way_wrong_to_right) == (3, 1, 2)
+    assert sc.traces[3].judge_answer == "60" and sc.traces[3].judge_answer_right and sc.traces[4].judge_answer == "81"
+    # round.debate_answer = "three-way": that pick is the debate's answer
+    three = recipe.model_copy(update={"round": recipe.round.model_copy(update={"debate_answer": "three-way"})})
+    sc3 = debate_score(Scripted(first, revised, {}, results), three, _tasks())  # type: ignore[arg-type]
+    assert [sc3.traces[i].answer for i in (1, 2, 3, 4)] == ["first", "revision", "judge", "revision"]
+    assert (sc3.final, sc3.right_to_wrong, sc3.wrong_to_right) == (3, 1, 2) and sc3.gain == 0.25
+    with pytest.raises(ValueError, match="round.debate_answer: 'three-way' needs round.judging = 'compute'"):
+        Recipe.model_validate({**base.model_dump(), "round": {**base.round.model_dump(), "debate_answer": "three-way"}})
     # votes need a judge that computes, and no more agreeing votes than votes
     with pytest.raises(ValueError, match="round.judge_votes: 3 needs round.judging = 'compute'"):
         Recipe.model_validate({**base.model_dump(), "round": {**base.round.model_dump(), "judge_votes": 3}})

@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
 from engine.api import Engine
+from engine.protocol import answer_words
 
 TASKS_SQL = """
 select t.id, t.run_id, t.round, t.source, t.domain, t.difficulty,
@@ -162,11 +163,16 @@ class InspectorScreen(Screen[None]):
         out = [f"REPLAY of task {task_id} ({change.change or 'no change'}): {change.task.task.prompt.strip()}",
                f"reference: {change.task.task.reference}"]
         for label, side in (("BEFORE", r.before), ("AFTER", r.after)):
-            first, critique, revision, fo, lo, jf, jl, answer = side.score.traces[task_id]
-            out += ["", f"── {label}: {side.name}", f"first answer {'✓' if fo else '✗'} (judge: {jf}): {first.strip()}"]
-            if critique is not None:
-                out += [f"critique: {critique.strip()}", f"revision {'✓' if lo else '✗'} (judge: {jl}): {revision.strip()}",
-                        f"the debate's answer: the {answer}"]
+            t = side.score.traces[task_id]
+            out += ["", f"── {label}: {side.name}",
+                    f"first answer {'✓' if t.first_right else '✗'} (judge: {t.judge_first}): {t.first.strip()}"]
+            if t.critique is not None:
+                out += [f"critique: {t.critique.strip()}",
+                        f"revision {'✓' if t.revision_right else '✗'} (judge: {t.judge_revision}): {t.revision.strip()}"]
+            if t.answer == "judge" and t.judge_answer is not None:
+                out.append(f"the judge's result {'✓' if t.judge_answer_right else '✗'}: {t.judge_answer.strip()}")
+            if t.critique is not None or t.answer == "judge":
+                out.append(f"the debate's answer: {answer_words(t.answer)}")
         self.app.call_from_thread(self.query_one("#debate", Static).update, "\n".join(out))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -354,6 +354,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE debate_eval_answers ADD COLUMN answer TEXT;             -- first | revision: the debate's answer
         """,
     ),
+    Migration(
+        8,
+        "m008_judge_answer",
+        "A computing judge's own result can be the debate's answer (round.debate_answer = 'three-way': "
+        "where it calls both the first answer and the revision wrong): each task's row keeps that "
+        "result as the judge wrote it and whether the verifier passes it; answer gains 'judge'. "
+        "Rows written before: NULL.",
+        """
+        ALTER TABLE debate_eval_answers ADD COLUMN judge_answer TEXT;       -- the judge's own result, as written
+        ALTER TABLE debate_eval_answers ADD COLUMN judge_answer_correct BOOLEAN;
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
