@@ -1,8 +1,8 @@
 """The evaluate phase: the gate. A new shared or solver adapter is scored on the dev sets and the
 facts and kept only if it is not worse, task by task, than the best kept so far or the base
 model, and has not forgotten a level below the round's that the adapter in use had learnt (a
-sample of each, ``recall_sets``); per-role critic, reviser and judge adapters are gated on the debate protocol over dev
-tasks of every level reached. Test sets are never read here.
+sample of each, ``recall_sets``); per-role critic, reviser and judge adapters are gated on the
+debate protocol over dev tasks of every level reached. Test sets are never read here.
 """
 
 from __future__ import annotations
