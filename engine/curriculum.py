@@ -84,8 +84,8 @@ def level_mix(level: int, generated: int, spec: TaskSpec) -> dict[int, int]:
         mix[level] -= n
         per, extra = divmod(n, len(ahead))
         for i, other in enumerate(ahead):
-            if per + (i < extra):
-                mix[other] = per + (i < extra)
+            if (k := per + (i < extra)):
+                mix[other] = k
     return dict(sorted(mix.items()))
 
 

@@ -207,10 +207,10 @@ def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha:
         lost = sum(1 for t in common if ref_r[t] and not new_r[t])
         won = sum(1 for t in common if new_r[t] and not ref_r[t])
         recall_allowed = int(share * len(common))
-        numbers["recall"] = {"n": len(common), "in_use": sum(ref_r[t] for t in common),
-                             "new": sum(new_r[t] for t in common), "lost": lost, "won": won,
-                             "net_allowed": recall_allowed}
-        reason += f"; levels below {sum(new_r[t] for t in common)}/{len(common)} (in use {sum(ref_r[t] for t in common)})"
+        r = numbers["recall"] = {"n": len(common), "in_use": sum(ref_r[t] for t in common),
+                                 "new": sum(new_r[t] for t in common), "lost": lost, "won": won,
+                                 "net_allowed": recall_allowed}
+        reason += f"; levels below {r['new']}/{r['n']} (in use {r['in_use']})"
         recall_net = lost - won if lost - won > recall_allowed else 0
     keep = not worse and not net_loss and not forgot and not recall_net
     if worse:
@@ -220,7 +220,6 @@ def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha:
     elif forgot:
         reason += f": forgot {forgot} facts the base knew (allowed {facts[2] if facts else 0}): dropped"
     elif recall_net:
-        r = numbers["recall"]
         reason += (f": forgot the levels below: lost {r['lost']} of {r['n']} tasks, won {r['won']} "
                    f"(net allowed {r['net_allowed']}): dropped")
     else:
