@@ -27,6 +27,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,11 @@ QUICK = {"task": {"generated": 12, "proposed": 2}, "eval": {"dev": 30, "test": 3
 N_SEEDS = 3
 
 
-def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ...], log: Any = print) -> dict[str, Any]:
-    """One run of the recipe with this seed: base and per-round test/dev scores."""
+def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ...], log: Any = print,
+              on_round: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """One run of the recipe with this seed: base and per-round test/dev scores. ``on_round``
+    is given the seed's results so far (marked ``"partial": True``) after each round, so that a
+    long run stopped early keeps what it measured."""
     from engine.api import Engine
     from engine.evaluate import control_answers, drift, record_score, score, stored_score
     from engine.events import PhaseFinished
@@ -111,10 +115,20 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                 measured[adapter_id, roles_key] = out
                 return out
 
+            def result() -> dict[str, Any]:
+                return {"seed": seed, "run_id": run_id,
+                        "level_names": {str(lvl): domain.level_name(lvl) for lvl in levels},
+                        "base": {"test": base["test"], "dev": base["dev"], "debate": base["debate"],
+                                 "seconds": base_seconds, "control_answers": base["control_answers"]},
+                        "per_round": list(per_round), "level_ups": level_ups([pr["difficulty"] for pr in per_round]),
+                        "final_control_answers": measured[tuple(per_round[-1]["measure_key"])]["control_answers"]
+                        if per_round else None,
+                        "minutes": (time.perf_counter() - loop_start) / 60}
+
             t0 = time.perf_counter()
             base = measure(None, None, 0)
             base_seconds = time.perf_counter() - t0
-            per_round = []
+            per_round: list[dict[str, Any]] = []
             loop_start = time.perf_counter()
             for r in range(n_rounds):
                 phases.clear()
@@ -162,12 +176,9 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                     + f", facts {m['test']['facts']['correct']}/{m['test']['facts']['n']}"
                     + f", debate {_pts(m['debate']['all']['gain'])} judge {_pct(m['debate']['all']['judge_balanced_accuracy'])}"
                     + f" ({played:.0f} s)")
-            return {"seed": seed, "run_id": run_id, "level_names": {str(lvl): domain.level_name(lvl) for lvl in levels},
-                    "base": {"test": base["test"], "dev": base["dev"], "debate": base["debate"], "seconds": base_seconds,
-                             "control_answers": base["control_answers"]},
-                    "per_round": per_round, "level_ups": level_ups([pr["difficulty"] for pr in per_round]),
-                    "final_control_answers": measured[tuple(per_round[-1]["measure_key"])]["control_answers"] if per_round else None,
-                    "minutes": (time.perf_counter() - loop_start) / 60}
+                if on_round is not None and r + 1 < n_rounds:
+                    on_round({**result(), "partial": True})
+            return result()
         finally:
             eng.close()
 
@@ -269,8 +280,14 @@ def results_name(recipe: str) -> str:
 
 
 def run(quick: bool = False, rounds: int | None = None, recipe: str = "default", overrides: dict[str, Any] | None = None,
-        levels: tuple[int, ...] = LEVELS, write: bool = True, seeds: list[int] | None = None) -> dict[str, Any]:
+        levels: tuple[int, ...] = LEVELS, write: bool = True, seeds: list[int] | None = None,
+        name: str | None = None) -> dict[str, Any]:
+    """Play each seed for ``rounds`` rounds and report. With ``write``, the results go to
+    ``name`` (default: ``results_name(recipe)``) at the end, and after every round until then to
+    ``NAME-partial`` (the seeds so far, the last one marked ``"partial": true``; removed when the
+    whole run is written), so that a run stopped early keeps every round it measured."""
     from engine.recipes import load_recipe
+    from benchmarks.common import results_dir
 
     n_rounds = rounds or (2 if quick else 8)
     shrink = overrides if overrides is not None else (QUICK if quick else {})
@@ -282,22 +299,35 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
             base_seed = rec.seed
             levels = tuple(lvl for lvl in levels if lvl <= rec.task.max_difficulty)  # python: no level 9
             seeds = seeds or [base_seed + i for i in range(N_SEEDS)]
-            per_seed = []
+            name = name or results_name(recipe)
+            used = versions("llama-cpp-python", "torch", "unsloth", "peft", "transformers")
+            per_seed: list[dict[str, Any]] = []
+
+            def so_far(seed_run: dict[str, Any] | None = None) -> None:
+                runs = per_seed if seed_run is None else [*per_seed, seed_run]
+                data = report(runs, quick=quick, n_rounds=n_rounds, recipe=recipe, overrides=shrink,
+                              levels=levels, minutes=(time.perf_counter() - t_start) / 60, versions=used, echo=False)
+                write_results(f"{name}-partial", {**data, "partial": True})
+
             for seed in seeds:
                 print(f"seed {seed}: {n_rounds} round(s)")
-                per_seed.append(play_seed(seed, path, n_rounds, levels))
+                per_seed.append(play_seed(seed, path, n_rounds, levels, on_round=so_far if write else None))
+                if write and seed != seeds[-1]:
+                    so_far()
     minutes = (time.perf_counter() - t_start) / 60
     data = report(per_seed, quick=quick, n_rounds=n_rounds, recipe=recipe, overrides=shrink, levels=levels,
-                  minutes=minutes, versions=versions("llama-cpp-python", "torch", "unsloth", "peft", "transformers"))
+                  minutes=minutes, versions=used)
     if write:
-        print(f"wrote {write_results(results_name(recipe), data)}")
+        print(f"wrote {write_results(name, data)}")
+        (results_dir() / f"{name}-partial.json").unlink(missing_ok=True)
     return data
 
 
 def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe: str, overrides: dict[str, Any],
-           levels: tuple[int, ...], minutes: float, versions: dict[str, Any]) -> dict[str, Any]:
-    """Print every seed's rounds and the summary over seeds; the results' data (``versions``: of
-    the packages the seeds ran with)."""
+           levels: tuple[int, ...], minutes: float, versions: dict[str, Any], echo: bool = True) -> dict[str, Any]:
+    """Print every seed's rounds and the summary over seeds (not when ``echo`` is false); the
+    results' data (``versions``: of the packages the seeds ran with)."""
+    say: Callable[..., None] = print if echo else (lambda *_a, **_k: None)
     seeds = [s["seed"] for s in per_seed]
     for s in per_seed:
         head = ["round", "level", "s", "examples", "judge agrees", "adapter"] + \
@@ -318,8 +348,8 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
             rows.append([pr["round"], pr["difficulty"], pr["seconds"], pr["training"]["examples"] if pr["training"] else 0,
                          f"{pr['judge_agreement']:.0%}" if pr["judge_agreement"] is not None else "-", decision,
                          *cells(pr), pr["control_drift"]["similarity"]])
-        print(f"\nseed {s['seed']} ({s['minutes']:.1f} min)")
-        print(table(head, rows))
+        say(f"\nseed {s['seed']} ({s['minutes']:.1f} min)")
+        say(table(head, rows))
 
     summary = summarise(per_seed, levels)
     debate = debate_summary(per_seed)
@@ -330,35 +360,35 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
         rows.append([key, v["n"], f"{v['base']['mean']:.1%} [{v['base']['min']:.0%}, {v['base']['max']:.0%}]",
                      f"{v['final']['mean']:.1%} [{v['final']['min']:.0%}, {v['final']['max']:.0%}]",
                      f"{d['final']['mean']:.1%}", f"{100 * (d['final']['mean'] - v['final']['mean']):+.1f}"])
-    print(f"\n{len(seeds)} seeds, {n_rounds} rounds, {minutes:.1f} min; mean [min, max] over seeds")
+    say(f"\n{len(seeds)} seeds, {n_rounds} rounds, {minutes:.1f} min; mean [min, max] over seeds")
     c = summary["control"]
     rows.append([f"facts-test (general facts, right of {c['n']})", c["n"],
                  f"{c['base']['mean']:.1f} [{c['base']['min']:.0f}, {c['base']['max']:.0f}]",
                  f"{c['final']['mean']:.1f} [{c['final']['min']:.0f}, {c['final']['max']:.0f}]",
                  f"{summary['control_dev']['final']['mean']:.1f}", "-"])
-    print(table(["test set", "n", "base", f"after {n_rounds} rounds", "dev (gate's pool)", "dev - test points"], rows))
+    say(table(["test set", "n", "base", f"after {n_rounds} rounds", "dev (gate's pool)", "dev - test points"], rows))
 
     def span(v: dict[str, float] | None, fmt: str) -> str:
         return "-" if v is None else f"{v['mean']:{fmt}} [{v['min']:{fmt}}, {v['max']:{fmt}}]"
 
-    print(f"\nthe debate on the test sets ({debate['n']} tasks, all levels), after {n_rounds} rounds; mean [min, max]")
-    print(table(["first answers", "after debate", "gain", "right->wrong", "wrong->right", "judge balanced acc."],
+    say(f"\nthe debate on the test sets ({debate['n']} tasks, all levels), after {n_rounds} rounds; mean [min, max]")
+    say(table(["first answers", "after debate", "gain", "right->wrong", "wrong->right", "judge balanced acc."],
                 [[span(debate["first_final"], ".1%"), span(debate["final_final"], ".1%"), span(debate["gain_final"], "+.1%"),
                   span(debate["right_to_wrong_final"], ".1%"), span(debate["wrong_to_right_final"], ".1%"),
                   span(debate["judge_balanced_accuracy_final"], ".1%")]]))
     if debate["revised_final_final"] is not None:
-        print("the revisions alone (had each stood whatever the judge said): "
+        say("the revisions alone (had each stood whatever the judge said): "
               f"after revision {span(debate['revised_final_final'], '.1%')}, gain {span(debate['revised_gain_final'], '+.1%')}, "
               f"right->wrong {span(debate['revised_right_to_wrong_final'], '.1%')}, "
               f"wrong->right {span(debate['revised_wrong_to_right_final'], '.1%')}")
     if debate.get("three_way_final_final") is not None:
-        print(f"the computing judge's own results: right {span(debate['judge_result_final'], '.1%')}; "
+        say(f"the computing judge's own results: right {span(debate['judge_result_final'], '.1%')}; "
               f"the three-way pick (its result where it disagrees with both): {span(debate['three_way_final_final'], '.1%')}, "
               f"gain {span(debate['three_way_gain_final'], '+.1%')}, "
               f"right->wrong {span(debate['three_way_right_to_wrong_final'], '.1%')}, "
               f"wrong->right {span(debate['three_way_wrong_to_right_final'], '.1%')}")
     for seed_run in per_seed:
-        print(f"seed {seed_run['seed']}: levels " + " ".join(str(pr["difficulty"]) for pr in seed_run["per_round"])
+        say(f"seed {seed_run['seed']}: levels " + " ".join(str(pr["difficulty"]) for pr in seed_run["per_round"])
               + f" ({seed_run['level_ups']} level-up(s))")
 
     start = per_seed[0]["per_round"][0]["difficulty"] if per_seed[0]["per_round"] else levels[0]

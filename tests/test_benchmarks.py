@@ -70,10 +70,28 @@ def test_round_benchmark_reports_every_phase(tiny_recipe: Path) -> None:
         assert prof[kind]["in_example"] == 0  # nothing trained: the tiny model verifies nothing
 
 
-def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path) -> None:
+def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from benchmarks import common, improve
     from benchmarks.improve import merge, run
 
-    data = run(rounds=1, recipe=str(tiny_recipe), overrides={}, levels=(1, 2), write=False, seeds=[7, 8])
+    monkeypatch.setenv(common.OUT_ENV, str(tmp_path))
+    written: list[tuple[str, list[int], list[bool]]] = []
+
+    def spy(name: str, data: dict) -> Path:
+        written.append((name, [len(s["per_round"]) for s in data["per_seed"]],
+                        [bool(s.get("partial")) for s in data["per_seed"]]))
+        return common.write_results(name, data)
+
+    monkeypatch.setattr(improve, "write_results", spy)
+    data = run(rounds=2, recipe=str(tiny_recipe), overrides={}, levels=(1, 2), seeds=[7, 8], name="improve-probe")
+    # what a run stopped early keeps: every round so far, the seed in play marked partial
+    assert written == [("improve-probe-partial", [1], [True]), ("improve-probe-partial", [2], [False]),
+                       ("improve-probe-partial", [2, 1], [False, True]), ("improve-probe", [2, 2], [False, False])]
+    assert not (tmp_path / "improve-probe-partial.json").exists()  # the whole run replaces it
+    assert json.loads((tmp_path / "improve-probe.json").read_text())["seeds"] == [7, 8]
     assert data["seeds"] == [7, 8] and len(data["per_seed"]) == 2
     assert set(data["test"]) == {"test-1 (1-digit addition)", "test-2 (2-digit addition)"}
     assert set(data["dev"]) == {"dev-1 (1-digit addition)", "dev-2 (2-digit addition)"}
@@ -81,7 +99,7 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path) -> No
         for v in data[pool].values():
             for which in ("base", "final"):
                 assert set(v[which]) == {"mean", "min", "max"} and v[which]["min"] <= v[which]["mean"] <= v[which]["max"]
-            assert set(v["curves"]) == {"7", "8"} and all(len(c) == 2 for c in v["curves"].values())
+            assert set(v["curves"]) == {"7", "8"} and all(len(c) == 3 for c in v["curves"].values())
     for s in data["per_seed"]:
         r0 = s["per_round"][0]
         # The tiny random model verifies nothing, so the round skips training and says why.
@@ -103,7 +121,7 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path) -> No
         sum(v["final"]["mean"] for v in data["test"].values()) / 2)  # first answers are the pass@1 answers
     for key in ("judge_balanced_accuracy_final", "right_to_wrong_final"):
         assert deb[key] is None or 0 <= deb[key]["min"] <= deb[key]["max"] <= 1
-    assert set(deb["gain_curves"]) == {"7", "8"} and all(len(c) == 2 for c in deb["gain_curves"].values())
+    assert set(deb["gain_curves"]) == {"7", "8"} and all(len(c) == 3 for c in deb["gain_curves"].values())
     assert deb["revised_final_final"] is not None  # the revisions' own figures, beside the judged answer
     assert deb["three_way_final_final"] is None and deb["judge_result_final"] is None  # a verdict judge computes nothing
     assert data["per_seed"][0]["per_round"][0]["debate"]["2"]["n"] == 6
