@@ -207,7 +207,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from console.render import render
     from engine.api import Engine
     from engine.compare import as_json
-    from engine.protocol import answer_words
+    from engine.protocol import trace_lines
 
     if (args.round is None) == (args.set is None and not args.task):
         print("swarm: replay a ROUND, or --set NAME, or --task ID", file=sys.stderr)
@@ -251,14 +251,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             for label, s in (("before", r.before), ("after", r.after)):
                 t = s.score.traces[c.task.id]
                 print(f"-- {label}, {s.name}")
-                print(f"   first ({mark(t.first_right)}; judge: {t.judge_first}): {t.first.strip()}")
-                if t.critique is not None:
-                    print(f"   critique: {t.critique.strip()}")
-                    print(f"   revision ({mark(t.revision_right)}; judge: {t.judge_revision}): {t.revision.strip()}")
-                if t.answer == "judge" and t.judge_answer is not None:
-                    print(f"   the judge's result ({mark(bool(t.judge_answer_right))}): {t.judge_answer.strip()}")
-                if t.critique is not None or t.answer == "judge":
-                    print(f"   the debate's answer: {answer_words(t.answer)}")
+                for line in trace_lines(t, mark):
+                    print(f"   {line}")
     return 0
 
 

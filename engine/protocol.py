@@ -281,6 +281,30 @@ def answer_words(answer: str) -> str:
     return {"first": "the first answer", "revision": "the revision", "judge": "the judge's result"}.get(answer, answer)
 
 
+def trace_lines(trace: Trace, mark: Callable[[bool], str]) -> list[str]:
+    """A trace as lines to read (``swarm replay --show``, the inspector's replay); ``mark`` writes
+    the verifier's mark.
+
+    >>> t = Trace("81", "check the tens", "80", True, False, True, False, "first", "81", True)
+    >>> for line in trace_lines(t, lambda ok: "right" if ok else "wrong"): print(line)
+    first answer right (judge: True): 81
+    critique: check the tens
+    revision wrong (judge: False): 80
+    the debate's answer: the first answer
+    >>> trace_lines(t._replace(critique=None, answer="judge"), str)[1:]
+    ["the judge's result True: 81", "the debate's answer: the judge's result"]
+    """
+    out = [f"first answer {mark(trace.first_right)} (judge: {trace.judge_first}): {trace.first.strip()}"]
+    if trace.critique is not None:
+        out += [f"critique: {trace.critique.strip()}",
+                f"revision {mark(trace.revision_right)} (judge: {trace.judge_revision}): {trace.revision.strip()}"]
+    if trace.answer == "judge" and trace.judge_answer is not None:
+        out.append(f"the judge's result {mark(bool(trace.judge_answer_right))}: {trace.judge_answer.strip()}")
+    if trace.critique is not None or trace.answer == "judge":
+        out.append(f"the debate's answer: {answer_words(trace.answer)}")
+    return out
+
+
 def _both_wrong(judge_first: bool | None, judge_revision: bool | None, same: bool) -> bool:
     """The judge called the first answer wrong, and the revision too (or it is the same answer)."""
     return judge_first is False and (judge_revision is False or same)

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
 from engine.api import Engine
-from engine.protocol import answer_words
+from engine.protocol import trace_lines
 
 TASKS_SQL = """
 select t.id, t.run_id, t.round, t.source, t.domain, t.difficulty,
@@ -164,15 +164,7 @@ class InspectorScreen(Screen[None]):
                f"reference: {change.task.task.reference}"]
         for label, side in (("BEFORE", r.before), ("AFTER", r.after)):
             t = side.score.traces[task_id]
-            out += ["", f"── {label}: {side.name}",
-                    f"first answer {'✓' if t.first_right else '✗'} (judge: {t.judge_first}): {t.first.strip()}"]
-            if t.critique is not None:
-                out += [f"critique: {t.critique.strip()}",
-                        f"revision {'✓' if t.revision_right else '✗'} (judge: {t.judge_revision}): {t.revision.strip()}"]
-            if t.answer == "judge" and t.judge_answer is not None:
-                out.append(f"the judge's result {'✓' if t.judge_answer_right else '✗'}: {t.judge_answer.strip()}")
-            if t.critique is not None or t.answer == "judge":
-                out.append(f"the debate's answer: {answer_words(t.answer)}")
+            out += ["", f"── {label}: {side.name}", *trace_lines(t, lambda ok: "✓" if ok else "✗")]
         self.app.call_from_thread(self.query_one("#debate", Static).update, "\n".join(out))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
