@@ -555,11 +555,15 @@ def test_warm_start_continues_from_earlier_lora_weights(tmp_path: Path, tiny_mod
     prep = run_worker("prepare", {"home": str(tmp_path), "gguf": str(tiny_model)}, log)
     data = tmp_path / "examples.jsonl"
     msgs = [[{"role": "user", "content": f"What is {i} + 2?"}, {"role": "assistant", "content": str(i + 2)}] for i in range(6)]
+    msgs.append([{"role": "user", "content": "Count."}, {"role": "assistant", "content": " ".join(map(str, range(80)))}])
     data.write_text("".join(json.dumps(m) + "\n" for m in msgs))
     cfg = {"base_dir": prep["base_dir"], "gguf": str(tiny_model), "examples": str(data), "rank": 4, "alpha": 8,
            "dropout": 0.0, "learning_rate": 1e-2, "steps": 3, "batch_size": 2, "max_seq_len": 64,
            "targets": ["q_proj", "v_proj"], "seed": 0, "backend": "peft"}
-    run_worker("train", {**cfg, "out": str(tmp_path / "first.npz")}, log)
+    said: list[str] = []
+    out = run_worker("train", {**cfg, "out": str(tmp_path / "first.npz")}, log, on_log=said.append)
+    assert out["n_examples"] == 7 and out["n_cut"] == 1  # the long one is cut at max_seq_len, and said so
+    assert any(line.startswith("1 of 7 examples reach train.max_seq_len (64 tokens)") for line in said)
     first = dict(np.load(tmp_path / "first.npz"))
     assert any(np.abs(v).sum() > 0 for k, v in first.items() if "lora_B" in k)  # B starts at zero: it trained
     run_worker("train", {**cfg, "learning_rate": 1e-12, "steps": 1, "init": str(tmp_path / "first.npz"),

@@ -158,6 +158,9 @@ def cmd_train(cfg: dict[str, Any]) -> dict[str, Any]:
     encoded = [e for e in (encode(tok, template, m, cfg["max_seq_len"]) for m in examples) if e is not None]
     if not encoded:
         raise RuntimeError("no usable training examples")
+    n_cut = sum(len(ids) >= cfg["max_seq_len"] for ids, _labels in encoded)
+    if n_cut:  # a worked answer cut short teaches no end to it: say so, so train.max_seq_len can be raised
+        log(f"{n_cut} of {len(encoded)} examples reach train.max_seq_len ({cfg['max_seq_len']} tokens) and are cut there")
     device = next(model.parameters()).device
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     params = [p for p in model.parameters() if p.requires_grad]
@@ -195,7 +198,7 @@ def cmd_train(cfg: dict[str, Any]) -> dict[str, Any]:
         "backend": cfg["backend"], "description": desc, "steps": cfg["steps"], "loss_curve": curve,
         "tokens_per_second": tokens_total / train_seconds if train_seconds else 0.0,
         "seconds_per_step": train_seconds / cfg["steps"], "seconds": time.perf_counter() - t_start,
-        "n_examples": len(encoded), "peak_rss_mb": _peak_rss_mb(),
+        "n_examples": len(encoded), "n_cut": n_cut, "peak_rss_mb": _peak_rss_mb(),
     }
 
 
