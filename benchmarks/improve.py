@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import recipe_variant, shared_cache, table, versions, write_results
+from benchmarks.common import recipe_variant, results_dir, shared_cache, table, versions, write_results
 
 LEVELS = (1, 2, 3, 9)  # 9: the mixed set (+, -, x; 3 terms; 2 digits)
 QUICK = {"task": {"generated": 12, "proposed": 2}, "eval": {"dev": 30, "test": 30}, "train": {"steps": 12}}
@@ -287,7 +287,6 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
     ``NAME-partial`` (the seeds so far, the last one marked ``"partial": true``; removed when the
     whole run is written), so that a run stopped early keeps every round it measured."""
     from engine.recipes import load_recipe
-    from benchmarks.common import results_dir
 
     n_rounds = rounds or (2 if quick else 8)
     shrink = overrides if overrides is not None else (QUICK if quick else {})
@@ -307,7 +306,8 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
                 runs = per_seed if seed_run is None else [*per_seed, seed_run]
                 data = report(runs, quick=quick, n_rounds=n_rounds, recipe=recipe, overrides=shrink,
                               levels=levels, minutes=(time.perf_counter() - t_start) / 60, versions=used, echo=False)
-                write_results(f"{name}-partial", {**data, "partial": True})
+                write_results(f"{name}-partial", {**data, "partial": True,
+                                                  "rounds_played": {str(s["seed"]): len(s["per_round"]) for s in runs}})
 
             for seed in seeds:
                 print(f"seed {seed}: {n_rounds} round(s)")

@@ -83,6 +83,9 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path, tmp_p
     def spy(name: str, data: dict) -> Path:
         written.append((name, [len(s["per_round"]) for s in data["per_seed"]],
                         [bool(s.get("partial")) for s in data["per_seed"]]))
+        if name.endswith("-partial"):
+            assert data["partial"] and data["rounds_played"] == {str(s["seed"]): len(s["per_round"])
+                                                                 for s in data["per_seed"]}
         return common.write_results(name, data)
 
     monkeypatch.setattr(improve, "write_results", spy)
