@@ -37,6 +37,21 @@ def works_out(recipe: Recipe) -> bool:
     return recipe.round.judging == "compute" and recipe.task.worked
 
 
+def judge_task(recipe: Recipe, domain: Domain, task: Task) -> Task:
+    """``task`` as the judge is asked it: as the solver was, or, for a computing judge, in the view
+    round.judge_view names (arith's swapped: ``26 * 48`` for ``48 * 26``), with the same reference.
+
+    >>> from engine.recipes import load_recipe
+    >>> from engine.tasks import ARITH, Task
+    >>> r = load_recipe("default")[0]
+    >>> c = r.model_copy(update={"round": r.round.model_copy(update={"judging": "compute", "judge_view": "swapped"})})
+    >>> t = Task("arith", "What is 48 * 26?", "1248", 7, "*(26,48)", {"expression": "48 * 26"})
+    >>> judge_task(r, ARITH, t).prompt, judge_task(c, ARITH, t).prompt, judge_task(c, ARITH, t).reference
+    ('What is 48 * 26?', 'What is 26 * 48?', '1248')
+    """
+    return task if recipe.round.judge_view == "asked" else domain.view(task, recipe.round.judge_view)
+
+
 def judge_request(recipe: Recipe, judge: AgentSpec, task_prompt: str, answer: str, seed: int, *,
                   greedy: bool, task: int | None = None) -> Request:
     """The judge's request on ``answer`` to ``task_prompt``: with round.judging = "verdict" it reads

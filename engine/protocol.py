@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from engine.agents import (fill, join_votes, judge_consensus, judge_requests, judge_result, judge_text, judge_verdict,
-                           request, split_votes)
+from engine.agents import (fill, join_votes, judge_consensus, judge_requests, judge_result, judge_task, judge_text,
+                           judge_verdict, request, split_votes)
 from engine.recipes import AgentSpec, Recipe
 from engine.roundbase import TaskRow
 from engine.runtime import Runtime
@@ -219,7 +219,8 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
         asked = [(i, which, t) for i, (a, b) in enumerate(zip(first_texts, texts))
                  for which, t in (("first", a), ("final", b)) if which == "first" or (b != a and not compute)]
         use("judge")
-        reqs = [judge_requests(recipe, judge, tasks[i].task.prompt, t, 0, greedy=True) for i, _w, t in asked]
+        reqs = [judge_requests(recipe, judge, judge_task(recipe, domain, tasks[i].task).prompt, t, 0, greedy=True)
+                for i, _w, t in asked]
         comps = iter(runtime.submit_many([r for rs in reqs for r in rs]))
         for (i, which, t), rs in zip(asked, reqs):
             said = join_votes([judge_text(recipe, next(comps).result().text) for _ in rs])

@@ -194,6 +194,13 @@ class RoundSpec(_Strict):
     vote_temperature: float = Field(
         0.7, ge=0.0, le=2.0, description="The sampling temperature of a computing judge's votes after the first "
         "(round.judge_votes).")
+    judge_view: str = Field(
+        "asked", description="With round.judging = \"compute\": how the task is put to the judge, one of the domain's "
+        "views. asked: as the solver sees it. swapped (arith): with its commutative operands swapped (26 * 48 for "
+        "48 * 26, 7 + 12 for 12 + 7), the same value; the judge also trains on tasks put so. A judge that works the "
+        "very task the solver worked makes the solver's slips with it and passes them; measured on one adapter "
+        "(benchmarks/probes/swap_judge.py, seed 7 round 3, test levels 2, 3 and mixed), the swapped view passed 29 of "
+        "127 wrong answers where the asked one passed 61 (balanced accuracy 86.3% against 74.3%).")
     debate_answer: Literal["judged", "revision", "three-way"] = Field(
         "judged", description="The answer a debate settles on (the debate protocol: swarm eval --debate, the improve "
         "benchmark, the per-role gate's debate). judged: the judge's pick, the revision only where the judge calls "
@@ -385,6 +392,13 @@ class Recipe(_Strict):
         if self.round.judging == "compute" and not getattr(DOMAINS[self.task.domain], "valued", False):
             raise ValueError(f"round.judging: 'compute' needs a domain whose answers are values (arith); "
                              f"{self.task.domain!r} answers are checked otherwise: use 'verdict'")
+        views = getattr(DOMAINS[self.task.domain], "views", ("asked",))
+        if self.round.judge_view not in views:
+            raise ValueError(f"round.judge_view: {self.round.judge_view!r} is not a view of the {self.task.domain} "
+                             f"domain (known: {', '.join(views)})")
+        if self.round.judge_view != "asked" and self.round.judging != "compute":
+            raise ValueError(f"round.judge_view: {self.round.judge_view!r} needs round.judging = 'compute' (a verdict "
+                             f"judge reads the answer to the task as asked)")
         if self.round.judge_agree > self.round.judge_votes:
             raise ValueError(f"round.judge_agree: {self.round.judge_agree} is more than round.judge_votes "
                              f"({self.round.judge_votes}): an answer could never be judged right")

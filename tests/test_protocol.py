@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.agents import JUDGE_PREFIX
+from engine.agents import JUDGE_PREFIX, fill
 from engine.api import Engine
 from engine.protocol import DebateScore, Trace, debate_score, record_debate, stored_debate
 from engine.recipes import Recipe, load_recipe
@@ -239,3 +239,34 @@ def test_a_computing_judge_with_votes_calls_an_answer_right_when_enough_of_its_r
     with pytest.raises(ValueError, match="round.judge_agree: 4 is more than round.judge_votes"):
         Recipe.model_validate({**base.model_dump(), "round": {**base.round.model_dump(), "judging": "compute",
                                                                "judge_votes": 3, "judge_agree": 4}})
+
+
+def test_a_computing_judge_can_be_asked_the_task_with_its_operands_swapped() -> None:
+    """round.judge_view = "swapped": the judge works 26 * 48 where the solver worked 48 * 26, so a
+    slip the solver made on one order is not the judge's on the other."""
+    base = load_recipe("recipes/default.toml")[0]
+    asked = base.model_copy(update={"round": base.round.model_copy(update={"judging": "compute",
+                                                                          "debate_answer": "three-way"})})
+    swapped = asked.model_copy(update={"round": asked.round.model_copy(update={"judge_view": "swapped"})})
+    tasks = [TaskRow(i, Task("arith", f"What is {e}?", str(eval(e)), 7, f"fp{i}", {"expression": e}))
+             for i, e in enumerate(["48 * 26", "12 + 34"], 1)]
+    first = {"48 * 26": "1238", "12 + 34": "46", "26 * 48": "-", "34 + 12": "-"}
+    revised = {"48 * 26": "1238", "12 + 34": "46"}
+    # worked as asked, the judge makes the solver's slip (1238); swapped, it does not
+    results = {"48 * 26": "1238", "26 * 48": "1248", "12 + 34": "46", "34 + 12": "46"}
+    rt = Scripted(first, revised, {}, results)
+    same = debate_score(rt, asked, tasks)  # type: ignore[arg-type]
+    assert [r.messages[-1]["content"] for r in rt.asked if r.sampling.grammar] == \
+        [fill(asked.prompts.judge_compute, {"task": f"What is {e}?"}) for e in ("48 * 26", "12 + 34")]
+    assert (same.judge_tp, same.judge_fp, same.final) == (2, 2, 1)  # the wrong product passes, and stays
+    rt = Scripted(first, revised, {}, results)
+    other = debate_score(rt, swapped, tasks)  # type: ignore[arg-type]
+    assert [r.messages[-1]["content"] for r in rt.asked if r.sampling.grammar] == \
+        [fill(asked.prompts.judge_compute, {"task": f"What is {e}?"}) for e in ("26 * 48", "34 + 12")]
+    assert (other.judge_tp, other.judge_tn, other.judge_fp) == (2, 2, 0)  # caught, first and final
+    assert other.traces[1].answer == "judge" and other.final == 2 and other.wrong_to_right == 1
+    # a view the domain has not, or a judge that reads answers, is refused by name
+    with pytest.raises(ValueError, match="round.judge_view: 'mirrored' is not a view of the arith domain"):
+        Recipe.model_validate({**asked.model_dump(), "round": {**asked.round.model_dump(), "judge_view": "mirrored"}})
+    with pytest.raises(ValueError, match="round.judge_view: 'swapped' needs round.judging = 'compute'"):
+        Recipe.model_validate({**base.model_dump(), "round": {**base.round.model_dump(), "judge_view": "swapped"}})

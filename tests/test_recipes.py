@@ -96,3 +96,11 @@ def test_a_computing_judge_needs_a_domain_whose_answers_are_values(tmp_path: Pat
         load_recipe(str(bad))
     good = write(tmp_path, with_change("[round]", '[round]\njudging = "compute"'))
     assert load_recipe(str(good))[0].round.judging == "compute"
+
+
+def test_a_python_recipe_has_no_swapped_view_for_its_judge(tmp_path: Path) -> None:
+    python = (DEFAULT.parent / "python.toml").read_text()
+    bad = write(tmp_path, python.replace("[round]", '[round]\njudge_view = "swapped"', 1))
+    with pytest.raises(RecipeError, match=r"r.toml: .*round.judge_view: 'swapped' is not a view of the python domain "
+                                          r"\(known: asked\)"):
+        load_recipe(str(bad))

@@ -231,18 +231,28 @@ def test_a_round_can_debate_a_seeded_subset_of_its_tasks_and_train_on_all(tmp_pa
         load_recipe(str(bad))
 
 
-@pytest.mark.parametrize("votes", [1, 3])
+@pytest.mark.parametrize(("votes", "view"), [(1, "asked"), (3, "swapped")])
 def test_a_computing_judge_asks_once_per_task_and_judges_every_answer_by_its_result(
-        tmp_path: Path, tiny_model: Path, votes: int) -> None:
+        tmp_path: Path, tiny_model: Path, votes: int, view: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.phases.judge
     from engine.agents import VOTE_SEPARATOR
-    from engine.tasks.arith import extract_answer
+    from engine.tasks.arith import extract_answer, swapped
 
     agree = min(votes, 2)
     recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": 'debate_turns = 1\njudging = "compute"\n'
-                                                   f"judge_votes = {votes}\njudge_agree = {agree}"})
+                                                   f'judge_votes = {votes}\njudge_agree = {agree}\njudge_view = "{view}"'})
+    put: list[str] = []
+    real = engine.phases.judge.judge_requests
+    monkeypatch.setattr(engine.phases.judge, "judge_requests", lambda r, j, prompt, *a, **k: (
+        put.append(prompt), real(r, j, prompt, *a, **k))[1])
     eng = Engine.open()
     run_id = eng.create_run(str(recipe), rounds=1, train=False)
     assert eng.play(run_id) == "finished"
+    # the judge is put each task as round.judge_view says (swapped: b + a for a + b)
+    asked = {f"What is {e}?" for (e,) in eng.store.execute(
+        "select payload->>'expression' from tasks where run_id = ? and round = 0", [run_id])}
+    want = asked if view == "asked" else {f"What is {swapped(p[8:-1])}?" for p in asked}
+    assert put and set(put) <= want and (view == "asked" or set(put) - asked)
     rows = eng.store.execute(
         "select v.task_id, v.judge_text, v.judge_correct, v.agreement, v.verifier_correct, v.tokens, a.text "
         "from verdicts v join attempts a on a.id = v.attempt_id where v.run_id = ? order by v.id", [run_id])

@@ -104,6 +104,17 @@ def test_a_computing_judge_learns_each_tasks_verified_result_without_an_answer(t
     assert [json.loads(m)[-1]["content"] for (m,) in eng.store.execute(
         "select messages from examples where run_id = ? and role = 'judge' and round = 1", [run_id])] == \
         ["19+72: 9+2=11, 1+7+1=9, so 91"]
+    # With round.judge_view = "swapped" it learns the task put as it is asked it: its operands swapped, worked so
+    viewed = worked.model_copy(update={"round": worked.round.model_copy(update={"judge_view": "swapped"})})
+    t3 = _task(eng, run_id, 2, "What is 12 + 7 * 3?", reference="33", expression="12 + 7 * 3")
+    _attempt(eng, run_id, 2, t3, "33", True)
+    assert collect(eng.store, viewed, run_id, 2)["judge"] == 1
+    (m,), = eng.store.execute("select messages from examples where run_id = ? and role = 'judge' and round = 2", [run_id])
+    assert [x["content"] for x in json.loads(m)[-2:]] == [fill(recipe.prompts.judge_compute, {"task": "What is 12 + 3 * 7?"}),
+                                                         "3*7=21; 12+21: 2+1=3, 1+2=3, so 33"]
+    assert [x["content"] for x in json.loads(eng.store.execute(
+        "select messages from examples where run_id = ? and role = 'solver' and round = 2", [run_id])[0][0])[-2:]][1] \
+        == "7*3=21; 12+21: 2+1=3, 1+2=3, so 33"  # the solver learns it as asked
     from engine.agents import RESULT_GRAMMAR, judge_request
 
     judge = next(a for a in recipe.agents if a.role == "judge")

@@ -5,7 +5,7 @@ an answer is right when it matches).
 
 from __future__ import annotations
 
-from engine.agents import join_votes, judge_requests, judge_text, judge_verdict, seed_for
+from engine.agents import join_votes, judge_requests, judge_task, judge_text, judge_verdict, seed_for
 from engine.events import VerdictReached
 from engine.roundbase import PhaseRunner
 from engine.runtime import Request
@@ -31,7 +31,8 @@ def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) 
     asked = []
     for i, (_aid, tid, text, _c, _s, agent, sample) in enumerate(finals):
         judge = judge_of[i]
-        reqs = judge_requests(ctx.recipe, judge, tasks[tid].task.prompt, text or "",
+        asked_as = judge_task(ctx.recipe, ctx.domain, tasks[tid].task).prompt
+        reqs = judge_requests(ctx.recipe, judge, asked_as, text or "",
                               seed_for(ctx.seed, rnd, tasks[tid].task.fingerprint, agent, sample, "judge"),
                               greedy=judge.temperature == 0, task=tid)
         key: object = (judge.name, tid, reqs[0].messages[-1]["content"]) if judge.temperature == 0 else i

@@ -404,6 +404,33 @@ def worked(expr: str, fmt: str) -> str:
     return "; ".join(steps)
 
 
+def swapped(expr: str) -> str:
+    """``expr`` with its commutative operands swapped where that keeps its value: each product's
+    two numbers (``c * d`` -> ``d * c``) and a leading sum's (``a + b`` -> ``b + a``, unless ``b``
+    is a product's). Another view of the same task, for a computing judge (round.judge_view): a
+    slip the solver makes on one order of the digits it need not make on the other. An expression
+    with brackets, or one the swap would change, is returned as it is.
+
+    >>> swapped("48 * 26"), swapped("12 + 7 * 3"), swapped("12 + 7 - 3"), swapped("5 - 3 * 4 + 2")
+    ('26 * 48', '12 + 3 * 7', '7 + 12 - 3', '5 - 4 * 3 + 2')
+    >>> swapped("(2 + 3) * 4"), swapped("7 - 3")
+    ('(2 + 3) * 4', '7 - 3')
+    """
+    t = expr.split()
+    if not all(re.fullmatch(r"-?\d+|[+\-*]", tok) for tok in t):
+        return expr
+    for i, tok in enumerate(t):
+        if tok == "*" and 0 < i < len(t) - 1:
+            t[i - 1], t[i + 1] = t[i + 1], t[i - 1]
+    if len(t) >= 3 and t[1] == "+" and (len(t) == 3 or t[3] != "*"):
+        t[0], t[2] = t[2], t[0]
+    out = " ".join(t)
+    try:
+        return out if evaluate(out) == evaluate(expr) else expr
+    except ValueError:
+        return expr
+
+
 def _task(expr: str, difficulty: int, source_note: str = "") -> Task:
     expr = re.sub(r"\s+", " ", expr.strip())
     value = evaluate(expr)
@@ -453,6 +480,21 @@ class Arith:
 
     def worked(self, task: Task, fmt: str) -> str:
         return worked(task.payload["expression"], fmt)
+
+    views = ("asked", "swapped")
+
+    def view(self, task: Task, name: str) -> Task:
+        """``task`` as ``name`` puts it (one of ``views``): swapped, its expression's commutative
+        operands swapped (``swapped``), with the same reference, level and fingerprint."""
+        if name == "asked":
+            return task
+        if name != "swapped":
+            raise ValueError(f"arith has no view {name!r} (known: {', '.join(self.views)})")
+        expr = swapped(task.payload.get("expression", ""))
+        if not expr or expr == task.payload["expression"]:
+            return task
+        return Task(task.domain, f"What is {expr}?", task.reference, task.difficulty, task.fingerprint,
+                    {**task.payload, "expression": expr}, task.behaviour)
 
     def verify(self, task: Task, text: str) -> Verdict:
         answer = extract_answer(text)

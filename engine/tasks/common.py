@@ -52,6 +52,9 @@ class Domain(Protocol):
     #: The answer formats a recipe may train the solver in (``task.answer_format``), ``plain``
     #: (the solver's own words) first.
     formats: tuple[str, ...]
+    #: The ways a task can be put to a computing judge (``round.judge_view``), ``asked`` (the task
+    #: as the solver sees it) first; arith adds ``swapped`` (its commutative operands swapped).
+    views: tuple[str, ...]
 
     def generate(self, rng: random.Random, difficulty: int, n: int, accept: Accept | None = None) -> list[Task]:
         """Up to ``n`` distinct tasks at ``difficulty`` whose fingerprints ``accept`` allows."""
@@ -65,6 +68,10 @@ class Domain(Protocol):
 
     def worked(self, task: Task, fmt: str) -> str:
         """The task's verified answer written in ``fmt``, one of ``formats`` other than plain."""
+        ...
+
+    def view(self, task: Task, name: str) -> Task:
+        """The same task, with the same reference, put as ``name`` (one of ``views``)."""
         ...
 
     def skills(self, task: Task) -> list[str]:

@@ -235,6 +235,7 @@ class Python:
     name = "python"
     valued = False  # an answer is code, judged by running it
     formats = ("plain",)
+    views = ("asked",)
 
     def generate(self, rng: random.Random, difficulty: int, n: int, accept: Accept | None = None) -> list[Task]:
         """Up to ``n`` distinct tasks from the template bank; their expected outputs come from
@@ -274,6 +275,11 @@ class Python:
 
     def worked(self, task: Task, fmt: str) -> str:
         raise ValueError(f"python answers are code: no answer format but plain (asked for {fmt!r})")
+
+    def view(self, task: Task, name: str) -> Task:
+        if name != "asked":
+            raise ValueError(f"python tasks are put only as asked (asked for {name!r})")
+        return task
 
     def verify(self, task: Task, text: str) -> Verdict:
         code = extract_code(text)

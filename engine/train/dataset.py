@@ -18,7 +18,8 @@ recipe's prompt template for the role):
   many confirmations of right answers that the revision kept, written from the verifier's result;
 - judge: the verdict the verifier gave the round's answers, as many right as wrong; a computing
   judge (round.judging = "compute"): each round task's verified result, asked without an answer
-  (worked in ``task.answer_format`` when that is a worked format).
+  (worked in ``task.answer_format`` when that is a worked format), the task put as round.judge_view
+  puts it (arith's swapped: ``26 * 48`` for ``48 * 26``) and worked so.
 
 Examples are deduplicated by role, task and text, at most ``max_per_task`` per role and task
 (per task and class for the judge) across the run; the set accumulates across rounds. Tasks
@@ -139,14 +140,26 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
     p = recipe.prompts
     fmt = recipe.task.answer_format
     worked: dict[int, str] = {}
-    if fmt != "plain" and atts:
+    # The computing judge's view of each task (round.judge_view), and the task worked in it.
+    judge_prompt: dict[int, str] = {}
+    judge_worked: dict[int, str] = {}
+    viewed = recipe.round.judging == "compute" and recipe.round.judge_view != "asked"
+    if (fmt != "plain" or viewed) and atts:
+        from engine.agents import judge_task
         from engine.roundbase import TASK_COLUMNS, task_from_row
         from engine.tasks import get_domain
 
         ids = sorted({a.task_id for a in atts})
         for row in store.execute(f"select {TASK_COLUMNS} from tasks where id in ({', '.join('?' for _ in ids)})", ids):
             tr = task_from_row(row)
-            worked[tr.id] = get_domain(tr.task.domain).worked(tr.task, fmt)
+            domain = get_domain(tr.task.domain)
+            if fmt != "plain":
+                worked[tr.id] = domain.worked(tr.task, fmt)
+            if viewed:
+                seen = judge_task(recipe, domain, tr.task)
+                judge_prompt[tr.id] = seen.prompt
+                if fmt != "plain":
+                    judge_worked[tr.id] = domain.worked(seen, fmt)
 
     def solver_reply(a: _Attempt) -> str:
         """A verified answer as the solver learns it: its own text, or the task worked in the recipe's format."""
@@ -237,11 +250,12 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
     if judge is not None and recipe.round.judging == "compute":
         # A computing judge learns each task's verified result, asked as it is at inference: the
         # result alone, or in a worked format the task worked in it (agents.works_out).
+        # (In the view round.judge_view names, the task as put to it and worked so.)
         for a in atts:
             if reference.get(a.task_id):
-                user = fill(p.judge_compute, {"task": a.prompt})
+                user = fill(p.judge_compute, {"task": judge_prompt.get(a.task_id, a.prompt)})
                 add("judge", a, "verifier", role_messages(recipe, judge, user),
-                    worked.get(a.task_id, reference[a.task_id]), key="result")
+                    judge_worked.get(a.task_id, worked.get(a.task_id, reference[a.task_id])), key="result")
     elif judge is not None:
         classes: dict[bool, list[_Attempt]] = {True: [], False: []}
         seen_text: set[tuple[int, str]] = set()
