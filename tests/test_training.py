@@ -556,6 +556,25 @@ def test_round_skips_training_below_min_examples(tmp_path: Path, tiny_model: Pat
     eng.close()
 
 
+def test_an_example_is_counted_cut_only_when_it_runs_past_max_seq_len() -> None:
+    from engine.train.worker import encode
+
+    class Chars:  # one token per character
+        def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
+            return {"input_ids": [ord(c) for c in text]}
+
+    class Template:
+        def render(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
+            return "".join(f"{m['role'][0]}:{m['content']};" for m in messages) + ("a:" if add_generation_prompt else "")
+
+    msgs = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "12345"}]  # u:Q;a:12345; is 12
+    ids, labels, cut = encode(Chars(), Template(), msgs, 12)  # type: ignore[misc]
+    assert len(ids) == 12 and not cut and labels[:6] == [-100] * 6
+    ids, labels, cut = encode(Chars(), Template(), msgs, 11)  # type: ignore[misc]
+    assert len(ids) == 11 and cut
+    assert encode(Chars(), Template(), msgs, 8) is None  # the prompt (6) leaves too little room
+
+
 def test_warm_start_continues_from_earlier_lora_weights(tmp_path: Path, tiny_model: Path) -> None:
     """A second training run given the first one's lora.npz starts from those weights (with a
     vanishing learning rate it ends where it began); other ranks are refused by name."""
@@ -574,7 +593,7 @@ def test_warm_start_continues_from_earlier_lora_weights(tmp_path: Path, tiny_mod
     said: list[str] = []
     out = run_worker("train", {**cfg, "out": str(tmp_path / "first.npz")}, log, on_log=said.append)
     assert out["n_examples"] == 7 and out["n_cut"] == 1  # the long one is cut at max_seq_len, and said so
-    assert any(line.startswith("1 of 7 examples reach train.max_seq_len (64 tokens)") for line in said)
+    assert any(line.startswith("1 of 7 examples run past train.max_seq_len (64 tokens)") for line in said)
     first = dict(np.load(tmp_path / "first.npz"))
     assert any(np.abs(v).sum() > 0 for k, v in first.items() if "lora_B" in k)  # B starts at zero: it trained
     run_worker("train", {**cfg, "learning_rate": 1e-12, "steps": 1, "init": str(tmp_path / "first.npz"),

@@ -108,8 +108,10 @@ def cmd_prepare(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"base_dir": str(out)}
 
 
-def encode(tok: Any, template: Any, messages: list[dict[str, str]], max_len: int) -> tuple[list[int], list[int]] | None:
-    """Token ids and labels (-100 on the prompt) for one conversation."""
+def encode(tok: Any, template: Any, messages: list[dict[str, str]],
+           max_len: int) -> tuple[list[int], list[int], bool] | None:
+    """Token ids and labels (-100 on the prompt) for one conversation, cut at ``max_len`` tokens,
+    and whether it was cut (None: its prompt alone nearly fills ``max_len``)."""
     prompt = template.render(messages[:-1], add_generation_prompt=True)
     full = template.render(messages, add_generation_prompt=False)
     if not full.startswith(prompt):
@@ -120,8 +122,9 @@ def encode(tok: Any, template: Any, messages: list[dict[str, str]], max_len: int
         ids_f = ids_p + tok(full[len(prompt):], add_special_tokens=False)["input_ids"]
     if len(ids_p) >= max_len - 2:
         return None
+    cut = len(ids_f) > max_len
     ids_f = ids_f[:max_len]
-    return ids_f, [-100] * len(ids_p) + ids_f[len(ids_p):]
+    return ids_f, [-100] * len(ids_p) + ids_f[len(ids_p):], cut
 
 
 def cmd_train(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -155,12 +158,14 @@ def cmd_train(cfg: dict[str, Any]) -> dict[str, Any]:
     info = check_gguf(cfg["gguf"])
     template = ChatTemplate(info.chat_template)
     examples = [json.loads(line) for line in Path(cfg["examples"]).read_text().splitlines() if line.strip()]
-    encoded = [e for e in (encode(tok, template, m, cfg["max_seq_len"]) for m in examples) if e is not None]
-    if not encoded:
+    kept = [e for e in (encode(tok, template, m, cfg["max_seq_len"]) for m in examples) if e is not None]
+    if not kept:
         raise RuntimeError("no usable training examples")
-    n_cut = sum(len(ids) >= cfg["max_seq_len"] for ids, _labels in encoded)
+    encoded = [(ids, labels) for ids, labels, _cut in kept]
+    n_cut = sum(cut for _ids, _labels, cut in kept)
     if n_cut:  # a worked answer cut short teaches no end to it: say so, so train.max_seq_len can be raised
-        log(f"{n_cut} of {len(encoded)} examples reach train.max_seq_len ({cfg['max_seq_len']} tokens) and are cut there")
+        log(f"{n_cut} of {len(encoded)} examples run past train.max_seq_len ({cfg['max_seq_len']} tokens) "
+            "and are cut there")
     device = next(model.parameters()).device
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     params = [p for p in model.parameters() if p.requires_grad]
