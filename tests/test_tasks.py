@@ -149,3 +149,23 @@ def test_import_rejects_malformed_lines(tmp_path: Path, capsys: pytest.CaptureFi
     f.write_text(json.dumps(HUMANEVAL[0]) + "\n{not json\n")
     assert main(["tasks", "import", str(f)]) == 1
     assert f"{f}:2:" in capsys.readouterr().err
+
+
+def test_the_swapped_view_of_every_level_keeps_the_value_and_changes_the_computation() -> None:
+    """round.judge_view = "swapped": on every level the view has the task's value, fingerprint and
+    level, its worked answer ends in that value, and it changes the task wherever the task has a
+    sum or product to swap (not `a - b`)."""
+    rng = random.Random(3)
+    for level in LEVELS:
+        tasks = ARITH.generate(rng, level, 40)
+        views = [ARITH.view(t, "swapped") for t in tasks]
+        for t, v in zip(tasks, views):
+            assert (v.reference, v.fingerprint, v.difficulty) == (t.reference, t.fingerprint, t.difficulty)
+            assert str(evaluate(v.payload["expression"])) == t.reference == extract_answer(worked(v.payload["expression"], "columns"))
+            assert v.prompt == f"What is {v.payload['expression']}?"
+        swappable = [t for t in tasks if "*" in t.payload["expression"] or t.payload["expression"].split()[1] == "+"]
+        changed = [t for t, v in zip(tasks, views) if v.prompt != t.prompt]
+        assert len(changed) >= 0.8 * len(swappable)  # (unchanged: equal operands, as in 12 + 12)
+    assert ARITH.view(tasks[0], "asked") is tasks[0]
+    with pytest.raises(ValueError, match="arith has no view 'mirrored'"):
+        ARITH.view(tasks[0], "mirrored")
