@@ -101,7 +101,8 @@ def step_child(base_dir: str, gguf: str, backend: str, batches_n: int) -> dict[s
            "dropout": 0.0, "targets": list(spec.targets), "seed": 0}
     model, tok, desc = W.BACKENDS[backend](cfg)
     template = ChatTemplate(check_gguf(gguf).chat_template)
-    encoded = [e for e in (W.encode(tok, template, m, spec.max_seq_len) for m in _round_like()) if e]
+    encoded = [(ids, labels) for ids, labels, _cut in filter(None, (W.encode(tok, template, m, spec.max_seq_len)
+                                                                 for m in _round_like()))]
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     device = next(model.parameters()).device
     rng = random.Random(1)

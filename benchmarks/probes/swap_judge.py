@@ -8,6 +8,8 @@ A one-off probe, kept as it ran (2026-12-04) on a copy of the home of the improv
 seed-7 look-ahead run (``improve-columns-ahead-seed7-partial.json``), round 3's adapter:
 ``PYTHONPATH=. python benchmarks/probes/swap_judge.py HOME HOME/runs/1/round-3/train-4/adapter.gguf 2,3,9``
 (the per-task rows it wrote are ``benchmarks/results/probe-swap-judge-seed7-round3.json``).
+Run again (2026-12-04) on round 3's adapter of the same seed played with round.judge_view = "swapped"
+(``improve-columns-ahead-swapjudge-seed7-partial.json``): ``probe-swap-judge-swaptrained-seed7-round3.json``.
 Usage: swap_judge.py HOME ADAPTER LEVELS"""
 import json, shutil, sys, tempfile
 from pathlib import Path
