@@ -10,6 +10,8 @@ seed-7 look-ahead run (``improve-columns-ahead-seed7-partial.json``), round 3's 
 (the per-task rows it wrote are ``benchmarks/results/probe-swap-judge-seed7-round3.json``).
 Run again (2026-12-04) on round 3's adapter of the same seed played with round.judge_view = "swapped"
 (``improve-columns-ahead-swapjudge-seed7-partial.json``): ``probe-swap-judge-swaptrained-seed7-round3.json``.
+It swapped with a copy of its own then; it now takes the engine's view (``Arith.view``), which gives
+the same swapped expression on every one of those 600 rows.
 Usage: swap_judge.py HOME ADAPTER LEVELS"""
 import json, shutil, sys, tempfile
 from pathlib import Path
@@ -18,17 +20,6 @@ from engine.agents import judge_requests, judge_text, judge_result
 from engine.evaluate import score
 from engine.pools import pool_tasks
 from engine.tasks import get_domain
-from engine.tasks.arith import _task
-
-
-def swapped(expr: str) -> str:
-    t = expr.split()
-    for i, tok in enumerate(t):
-        if tok == "*":
-            t[i - 1], t[i + 1] = t[i + 1], t[i - 1]
-    if len(t) >= 3 and t[1] == "+" and (len(t) == 3 or t[3] != "*"):
-        t[0], t[2] = t[2], t[0]
-    return " ".join(t)
 
 
 src, adapter, levels = sys.argv[1], sys.argv[2], [int(x) for x in sys.argv[3].split(",")]
@@ -46,7 +37,7 @@ rows = []
 for lvl in levels:
     tasks = pool_tasks(eng.store, run_id, "test", lvl)
     sc, firsts = score(rt, rec, tasks)
-    swaps = [_task(swapped(tr.task.payload["expression"]), lvl) for tr in tasks]
+    swaps = [dom.view(tr.task, "swapped") for tr in tasks]  # (round.judge_view = "swapped"'s view)
     reqs = [judge_requests(rec, judge, p, "", 0, greedy=True) for p in
             [tr.task.prompt for tr in tasks] + [s.prompt for s in swaps]]
     comps = iter(rt.submit_many([r for rs in reqs for r in rs]))

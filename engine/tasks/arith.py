@@ -20,6 +20,7 @@ import operator
 import random
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 from engine.tasks.common import Accept, Task, Verdict
 
@@ -431,12 +432,16 @@ def swapped(expr: str) -> str:
         return expr
 
 
+def _prompt(expr: str) -> str:
+    return f"What is {expr}?"
+
+
 def _task(expr: str, difficulty: int, source_note: str = "") -> Task:
     expr = re.sub(r"\s+", " ", expr.strip())
     value = evaluate(expr)
     return Task(
         domain="arith",
-        prompt=f"What is {expr}?",
+        prompt=_prompt(expr),
         reference=str(value),
         difficulty=difficulty,
         fingerprint=canonical(expr),
@@ -490,11 +495,11 @@ class Arith:
             return task
         if name != "swapped":
             raise ValueError(f"arith has no view {name!r} (known: {', '.join(self.views)})")
-        expr = swapped(task.payload.get("expression", ""))
-        if not expr or expr == task.payload["expression"]:
+        asked = task.payload.get("expression")
+        expr = swapped(asked) if asked else None
+        if expr is None or expr == asked:
             return task
-        return Task(task.domain, f"What is {expr}?", task.reference, task.difficulty, task.fingerprint,
-                    {**task.payload, "expression": expr}, task.behaviour)
+        return replace(task, prompt=_prompt(expr), payload={**task.payload, "expression": expr})
 
     def verify(self, task: Task, text: str) -> Verdict:
         answer = extract_answer(text)
