@@ -269,6 +269,14 @@ class TrainSpec(_Strict):
         "solver trains on each such task worked in that format from its verified result (source 'rationale': "
         "STaR's rationalisation, written by the domain instead of the model, whose own words a worked format "
         "replaces anyway), so a level the solvers cannot yet do still gives data.")
+    critiques: Literal["debate", "steps"] = Field(
+        "debate", description="What the critic and the reviser learn from. debate: the critiques after which the "
+        "round's debate (or the hint phase) revised a wrong answer right, and as many confirmations of right answers "
+        "the revision kept. steps: with a worked task.answer_format, every wrong first answer of the round with the "
+        "critique the verifier writes from the worked answer (its first wrong step and the right one: '0+4+1=5 is "
+        "wrong: it should be 1+0+1=2.'), the reviser learning the worked answer from the answer and that critique; as "
+        "many right first answers with a confirmation, the reviser keeping them (source 'steps'). The model's own "
+        "debate critiques are not trained then; hints still are.")
     min_examples: int = Field(
         4, ge=1, le=100_000, description="Verified examples the run needs before a round trains; with fewer the "
         "round skips training and records why (an adapter fitted to one or two answers only memorises them).")
@@ -408,6 +416,9 @@ class Recipe(_Strict):
         if self.round.debate_answer == "three-way" and self.round.judging != "compute":
             raise ValueError("round.debate_answer: 'three-way' needs round.judging = 'compute' (the third answer is "
                              "the result the judge works out)")
+        if self.train.critiques == "steps" and not self.task.worked:
+            raise ValueError(f"train.critiques: 'steps' needs a worked task.answer_format (a value has no steps to "
+                             f"point at; {self.task.answer_format!r} is not worked)")
         if self.train.unsolved == "worked" and self.task.answer_format == "plain":
             raise ValueError("train.unsolved: 'worked' needs a task.answer_format other than plain (the solver's "
                              "own words cannot be written for a task nobody solved)")

@@ -152,6 +152,42 @@ def test_unsolved_tasks_can_train_the_solver_worked_from_their_verified_result(t
         load_recipe(str(tiny_recipe.parent / "plain-unsolved.toml"))
 
 
+def test_step_critiques_teach_the_critic_the_first_wrong_step_and_the_reviser_the_worked_answer(
+        tiny_recipe: Path) -> None:
+    eng = Engine.open()
+    run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
+    base = load_recipe(str(tiny_recipe))[0]
+    cols = base.model_copy(update={"task": base.task.model_copy(update={"answer_format": "columns"})})
+    steps = cols.model_copy(update={"train": base.train.model_copy(update={"critiques": "steps"})})
+    wrong = _task(eng, run_id, 0, "What is 160 + 48?", reference="208", expression="160 + 48")
+    right = _task(eng, run_id, 0, "What is 19 + 72?", reference="91", expression="19 + 72")
+    other = _task(eng, run_id, 0, "What is 11 + 22?", reference="33", expression="11 + 22")
+    slip = _attempt(eng, run_id, 0, wrong, "160+48: 0+8=8, 6+4=10, 0+4+1=5, so 508", False, answer="508")
+    _critique(eng, run_id, 0, wrong, slip, "The correct answer is 508.")  # the model's own critique
+    _attempt(eng, run_id, 0, wrong, "160+48: 0+8=8, 6+4=10, 1+0+1=2, so 208", True, turn=1, answer="208")
+    _attempt(eng, run_id, 0, right, "19+72: 9+2=11, 1+7+1=9, so 91", True, answer="91")
+    _attempt(eng, run_id, 0, other, "11+22: 1+2=3, 1+2=3, so 33", True, answer="33")
+    got = collect(eng.store, steps, run_id, 0)
+    assert (got["critic"], got["reviser"]) == (2, 3)  # one fix, one confirmation (as many); the debate's revision
+    rows = [(t, src, json.loads(m)) for t, src, m in eng.store.execute(
+        "select task_id, source, messages from examples where run_id = ? and role in ('critic', 'reviser') "
+        "and source = 'steps' order by id", [run_id])]
+    assert [(t, m[-1]["content"]) for t, _s, m in rows] == [
+        (wrong, "0+4+1=5 is wrong: it should be 1+0+1=2."), (wrong, "160+48: 0+8=8, 6+4=10, 1+0+1=2, so 208"),
+        (right, "The answer 91 is right."), (right, "19+72: 9+2=11, 1+7+1=9, so 91")]
+    assert "A reviewer said: 0+4+1=5 is wrong: it should be 1+0+1=2." in rows[1][2][-2]["content"]
+    assert not eng.store.execute("select count(*) from examples where run_id = ? and role = 'critic' "
+                                 "and source <> 'steps'", [run_id])[0][0]  # not the model's "The correct answer is 508."
+    eng.close()
+    from engine.errors import RecipeError
+
+    (tiny_recipe.parent / "plain-steps.toml").write_text(
+        tiny_recipe.read_text().replace("[train]", '[train]\ncritiques = "steps"', 1))
+    with pytest.raises(RecipeError, match=r"plain-steps.toml.*train.critiques: 'steps' needs a worked "
+                                          r"task.answer_format.*'plain' is not worked"):
+        load_recipe(str(tiny_recipe.parent / "plain-steps.toml"))
+
+
 def test_a_worked_answer_format_needs_room_to_write_the_work(tmp_path: Path) -> None:
     from engine.errors import RecipeError
     from engine.recipes import WORKED_MIN_TOKENS
@@ -976,3 +1012,14 @@ def test_length_grouped_micro_batches_give_the_padded_batch_loss_and_gradient() 
     for name, p in model.named_parameters():
         if p.requires_grad:
             torch.testing.assert_close(grouped[name], p.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_training_without_prompts_to_check_the_export_on_is_refused_before_it_trains(tmp_path: Path) -> None:
+    from engine.errors import TrainingError
+    from engine.train.runner import TrainConfig, train_lora
+
+    spec = load_recipe("default")[0].train
+    cfg = TrainConfig(home=tmp_path, gguf=tmp_path / "model.gguf", workdir=tmp_path / "w", spec=spec, seed=0)
+    with pytest.raises(TrainingError, match="no prompts to check the exported adapter on"):
+        train_lora(cfg, [[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]])
+    assert not (tmp_path / "w").exists()  # nothing started

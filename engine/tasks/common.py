@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -85,3 +86,56 @@ class Domain(Protocol):
     def parse_proposal(self, text: str, difficulty: int) -> Task | str:
         """A task, or the reason the proposal was rejected."""
         ...
+
+
+_STEP_BREAK = re.compile(r"[,;:]\s+")
+
+
+def steps_of(text: str) -> list[str]:
+    """A worked answer's steps: its text split where a comma, semicolon or colon ends a step.
+
+    >>> steps_of("160+48: 0+8=8, 6+4=10, 1+0+1=2, so 208")
+    ['160+48', '0+8=8', '6+4=10', '1+0+1=2', 'so 208']
+    """
+    return [s.strip() for s in _STEP_BREAK.split(text.strip()) if s.strip()]
+
+
+def first_wrong_step(answer: str, worked: str) -> tuple[str, str] | None:
+    """Where a worked ``answer`` first parts from the verified ``worked`` answer: (its step, the
+    right one), ``("", right)`` where it stops short; None where it follows every step (the texts
+    are compared step by step, spaces ignored).
+
+    >>> first_wrong_step("72+88: 2+8=10, 7+8+1=16, so 160; 160+48: 0+8=8, 6+4=10, 0+4+1=5, so 508",
+    ...                  "72+88: 2+8=10, 7+8+1=16, so 160; 160+48: 0+8=8, 6+4=10, 1+0+1=2, so 208")
+    ('0+4+1=5', '1+0+1=2')
+    >>> first_wrong_step("19+72: 9+2=11", "19+72: 9+2=11, 1+7+1=9, so 91")
+    ('', '1+7+1=9')
+    >>> first_wrong_step("19+72: 9+2=11, 1+7+1=9, so 91", "19+72: 9+2=11, 1+7+1=9, so 91") is None
+    True
+    """
+    def key(s: str) -> str:
+        return re.sub(r"\s+", "", s)
+
+    got, want = steps_of(answer), steps_of(worked)
+    for i, right in enumerate(want):
+        if i >= len(got):
+            return "", right
+        if key(got[i]) != key(right):
+            return got[i], right
+    return None
+
+
+def step_critique(answer: str, worked: str) -> str | None:
+    """What a critic that knows the verified worked answer says of ``answer``: its first wrong
+    step and the right one (None where no step is wrong).
+
+    >>> step_critique("19+72: 9+2=11, 1+7+1=8, so 81", "19+72: 9+2=11, 1+7+1=9, so 91")
+    '1+7+1=8 is wrong: it should be 1+7+1=9.'
+    >>> step_critique("19+72: 9+2=11", "19+72: 9+2=11, 1+7+1=9, so 91")
+    'It stops too early: next comes 1+7+1=9.'
+    """
+    found = first_wrong_step(answer, worked)
+    if found is None:
+        return None
+    wrong, right = found
+    return f"{wrong} is wrong: it should be {right}." if wrong else f"It stops too early: next comes {right}."

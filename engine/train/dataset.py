@@ -16,6 +16,9 @@ recipe's prompt template for the role):
 - critic: critiques after which a wrong answer was revised into a right one, in the debate or
   written with the verified result in view (the hint phase; trained without the hint); and as
   many confirmations of right answers that the revision kept, written from the verifier's result;
+  with ``train.critiques = "steps"`` instead of the debate's critiques, the verifier's own: each
+  wrong first answer's first wrong step against the worked answer (the reviser learning the worked
+  answer from it), and as many right first answers confirmed;
 - judge: the verdict the verifier gave the round's answers, as many right as wrong; a computing
   judge (round.judging = "compute"): each round task's verified result, asked without an answer
   (worked in ``task.answer_format`` when that is a worked format), the task put as round.judge_view
@@ -33,12 +36,14 @@ import math
 import random
 import re
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from engine.agents import JUDGE_PREFIX, fill, request, seed_for
 from engine.recipes import AgentSpec, Recipe, TrainSpec
 from engine.runtime import Runtime
 from engine.store import Store
+from engine.tasks.common import step_critique
 from engine.train.replay import REPLAY_PROMPTS
 
 ROLES = ("solver", "reviser", "critic", "judge")
@@ -189,6 +194,7 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
             firsts.setdefault(a.task_id, []).append(a.correct)
     easy = {t for t, oks in firsts.items() if sum(oks) / len(oks) > recipe.train.learnable_max}
 
+    stepwise = recipe.train.critiques == "steps" and bool(worked)
     fixes: list[tuple[_Attempt, str, str]] = []   # critic examples: (critiqued attempt, critic, critique)
     confirms: list[tuple[_Attempt, str]] = []
     for a in atts:
@@ -202,6 +208,8 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
         if a.correct:
             user = fill(p.revise, {"task": a.prompt, "answer": prev.text, "critique": critique})
             add("reviser", a, "revision", role_messages(recipe, _agent(recipe, a.agent, "solver"), user), a.text)
+            if stepwise:  # the verifier's critiques stand in for the model's own
+                continue
             if not prev.correct:
                 fixes.append((prev, critic, critique))
             elif prev.answer and a.answer == prev.answer:
@@ -237,6 +245,8 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
         add("critic", wrong, "hint", role_messages(recipe, _agent(recipe, agent, "critic"), user), text)
         user = fill(p.revise, {"task": wrong.prompt, "answer": wrong.text, "critique": text})
         add("reviser", wrong, "hint", role_messages(recipe, _agent(recipe, reviser, "solver"), user), revision or "")
+    if stepwise:
+        _step_critiques(recipe, atts, worked, add)
     n_fix = sum(1 for e in new if e["role"] == "critic")
     before = len(new)
     for prev, critic in confirms:
@@ -277,6 +287,36 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
     ids = store.allocate_ids("examples", len(new))
     store.insert("examples", [dict(id=i, run_id=run_id, round=rnd, **e) for i, e in zip(ids, new)])
     return {role: sum(1 for e in new if e["role"] == role) for role in ROLES}
+
+
+def _step_critiques(recipe: Recipe, atts: list[_Attempt], worked: dict[int, str],
+                    add: Callable[..., bool]) -> None:
+    """train.critiques = "steps": every wrong first answer with the verifier's critique (its first
+    wrong step against the worked answer, ``step_critique``) for the critic, and the worked answer
+    as the reviser's reply to the answer and that critique; then as many right first answers with a
+    confirmation, the reviser keeping the worked answer."""
+    p = recipe.prompts
+    critic = _agent(recipe, None, "critic")
+
+    def teach(a: _Attempt, critique: str) -> bool:
+        user = fill(p.critique, {"task": a.prompt, "answer": a.text})
+        if not add("critic", a, "steps", role_messages(recipe, critic, user), critique):
+            return False
+        user = fill(p.revise, {"task": a.prompt, "answer": a.text, "critique": critique})
+        add("reviser", a, "steps", role_messages(recipe, _agent(recipe, a.agent, "solver"), user), worked[a.task_id])
+        return True
+
+    firsts = [a for a in atts if a.turn == 0 and a.text.strip() and a.task_id in worked]
+    n = 0
+    for a in firsts:
+        critique = None if a.correct else step_critique(a.text, worked[a.task_id])
+        if critique is not None:
+            n += teach(a, critique)
+    for a in firsts:
+        if n <= 0:
+            break
+        if a.correct and a.answer:
+            n -= teach(a, confirmation(a.answer))
 
 
 def collect_replay(store: Store, runtime: Runtime, run_id: int, rnd: int, max_tokens: int = 96) -> int:

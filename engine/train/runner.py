@@ -216,6 +216,8 @@ def train_lora(cfg: TrainConfig, examples: list[list[dict[str, str]]], *, cancel
     process per step. Raises TrainingError."""
     if not examples:
         raise TrainingError("no verified examples to train on yet")
+    if not cfg.check_prompts:  # export compares the adapter's outputs on them with the trained model's
+        raise TrainingError("no prompts to check the exported adapter on (TrainConfig.check_prompts is empty)")
     check_disk(cfg.home)
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     log_path = cfg.workdir / "worker.log"
