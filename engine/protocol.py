@@ -247,8 +247,11 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
                 tp, fn = (tp + 1, fn) if said is True else (tp, fn + 1)
             else:
                 tn, fp = (tn + 1, fp) if said is False else (tn, fp + 1)
-    picks = [pick(recipe, bool(judges), a, b, jf, jl, j is not None)
-             for a, b, jf, jl, j in zip(first_texts, texts, judged_first, judged_final, agreed)]
+    answers = [(domain.verify(tr.task, a).answer, domain.verify(tr.task, b).answer)
+               for tr, a, b in zip(tasks, first_texts, texts)]
+    same = [a == b or (x is not None and x == y) for a, b, (x, y) in zip(first_texts, texts, answers)]
+    picks = [pick(recipe, bool(judges), a, b, jf, jl, j is not None, s)
+             for a, b, jf, jl, j, s in zip(first_texts, texts, judged_first, judged_final, agreed, same)]
     rows = [Trace(*t) for t in zip(first_texts, critiques, texts, first_ok, final_ok, judged_first, judged_final,
                                    picks, agreed, agreed_ok)]
     answer_ok = [answer_right(t) for t in rows]
@@ -319,11 +322,13 @@ def answer_right(trace: Trace) -> bool:
 
 
 def pick(recipe: Recipe, judged: bool, first: str, revision: str, judge_first: bool | None,
-         judge_revision: bool | None, judge_has_result: bool = False) -> str:
+         judge_revision: bool | None, judge_has_result: bool = False, same_value: bool = False) -> str:
     """The debate's answer: ``"revision"``, ``"first"`` or ``"judge"``. With round.debate_answer =
     "judged" and a judge, the revision only where the judge called the first answer wrong and the
     revision right (an unusable verdict changes nothing); with "three-way" the same, except that where
-    it called both wrong and has a result of its own, its result; else the revision.
+    it called both wrong and has a result of its own, its result; with "majority" (a computing
+    judge) the answer two of the three reach: the one the judge's result equals, the first where
+    it and the revision have the same value (``same_value``), else the revision; else the revision.
 
     >>> from engine.recipes import load_recipe
     >>> r = load_recipe("default")[0]
@@ -334,7 +339,16 @@ def pick(recipe: Recipe, judged: bool, first: str, revision: str, judge_first: b
     >>> t = r.model_copy(update={"round": r.round.model_copy(update={"judging": "compute", "debate_answer": "three-way"})})
     >>> pick(t, True, "5", "6", False, False, True), pick(t, True, "5", "5", False, False, True), pick(t, True, "5", "6", False, False)
     ('judge', 'judge', 'first')
+    >>> m = r.model_copy(update={"round": r.round.model_copy(update={"judging": "compute", "debate_answer": "majority"})})
+    >>> pick(m, True, "5", "6", True, False, True), pick(m, True, "5", "6", False, True, True)
+    ('first', 'revision')
+    >>> pick(m, True, "so 5", "5", False, False, True, same_value=True), pick(m, True, "5", "6", False, False, True)
+    ('first', 'revision')
     """
+    if recipe.round.debate_answer == "majority" and judged:
+        if judge_first is True or (same_value and first != revision):
+            return "first"
+        return "revision"
     if (recipe.round.debate_answer == "three-way" and judged and judge_has_result
             and _both_wrong(judge_first, judge_revision, first == revision)):
         return "judge"

@@ -201,13 +201,16 @@ class RoundSpec(_Strict):
         "very task the solver worked makes the solver's slips with it and passes them; measured on one adapter "
         "(benchmarks/probes/swap_judge.py, seed 7 round 3, test levels 2, 3 and mixed), the swapped view passed 29 of "
         "127 wrong answers where the asked one passed 61 (balanced accuracy 86.3% against 74.3%).")
-    debate_answer: Literal["judged", "revision", "three-way"] = Field(
+    debate_answer: Literal["judged", "revision", "three-way", "majority"] = Field(
         "judged", description="The answer a debate settles on (the debate protocol: swarm eval --debate, the improve "
         "benchmark, the per-role gate's debate). judged: the judge's pick, the revision only where the judge calls "
         "the first answer wrong and the revision right, else the first answer. revision: the last revision, whatever "
         "the judge said. three-way (round.judging = 'compute'): as judged, but where the judge calls both wrong and "
-        "has a result of its own (with round.judge_votes, one that round.judge_agree of them reach), its result. All "
-        "are scored from the same answers; a score records the revisions' own figures beside.")
+        "has a result of its own (with round.judge_votes, one that round.judge_agree of them reach), its result. "
+        "majority (round.judging = 'compute'): the value two of the three reach, the first answer, the revision and "
+        "the judge's result (an answer the judge calls right, or the first answer where it and the revision agree), "
+        "else the revision: where each says another thing, or the judge has no result, the reviser had the last "
+        "word. All are scored from the same answers; a score records the revisions' own figures beside.")
     hints: bool = Field(
         False, description="After the judge, the hint phase: each wrong final answer (at most train.max_per_task per "
         "task) gets a critique written with the verified result in view (prompts.hint) and a revision by its solver "
@@ -413,9 +416,9 @@ class Recipe(_Strict):
         if self.round.judge_votes > 1 and self.round.judging != "compute":
             raise ValueError(f"round.judge_votes: {self.round.judge_votes} needs round.judging = 'compute' (a vote is "
                              f"a result the judge works out; a verdict judge gives one verdict)")
-        if self.round.debate_answer == "three-way" and self.round.judging != "compute":
-            raise ValueError("round.debate_answer: 'three-way' needs round.judging = 'compute' (the third answer is "
-                             "the result the judge works out)")
+        if self.round.debate_answer in ("three-way", "majority") and self.round.judging != "compute":
+            raise ValueError(f"round.debate_answer: {self.round.debate_answer!r} needs round.judging = 'compute' (the "
+                             "third answer is the result the judge works out)")
         if self.train.critiques == "steps" and not self.task.worked:
             raise ValueError(f"train.critiques: 'steps' needs a worked task.answer_format (a value has no steps to "
                              f"point at; {self.task.answer_format!r} is not worked)")

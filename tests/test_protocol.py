@@ -270,3 +270,23 @@ def test_a_computing_judge_can_be_asked_the_task_with_its_operands_swapped() -> 
         Recipe.model_validate({**asked.model_dump(), "round": {**asked.round.model_dump(), "judge_view": "mirrored"}})
     with pytest.raises(ValueError, match="round.judge_view: 'swapped' needs round.judging = 'compute'"):
         Recipe.model_validate({**base.model_dump(), "round": {**base.round.model_dump(), "judge_view": "swapped"}})
+
+
+def test_the_majority_answer_is_the_value_two_of_first_revision_and_judge_reach_else_the_revision() -> None:
+    base = load_recipe("recipes/default.toml")[0]
+    recipe = base.model_copy(update={"round": base.round.model_copy(update={"judging": "compute",
+                                                                           "debate_answer": "majority"})})
+    tasks = [TaskRow(i, Task("arith", f"What is {e}?", str(eval(e)), 2, f"fp{i}", {"expression": e}))
+             for i, e in enumerate(["10 + 10", "20 + 20", "30 + 30", "40 + 40", "50 + 50"], 1)]
+    first = {"10 + 10": "20", "20 + 20": "41", "30 + 30": "61", "40 + 40": "so 81", "50 + 50": "101"}
+    revised = {"10 + 10": "21", "20 + 20": "40", "30 + 30": "60", "40 + 40": "81", "50 + 50": "102"}
+    # the judge sides with the first answer; with the revision; with neither (the revision stands);
+    # with neither where first and revision agree in value (the first stands); with neither of three
+    results = {"10 + 10": "20", "20 + 20": "40", "30 + 30": "59", "40 + 40": "80", "50 + 50": "100"}
+    sc = debate_score(Scripted(first, revised, {}, results), recipe, tasks)  # type: ignore[arg-type]
+    assert [sc.traces[i].answer for i in range(1, 6)] == ["first", "revision", "revision", "first", "revision"]
+    assert (sc.first, sc.final, sc.right_to_wrong, sc.wrong_to_right) == (1, 3, 0, 2)
+    assert sc.three_way == 4  # three-way takes the judge's 59, 80 and 100 where it disagrees with both
+    bad = base.model_copy(update={"round": base.round.model_copy(update={"debate_answer": "majority"})})
+    with pytest.raises(ValueError, match=r"round.debate_answer: 'majority' needs round.judging = 'compute'"):
+        Recipe.model_validate(bad.model_dump())

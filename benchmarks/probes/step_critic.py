@@ -11,7 +11,14 @@ and the judge stay on the run's adapter. The debate protocol on the run's test s
 (every role on the run's adapter) and after; the critic's critiques of wrong first answers
 scored against the step the verified answer names.
 
-Usage: step_critic.py HOME LEVELS [STEPS [LORA]]   (writes /tmp/bench/step-critic.json)"""
+A one-off probe, kept as it ran (2026-12-04) on a copy of the home of the improve benchmark's seed-7
+look-ahead run (``improve-columns-ahead-seed7-partial.json``; its adapter in use, round 3's):
+``PYTHONPATH=. python benchmarks/probes/step_critic.py HOME 2,3,9 60`` (as many right answers as
+wrong: 323 each; the rows: ``benchmarks/results/probe-step-critic-balanced-seed7-round3.json``) and
+``ALL_FIXES=1 ... HOME 2,3,9 120`` (every wrong answer, 1,770; ``probe-step-critic-all-seed7-round3.json``),
+about 12 and 25 minutes.
+Usage: step_critic.py HOME LEVELS [STEPS [LORA]]   (writes $OUT, default /tmp/bench/step-critic.json;
+LORA: weights this probe trained before, exported instead of training again)"""
 import json, os, random, shutil, sys, tempfile, time
 from pathlib import Path
 
