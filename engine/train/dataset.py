@@ -35,8 +35,8 @@ import json
 import math
 import random
 import re
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from engine.agents import JUDGE_PREFIX, fill, request, seed_for
