@@ -204,8 +204,9 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
                 request(solver, fill(p.revise, {"task": tr.task.prompt, "answer": t, "critique": k}), 0, greedy=True)
                 for tr, t, k in zip(tasks, texts, crits)])]
             critiques = list(crits)
-    first_ok = [domain.verify(tr.task, t).correct for tr, t in zip(tasks, first_texts)]
-    final_ok = [domain.verify(tr.task, t).correct for tr, t in zip(tasks, texts)]
+    first_v = [domain.verify(tr.task, t) for tr, t in zip(tasks, first_texts)]
+    final_v = [domain.verify(tr.task, t) for tr, t in zip(tasks, texts)]
+    first_ok, final_ok = [v.correct for v in first_v], [v.correct for v in final_v]
     judged_first: list[bool | None] = [None] * len(tasks)
     judged_final: list[bool | None] = [None] * len(tasks)
     judge_ok: list[bool] = [False] * len(tasks)  # a computing judge's own result is right
@@ -247,9 +248,7 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
                 tp, fn = (tp + 1, fn) if said is True else (tp, fn + 1)
             else:
                 tn, fp = (tn + 1, fp) if said is False else (tn, fp + 1)
-    answers = [(domain.verify(tr.task, a).answer, domain.verify(tr.task, b).answer)
-               for tr, a, b in zip(tasks, first_texts, texts)]
-    same = [a == b or (x is not None and x == y) for a, b, (x, y) in zip(first_texts, texts, answers)]
+    same = [same_value(a, b, x.answer, y.answer) for a, b, x, y in zip(first_texts, texts, first_v, final_v)]
     picks = [pick(recipe, bool(judges), a, b, jf, jl, j is not None, s)
              for a, b, jf, jl, j, s in zip(first_texts, texts, judged_first, judged_final, agreed, same)]
     rows = [Trace(*t) for t in zip(first_texts, critiques, texts, first_ok, final_ok, judged_first, judged_final,
@@ -319,6 +318,16 @@ def answer_right(trace: Trace) -> bool:
     if trace.answer == "judge":
         return bool(trace.judge_answer_right)
     return bool(trace.revision_right if trace.answer == "revision" else trace.first_right)
+
+
+def same_value(first: str, revision: str, first_answer: str | None, revision_answer: str | None) -> bool:
+    """Whether a first answer and its revision say the same: the same text, or the same answer
+    read from each (``Verdict.answer``; None, no answer, is never the same as another).
+
+    >>> same_value("so 81", "81", "81", "81"), same_value("?", "!", None, None), same_value("x", "x", None, None)
+    (True, False, True)
+    """
+    return first == revision or (first_answer is not None and first_answer == revision_answer)
 
 
 def pick(recipe: Recipe, judged: bool, first: str, revision: str, judge_first: bool | None,

@@ -48,6 +48,12 @@ def _task(eng: Engine, run_id: int, rnd: int | None, prompt: str, held_out: bool
     return tid
 
 
+def _columns(recipe: Any, **train: Any) -> Any:
+    """``recipe`` with its answers worked in columns and ``train`` set."""
+    return recipe.model_copy(update={"task": recipe.task.model_copy(update={"answer_format": "columns"}),
+                                     "train": recipe.train.model_copy(update=train)})
+
+
 def test_dataset_dedupes_caps_accumulates_and_never_takes_held_out(tiny_recipe: Path) -> None:
     eng = Engine.open()
     run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
@@ -97,7 +103,7 @@ def test_a_computing_judge_learns_each_tasks_verified_result_without_an_answer(t
     assert [m[-1]["content"] for m in judge] == ["1", "1"] and all("Answer" not in m[-2]["content"] for m in judge)
     assert collect(eng.store, recipe, run_id, 0)["judge"] == 0  # known already
     # In a worked format the judge learns each task worked in it (and works it out at inference)
-    worked = recipe.model_copy(update={"task": recipe.task.model_copy(update={"answer_format": "columns"})})
+    worked = _columns(recipe)
     t2 = _task(eng, run_id, 1, "What is 19 + 72?", reference="91", expression="19 + 72")
     _attempt(eng, run_id, 1, t2, "81", False)
     assert collect(eng.store, worked, run_id, 1)["judge"] == 1
@@ -127,8 +133,7 @@ def test_unsolved_tasks_can_train_the_solver_worked_from_their_verified_result(t
     eng = Engine.open()
     run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
     base = load_recipe(str(tiny_recipe))[0]
-    cols = base.model_copy(update={"task": base.task.model_copy(update={"answer_format": "columns"})})
-    worked = cols.model_copy(update={"train": base.train.model_copy(update={"unsolved": "worked"})})
+    cols, worked = _columns(base), _columns(base, unsolved="worked")
     solved = _task(eng, run_id, 0, "What is 19 + 72?", reference="91", expression="19 + 72")
     unsolved = _task(eng, run_id, 0, "What is 45 + 38?", reference="83", expression="45 + 38")
     held = _task(eng, run_id, None, "What is 11 + 11?", held_out=True, reference="22", expression="11 + 11")
@@ -157,8 +162,7 @@ def test_step_critiques_teach_the_critic_the_first_wrong_step_and_the_reviser_th
     eng = Engine.open()
     run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
     base = load_recipe(str(tiny_recipe))[0]
-    cols = base.model_copy(update={"task": base.task.model_copy(update={"answer_format": "columns"})})
-    steps = cols.model_copy(update={"train": base.train.model_copy(update={"critiques": "steps"})})
+    steps = _columns(base, critiques="steps")
     wrong = _task(eng, run_id, 0, "What is 160 + 48?", reference="208", expression="160 + 48")
     right = _task(eng, run_id, 0, "What is 19 + 72?", reference="91", expression="19 + 72")
     other = _task(eng, run_id, 0, "What is 11 + 22?", reference="33", expression="11 + 22")
@@ -236,7 +240,7 @@ def test_an_answer_format_trains_each_verified_answer_worked_in_it(tiny_recipe: 
     eng = Engine.open()
     run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
     base = load_recipe(str(tiny_recipe))[0]
-    recipe = base.model_copy(update={"task": base.task.model_copy(update={"answer_format": "columns"})})
+    recipe = _columns(base)
     tid = _task(eng, run_id, 0, "What is 19 + 72?", reference="91", expression="19 + 72")
     for text, ok in [("91", True), ("19 + 72 = 91", True), ("81", False)]:
         _attempt(eng, run_id, 0, tid, text, ok)

@@ -10,28 +10,25 @@ import sys
 
 import duckdb
 
-from engine.protocol import pick
+from engine.protocol import pick, same_value
 from engine.recipes import load_recipe
 from engine.tasks.arith import extract_answer
+
 r = load_recipe("default")[0]
 m = r.model_copy(update={"round": r.round.model_copy(update={"judging": "compute", "debate_answer": "majority"})})
 c = duckdb.connect(sys.argv[1] + "/swarm.duckdb", read_only=True)
-evals = c.execute("select id, round, adapter_id, eval_set from debate_evals where pool = 'test' order by id").fetchall()
-by = collections.defaultdict(collections.Counter)
-for did, rnd, ad, name in evals:
+by: dict[int | None, collections.Counter] = collections.defaultdict(collections.Counter)
+for did, ad in c.execute("select id, adapter_id from debate_evals where pool = 'test' order by id").fetchall():
     for first, final, fr, lr, jf, jl, ja, jok, ans in c.execute(
             "select first_text, final_text, first_correct, final_correct, judge_first, judge_final, judge_answer, "
             "judge_answer_correct, answer from debate_eval_answers where debate_eval_id = ?", [did]).fetchall():
-        a, b = extract_answer(first), extract_answer(final)
-        same = first == final or (a is not None and a == b)
-        p = pick(m, True, first, final, jf, jl, ja is not None, same)
-        ok = lr if p == "revision" else fr
-        three = bool(jok) if (ja is not None and jf is False and (jl is False or first == final)) else None
-        key = ad
-        by[key]["n"] += 1; by[key]["first"] += fr; by[key]["revision"] += lr; by[key]["majority"] += ok
-        by[key]["maj_r2w"] += fr and not ok; by[key]["maj_w2r"] += ok and not fr
-        by[key]["judged"] += (lr if ans == "revision" else jok if ans == "judge" else fr)
-        by[key]["judge_right"] += bool(jok)
+        same = same_value(first, final, extract_answer(first), extract_answer(final))
+        ok = lr if pick(m, True, first, final, jf, jl, ja is not None, same) == "revision" else fr
+        v = by[ad]
+        v["n"] += 1; v["first"] += fr; v["revision"] += lr; v["majority"] += ok
+        v["maj_r2w"] += fr and not ok; v["maj_w2r"] += ok and not fr
+        v["judged"] += (lr if ans == "revision" else jok if ans == "judge" else fr)
+        v["judge_right"] += bool(jok)
 for ad, v in by.items():
     n = v["n"]
     print(f"adapter {ad}: n {n} first {v['first']} revision {v['revision']} ({(v['revision']-v['first'])/n*100:+.1f}) "

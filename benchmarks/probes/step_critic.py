@@ -19,15 +19,14 @@ wrong: 323 each; the rows: ``benchmarks/results/probe-step-critic-balanced-seed7
 about 12 and 25 minutes.
 Usage: step_critic.py HOME LEVELS [STEPS [LORA]]   (writes $OUT, default /tmp/bench/step-critic.json;
 LORA: weights this probe trained before, exported instead of training again)"""
-import json, os, random, shutil, sys, tempfile, time
+import json, os, random, sys, time
 from pathlib import Path
 
-from engine.api import Engine
+from benchmarks.probes.common import open_copy
 from engine.agents import fill
 from engine.pools import pool_tasks
 from engine.protocol import debate_score
 from engine.roles import in_use
-from engine.tasks import get_domain
 from engine.tasks.arith import extract_answer, worked
 from engine.tasks.common import first_wrong_step, step_critique
 from engine.train.dataset import confirmation, role_messages
@@ -35,12 +34,7 @@ from engine.train.runner import TrainConfig, train_lora
 
 src, levels = sys.argv[1], [int(x) for x in sys.argv[2].split(",")]
 steps = int(sys.argv[3]) if len(sys.argv) > 3 else None
-home = Path(tempfile.mkdtemp()) / "home"
-shutil.copytree(src, home, ignore=shutil.ignore_patterns("*.sock"))
-eng = Engine.open(home)
-run_id = eng.store.execute("select max(id) from runs")[0][0]
-rec = eng.run_info(run_id).recipe
-dom = get_domain(rec.task.domain)
+home, eng, run_id, rec, dom = open_copy(src)
 fmt = rec.task.answer_format
 aid, apath, asha = in_use(eng.store, run_id)
 apath = str(home / Path(apath).relative_to(Path(apath).parents[4]))  # the copy's own file
@@ -130,11 +124,12 @@ for lvl in levels:
         t = after.traces[tr.id]
         if t.first_right:
             continue
-        found = first_wrong_step(t.first, dom.worked(tr.task, fmt))
+        right = dom.worked(tr.task, fmt)
+        found = first_wrong_step(t.first, right)
         if found is None or not found[0]:
             continue
         located += 1
-        named += bool(t.critique and t.critique.strip() == step_critique(t.first, dom.worked(tr.task, fmt)))
+        named += bool(t.critique and t.critique.strip() == step_critique(t.first, right))
     confirmed = sum(1 for tr in tasks if after.traces[tr.id].first_right
                     and (after.traces[tr.id].critique or "").startswith("The answer"))
     result["levels"][lvl] = {"before": before.summary(), "after": after.summary(), "located": located,

@@ -13,22 +13,17 @@ Run again (2026-12-04) on round 3's adapter of the same seed played with round.j
 It swapped with a copy of its own then; it now takes the engine's view (``Arith.view``), which gives
 the same swapped expression on every one of those 600 rows.
 Usage: swap_judge.py HOME ADAPTER LEVELS"""
-import json, shutil, sys, tempfile
+import json, sys
 from pathlib import Path
-from engine.api import Engine
+
+from benchmarks.probes.common import open_copy
 from engine.agents import judge_requests, judge_text, judge_result
 from engine.evaluate import score
 from engine.pools import pool_tasks
-from engine.tasks import get_domain
 
 
 src, adapter, levels = sys.argv[1], sys.argv[2], [int(x) for x in sys.argv[3].split(",")]
-home = Path(tempfile.mkdtemp()) / "home"
-shutil.copytree(src, home, ignore=shutil.ignore_patterns("*.sock"))
-eng = Engine.open(home)
-run_id = eng.store.execute("select max(id) from runs")[0][0]
-rec = eng.run_info(run_id).recipe
-dom = get_domain(rec.task.domain)
+home, eng, run_id, rec, dom = open_copy(src)
 rt = eng.runtime_for(rec, run_id)
 if adapter != "base":
     rt.set_adapter(adapter).result()

@@ -1,0 +1,22 @@
+"""What the offline probes share: a finished run's home, copied and opened."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from engine.api import Engine
+from engine.recipes import Recipe
+from engine.tasks import get_domain
+
+
+def open_copy(src: str) -> tuple[Path, Engine, int, Recipe, Any]:
+    """A copy of the home ``src`` (its socket left behind, so a live run's home can be copied),
+    opened: the copy's path, the engine, its newest run, that run's recipe and task domain."""
+    home = Path(tempfile.mkdtemp()) / "home"
+    shutil.copytree(src, home, ignore=shutil.ignore_patterns("*.sock"))
+    eng = Engine.open(home)
+    run_id = eng.store.execute("select max(id) from runs")[0][0]
+    rec = eng.run_info(run_id).recipe
+    return home, eng, run_id, rec, get_domain(rec.task.domain)
