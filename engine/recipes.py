@@ -308,6 +308,11 @@ class TrainSpec(_Strict):
         "metric (solver: pass@1 and the facts; critic and reviser: the debate's right answers after revision; judge: "
         "balanced accuracy against the verifier not lower, and its verdicts on the same answers better than the judge "
         "in use's beyond noise, one-sided at eval.alpha). The proposer runs on the base model.")
+    role_steps: int | None = Field(
+        None, ge=1, le=100_000, description="With train.adapters = 'per-role': the solver's adapter trains the round's "
+        "steps (train.steps, or what train.epochs asks) and each other role's this many, whatever the number of its "
+        "examples, so that a role with many cheap examples (the verifier's step critiques) does not take the solver's "
+        "steps. None: the round's steps shared out in proportion to each role's examples.")
     targets: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         min_length=1,
@@ -419,6 +424,9 @@ class Recipe(_Strict):
         if self.round.debate_answer in ("three-way", "majority") and self.round.judging != "compute":
             raise ValueError(f"round.debate_answer: {self.round.debate_answer!r} needs round.judging = 'compute' (the "
                              "third answer is the result the judge works out)")
+        if self.train.role_steps is not None and self.train.adapters != "per-role":
+            raise ValueError(f"train.role_steps: {self.train.role_steps} needs train.adapters = 'per-role' (one shared "
+                             "adapter trains every role's examples in the same steps)")
         if self.train.critiques == "steps" and not self.task.worked:
             raise ValueError(f"train.critiques: 'steps' needs a worked task.answer_format (a value has no steps to "
                              f"point at; {self.task.answer_format!r} is not worked)")

@@ -13,6 +13,7 @@ import pytest
 from engine.api import Engine
 from engine.evaluate import bootstrap_ci, gate, paired, score
 from engine.models import check_gguf, sha256_file
+from engine.errors import RecipeError
 from engine.recipes import load_recipe
 from engine.rounds import TaskRow
 from engine.runtime import Request, Runtime, Sampling
@@ -812,6 +813,47 @@ def test_recall_sets_are_the_first_dev_tasks_of_each_level_below(tmp_path: Path,
     eng.close()
 
 
+def _role_examples(eng: Engine, run_id: int) -> None:
+    """Round 0's examples by hand: 6 solver, 3 critic, 3 judge, 1 reviser (each message names its role)."""
+    tid = eng.store.execute("select id from tasks where run_id = ? and pool = 'train' and rejected_reason is null "
+                            "limit 1", [run_id])[0][0]
+    rows = []
+    for role, n, reply in (("solver", 6, "3"), ("critic", 3, "The answer 3 is right."), ("judge", 3, "VERDICT: right"),
+                           ("reviser", 1, "3")):
+        for i in range(n):
+            rows.append(dict(id=eng.store.allocate_ids("examples", 1)[0], run_id=run_id, round=0, task_id=tid,
+                             attempt_id=None, role=role, source="verified",
+                             messages=[{"role": "user", "content": f"{role} question {i}"},
+                                       {"role": "assistant", "content": reply}]))
+    eng.store.insert("examples", rows)
+
+
+def test_role_steps_keep_the_solvers_steps(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """train.role_steps: with per-role adapters the solver trains the round's steps, each other
+    role with examples the fixed number, however many examples it has; a shared adapter refuses it."""
+    from engine.train import runner
+
+    recipe = small_recipe(tmp_path, tiny_model, **{
+        "max_per_task = 2": 'max_per_task = 2\nmin_examples = 2\nadapters = "per-role"\nrole_steps = 3',
+        "steps = 30": "steps = 20"})
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    assert eng.play(run_id) == "finished"
+    _role_examples(eng, run_id)
+    calls: list[tuple[Any, list[Any]]] = []
+    monkeypatch.setattr(runner, "train_lora", _fake_trainer(calls))
+    eng.train_now(run_id)
+    runs = {r[0]: r[1:] for r in eng.store.execute(
+        "select role, status, steps, n_examples from training_runs where run_id = ?", [run_id])}
+    assert runs["solver"] == ("done", 20, 6) and runs["critic"] == ("done", 3, 3) and runs["judge"] == ("done", 3, 3)
+    assert runs["reviser"][0] == "skipped"
+    assert sorted(cfg.spec.steps for cfg, _ in calls) == [3, 3, 20]
+    eng.close()
+    shared = small_recipe(tmp_path, tiny_model, **{"max_per_task = 2": "max_per_task = 2\nrole_steps = 3"})
+    with pytest.raises(RecipeError, match=r"small.toml: .*train.role_steps: 3 needs train.adapters = 'per-role'"):
+        load_recipe(str(shared))
+
+
 def test_per_role_adapters_train_gate_and_serve_each_role(tmp_path: Path, tiny_model: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """train.adapters = "per-role": each role with examples trains its own adapter on its own
@@ -829,16 +871,7 @@ def test_per_role_adapters_train_gate_and_serve_each_role(tmp_path: Path, tiny_m
     run_id = eng.create_run(str(recipe), rounds=1, train=False)
     assert eng.play(run_id) == "finished"
     q = eng.store.execute
-    tid = q("select id from tasks where run_id = ? and pool = 'train' and rejected_reason is null limit 1", [run_id])[0][0]
-    rows = []
-    for role, n, reply in (("solver", 6, "3"), ("critic", 3, "The answer 3 is right."), ("judge", 3, "VERDICT: right"),
-                           ("reviser", 1, "3")):
-        for i in range(n):
-            rows.append(dict(id=eng.store.allocate_ids("examples", 1)[0], run_id=run_id, round=0, task_id=tid,
-                             attempt_id=None, role=role, source="verified",
-                             messages=[{"role": "user", "content": f"{role} question {i}"},
-                                       {"role": "assistant", "content": reply}]))
-    eng.store.insert("examples", rows)
+    _role_examples(eng, run_id)
     calls: list[tuple[Any, list[Any]]] = []
     monkeypatch.setattr(runner, "train_lora", _fake_trainer(calls))
     eng.train_now(run_id)

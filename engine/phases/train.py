@@ -47,7 +47,11 @@ def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) 
                                 "verified solver" if role == "solver" else role, spec.min_examples)
                  for role, ex in sets.items()}
         sizes = {role: 0 if skips[role] else len(ex) for role, ex in sets.items()}
-        steps = split_steps(round_steps(spec, sum(sizes.values())), sizes)
+        if spec.role_steps is None:
+            steps = split_steps(round_steps(spec, sum(sizes.values())), sizes)
+        else:  # the solver keeps the round's steps, each other role trains its own fixed number
+            steps = {role: (round_steps(spec, n) if role == "solver" else spec.role_steps) if n else 0
+                     for role, n in sizes.items()}
         done = {r for (r,) in q("select role from adapters where run_id = ? and round = ? and decision is null",
                                 [ctx.run_id, rnd])} if ctx.marking else set()
         jobs += [(role, ex, steps[role], skips[role]) for role, ex in sets.items() if role not in done]
