@@ -135,7 +135,7 @@ def step_child(base_dir: str, gguf: str, backend: str, batches_n: int) -> dict[s
             "seconds": times, "median_seconds": {k: statistics.median(v) for k, v in times.items()}}
 
 
-def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
+def run(quick: bool = False, model: str = DEFAULT_MODEL, name: str = "training") -> dict[str, Any]:
     steps = 6 if quick else 40
     spec = TrainSpec(steps=steps)
     gguf = resolve_model(model)
@@ -151,10 +151,9 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
         if unsloth_importable():
             variants.insert(0, ("unsloth", {"backend": "unsloth"}))
         results = {}
-        for name, extra in variants:
-            r = run_worker("train", {**base, **extra, "out": str(work / f"{name.replace(' ', '-')}.npz")}, work / "log")
-            # the first steps include warm-up; report the rest
-            results[name] = r
+        for variant, extra in variants:
+            r = run_worker("train", {**base, **extra, "out": str(work / f"{variant.replace(' ', '-')}.npz")}, work / "log")
+            results[variant] = r
         backend = "unsloth" if unsloth_importable() else "peft"
         proc = subprocess.run([sys.executable, "-m", "benchmarks.training", "--step", prep["base_dir"], str(gguf), backend,
                                str(3 if quick else 12)], capture_output=True, text=True, env={**os.environ})
@@ -171,11 +170,19 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict[str, Any]:
     fastest = min(r["seconds_per_step"] for r in results.values())
     ratios = {"fastest_vs_peft_fp32": results["peft fp32"]["seconds_per_step"] / fastest,
               "labels_only_vs_every_logit_step": med["every logit"] / med["labels only"]}
-    path = write_results("training", {"quick": quick, "steps": steps, "batch_size": spec.batch_size, "rank": spec.rank,
+    path = write_results(name, {"quick": quick, "device": _device(), "steps": steps, "batch_size": spec.batch_size, "rank": spec.rank,
                                       "results": results, "step": step, "ratios": ratios,
                                       "versions": versions("torch", "transformers", "peft", "unsloth")})
     print(f"wrote {path}")
     return {"ratios": ratios}
+
+
+def _device() -> str:
+    """Where the training ran: the CUDA device's name, else the CPU (torch imported in a child:
+    this process stays free of it)."""
+    proc = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.get_device_name(0) "
+                           "if torch.cuda.is_available() else 'CPU')"], capture_output=True, text=True)
+    return proc.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":
@@ -183,4 +190,11 @@ if __name__ == "__main__":
         os.environ.setdefault("UNSLOTH_DISABLE_STATISTICS", "1")
         print(json.dumps(step_child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))))
     else:
-        run(quick="--quick" in sys.argv)
+        import argparse
+
+        ap = argparse.ArgumentParser(description="Training throughput per backend (unsloth, PEFT fp32, PEFT bf16).")
+        ap.add_argument("--quick", action="store_true")
+        ap.add_argument("--model", default=DEFAULT_MODEL, help="GGUF path or builtin name (default: %(default)s)")
+        ap.add_argument("--name", default="training", help="results file name (default: %(default)s)")
+        args = ap.parse_args()
+        run(quick=args.quick, model=args.model, name=args.name)

@@ -37,14 +37,16 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.agents import JUDGE_PREFIX, fill, request, seed_for
 from engine.recipes import AgentSpec, Recipe, TrainSpec
 from engine.runtime import Runtime
-from engine.store import Store
 from engine.tasks.common import step_critique
 from engine.train.replay import REPLAY_PROMPTS
+
+if TYPE_CHECKING:  # the store (duckdb) is not needed to build examples (benchmarks on a training-only machine)
+    from engine.store import Store
 
 ROLES = ("solver", "reviser", "critic", "judge")
 
