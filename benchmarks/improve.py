@@ -48,7 +48,7 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
     from engine.events import PhaseFinished
     from engine.pools import fact_set, pool_tasks, set_name
     from engine.protocol import DebateScore, debate_score, record_debate, stored_debate
-    from engine.roles import adapters_key, roles_in_use, server
+    from engine.roles import adapters_key, falls_back, roles_in_use, server
     from engine.tasks.facts import SET_NAMES as FACT_SETS
     from engine.tasks import get_domain
     from engine.train.replay import CONTROL_PROMPTS
@@ -145,7 +145,7 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                             "where run_id = ? and round = ? and coalesce(role, 'solver') = 'solver' order by id desc limit 1", [run_id, r])
                 new = q("select id, promoted, decision, export_cosine, sha256 from adapters where run_id = ? and round = ? "
                         "and coalesce(role, 'solver') = 'solver' order by id desc limit 1", [run_id, r])
-                roles = roles_in_use(eng.store, run_id)
+                roles = roles_in_use(eng.store, run_id, falls_back(rec))
                 cur_id, cur_path, _sha = roles["solver"]
                 m = measure(cur_id, cur_path, r, roles)
                 decided = q("select role, id, promoted, decision from adapters where run_id = ? and round = ? "

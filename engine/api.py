@@ -29,7 +29,7 @@ from engine.evaluate import Score, record_score, score
 from engine.events import Event, EventBus, ModelNotice, RunFailed, RunFinished, RunStarted, Subscriber
 from engine.models import check_gguf, resolve_model
 from engine.protocol import DebateScore, debate_score, record_debate
-from engine.roles import adapters_key, roles_in_use, server
+from engine.roles import adapters_key, falls_back, roles_in_use, server
 from engine.pools import ensure_pools, report_sets
 from engine.paths import home_dir, store_path
 from engine.recipes import Recipe, load_recipe, parse_recipe
@@ -313,7 +313,7 @@ class Engine:
         before = rt.adapter
         rt.set_adapter(path, sha256=sha).result()
         # The debate of the adapters in use: per role, each role under its own (engine.roles).
-        roles = roles_in_use(self.store, run_id) if adapter == "in-use" else {}
+        roles = roles_in_use(self.store, run_id, falls_back(info.recipe)) if adapter == "in-use" else {}
         roles_key = adapters_key(roles)
         serve = server(rt, roles) if roles_key else None
         rnd = q("select coalesce(max(round), 0) from rounds where run_id = ?", [run_id])[0][0]

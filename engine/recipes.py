@@ -308,6 +308,11 @@ class TrainSpec(_Strict):
         "metric (solver: pass@1 and the facts; critic and reviser: the debate's right answers after revision; judge: "
         "balanced accuracy against the verifier not lower, and its verdicts on the same answers better than the judge "
         "in use's beyond noise, one-sided at eval.alpha). The proposer runs on the base model.")
+    role_fallback: Literal["base", "solver"] = Field(
+        "base", description="With train.adapters = 'per-role': what a role without a kept adapter of its own runs "
+        "under. base: the base model. solver: the solver's adapter in use (the reviser re-solves and a computing judge "
+        "works the task out: both are the solver's skill), and a role's own adapter starts from it with "
+        "train.warm_start; its gate compares the new adapter with the solver's.")
     role_steps: int | None = Field(
         None, ge=1, le=100_000, description="With train.adapters = 'per-role': the solver's adapter trains the round's "
         "steps (train.steps, or what train.epochs asks) and each other role's this many, whatever the number of its "
@@ -424,6 +429,9 @@ class Recipe(_Strict):
         if self.round.debate_answer in ("three-way", "majority") and self.round.judging != "compute":
             raise ValueError(f"round.debate_answer: {self.round.debate_answer!r} needs round.judging = 'compute' (the "
                              "third answer is the result the judge works out)")
+        if self.train.role_fallback != "base" and self.train.adapters != "per-role":
+            raise ValueError(f"train.role_fallback: {self.train.role_fallback!r} needs train.adapters = 'per-role' "
+                             "(one shared adapter serves every role)")
         if self.train.role_steps is not None and self.train.adapters != "per-role":
             raise ValueError(f"train.role_steps: {self.train.role_steps} needs train.adapters = 'per-role' (one shared "
                              "adapter trains every role's examples in the same steps)")

@@ -3,7 +3,7 @@
 With ``train.adapters = "shared"`` one adapter (``role`` NULL in the store) serves every role;
 with ``"per-role"`` the solver, critic, reviser and judge each have their own (``role`` names
 it), and a role without a kept adapter of its own runs on the base model, as the proposer
-always does. Either way the adapter a role runs under is the latest promoted one of the run
+always does, or with ``train.role_fallback = "solver"`` under the solver's adapter in use. Either way the adapter a role runs under is the latest promoted one of the run
 that serves it, so the same query answers for both modes and for runs from before roles.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 
+from engine.recipes import Recipe
 from engine.runtime import Runtime
 from engine.store import Store
 
@@ -23,17 +24,26 @@ Adapter = tuple[int | None, str | None, str | None]
 BASE: Adapter = (None, None, None)
 
 
-def in_use(store: Store, run_id: int, role: str = "solver") -> Adapter:
+def in_use(store: Store, run_id: int, role: str = "solver", fallback: bool = False) -> Adapter:
     """The adapter ``role`` runs under now: the run's latest promoted adapter that is ``role``'s
-    own or shared by every role; the base model when there is none."""
+    own or shared by every role; with ``fallback`` (train.role_fallback = "solver"), for a role
+    without one, the solver's; the base model when there is none."""
     row = store.execute("select id, path, sha256 from adapters where run_id = ? and promoted "
                         "and (role is null or role = ?) order by id desc limit 1", [run_id, role])
+    if not row and fallback and role in ROLES and role != "solver":  # the proposer stays on the base model
+        return in_use(store, run_id, "solver")
     return (int(row[0][0]), str(row[0][1]), str(row[0][2])) if row else BASE
 
 
-def roles_in_use(store: Store, run_id: int) -> dict[str, Adapter]:
-    """Every role's adapter now."""
-    return {role: in_use(store, run_id, role) for role in ROLES}
+def falls_back(recipe: Recipe) -> bool:
+    """Whether a role without an adapter of its own runs under the solver's (per-role adapters
+    with train.role_fallback = "solver")."""
+    return recipe.train.adapters == "per-role" and recipe.train.role_fallback == "solver"
+
+
+def roles_in_use(store: Store, run_id: int, fallback: bool = False) -> dict[str, Adapter]:
+    """Every role's adapter now (``fallback``: see ``in_use``)."""
+    return {role: in_use(store, run_id, role, fallback) for role in ROLES}
 
 
 def server(rt: Runtime, adapters: Mapping[str, Adapter]) -> Callable[[str], None]:

@@ -207,12 +207,19 @@ class PhaseRunner:
         shared adapter, the run's latest promoted one."""
         from engine.roles import in_use
 
-        aid, path, _sha = in_use(self.store, self.run_id, role)
+        aid, path, _sha = in_use(self.store, self.run_id, role, self.role_fallback)
         return aid, path
 
     @property
     def per_role(self) -> bool:
         return self.recipe.train.adapters == "per-role"
+
+    @property
+    def role_fallback(self) -> bool:
+        """A role without an adapter of its own runs under the solver's (train.role_fallback)."""
+        from engine.roles import falls_back
+
+        return falls_back(self.recipe)
 
     def serve(self, role: str) -> None:
         """Per-role adapters: make the runtime serve ``role``'s adapter before its requests. With
@@ -221,5 +228,5 @@ class PhaseRunner:
             return
         from engine.roles import in_use, server
 
-        server(self.rt, {role: in_use(self.store, self.run_id, role)})(role)
+        server(self.rt, {role: in_use(self.store, self.run_id, role, self.role_fallback)})(role)
 

@@ -854,6 +854,54 @@ def test_role_steps_keep_the_solvers_steps(tmp_path: Path, tiny_model: Path, mon
         load_recipe(str(shared))
 
 
+def test_role_fallback_runs_roles_without_an_adapter_under_the_solvers(tmp_path: Path, tiny_model: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """train.role_fallback = "solver": with per-role adapters a role without a kept adapter of its
+    own runs under the solver's in use (the base model with "base"), one with its own under that;
+    the next round serves them so; a shared adapter refuses the setting."""
+    from engine.roles import BASE, roles_in_use
+    from engine.train import runner
+
+    recipe = small_recipe(tmp_path, tiny_model, **{
+        "max_per_task = 2": 'max_per_task = 2\nmin_examples = 2\nadapters = "per-role"\nrole_fallback = "solver"',
+        "steps = 30": "steps = 20"})
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    assert eng.play(run_id) == "finished"
+    _role_examples(eng, run_id)
+    monkeypatch.setattr(runner, "train_lora", _fake_trainer([]))
+    eng.train_now(run_id)
+    q = eng.store.execute
+    ads = {r[0]: r[1:] for r in q("select role, id, path, sha256 from adapters where run_id = ?", [run_id])}
+    q("update adapters set promoted = false where run_id = ?", [run_id])  # whatever the gate said
+    eng.use_adapter(ads["solver"][0])
+    solver = tuple(ads["solver"])
+    assert roles_in_use(eng.store, run_id, fallback=True) == {r: solver for r in ("solver", "critic", "reviser", "judge")}
+    assert roles_in_use(eng.store, run_id) == {"solver": solver, "critic": BASE, "reviser": BASE, "judge": BASE}
+    eng.use_adapter(ads["critic"][0])
+    in_use = roles_in_use(eng.store, run_id, fallback=True)
+    assert in_use["critic"] == tuple(ads["critic"]) and in_use["judge"] == in_use["reviser"] == solver
+
+    rt = eng.runtime_for(eng.run_info(run_id).recipe, run_id)
+    names = {ads["solver"][2]: "solver", ads["critic"][2]: "critic"}
+    served: set[tuple[str, str]] = set()
+    submit = rt.submit_many
+
+    def recording(reqs):  # type: ignore[no-untyped-def]
+        reqs = list(reqs)
+        served.update((r.role, names.get(rt.adapter_sha256, "base")) for r in reqs)
+        return submit(reqs)
+
+    monkeypatch.setattr(rt, "submit_many", recording)
+    assert eng.play(run_id, rounds=2) == "finished"
+    assert {a for r, a in served if r in ("solver", "judge")} == {"solver"}
+    assert {a for r, a in served if r == "critic"} == {"critic"} and ("proposer", "base") in served
+    eng.close()
+    shared = small_recipe(tmp_path, tiny_model, **{"max_per_task = 2": 'max_per_task = 2\nrole_fallback = "solver"'})
+    with pytest.raises(RecipeError, match=r"train.role_fallback: 'solver' needs train.adapters = 'per-role'"):
+        load_recipe(str(shared))
+
+
 def test_per_role_adapters_train_gate_and_serve_each_role(tmp_path: Path, tiny_model: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """train.adapters = "per-role": each role with examples trains its own adapter on its own

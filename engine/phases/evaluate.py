@@ -159,7 +159,7 @@ def gate_debate(ctx: PhaseRunner, rnd: int, difficulty: int, new: dict[str, Any]
     sets = debate_dev_sets(ctx.store, ctx.run_id, ctx.recipe, difficulty)
     names = ", ".join(sets) or set_name("dev", min(difficulty, ctx.recipe.task.max_difficulty))
     n = sum(len(t) for t in sets.values())
-    ref = roles_in_use(ctx.store, ctx.run_id)
+    ref = roles_in_use(ctx.store, ctx.run_id, ctx.role_fallback)
     cand = {**ref, **{role: (int(r[0]), str(r[1]), str(r[2])) for role, r in new.items()}}
     solver_id = ref["solver"][0]
     decided: list[tuple[int, str, bool, str, dict[str, Any]]] = []  # id, role, keep, reason, numbers
