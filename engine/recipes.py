@@ -311,8 +311,9 @@ class TrainSpec(_Strict):
     role_fallback: Literal["base", "solver"] = Field(
         "base", description="With train.adapters = 'per-role': what a role without a kept adapter of its own runs "
         "under. base: the base model. solver: the solver's adapter in use (the reviser re-solves and a computing judge "
-        "works the task out: both are the solver's skill), and a role's own adapter starts from it with "
-        "train.warm_start; its gate compares the new adapter with the solver's.")
+        "works the task out: both are the solver's skill); with train.warm_start each round's critic, reviser and "
+        "judge adapters start from that round's new solver adapter (trained first), and their gate compares them with "
+        "the solver's in use.")
     role_steps: int | None = Field(
         None, ge=1, le=100_000, description="With train.adapters = 'per-role': the solver's adapter trains the round's "
         "steps (train.steps, or what train.epochs asks) and each other role's this many, whatever the number of its "

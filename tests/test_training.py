@@ -858,21 +858,35 @@ def test_role_fallback_runs_roles_without_an_adapter_under_the_solvers(tmp_path:
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """train.role_fallback = "solver": with per-role adapters a role without a kept adapter of its
     own runs under the solver's in use (the base model with "base"), one with its own under that;
-    the next round serves them so; a shared adapter refuses the setting."""
+    the next round serves them so; with warm_start the solver trains first and the other roles
+    start from its new adapter; a shared adapter refuses the setting."""
     from engine.roles import BASE, roles_in_use
     from engine.train import runner
 
     recipe = small_recipe(tmp_path, tiny_model, **{
-        "max_per_task = 2": 'max_per_task = 2\nmin_examples = 2\nadapters = "per-role"\nrole_fallback = "solver"',
+        "max_per_task = 2": 'max_per_task = 2\nmin_examples = 2\nadapters = "per-role"\nrole_fallback = "solver"\n'
+                            'warm_start = true\nroles = ["critic", "judge", "solver", "reviser"]',
         "steps = 30": "steps = 20"})
     eng = Engine.open()
     run_id = eng.create_run(str(recipe), rounds=1, train=False)
     assert eng.play(run_id) == "finished"
     _role_examples(eng, run_id)
-    monkeypatch.setattr(runner, "train_lora", _fake_trainer([]))
+    calls: list[tuple[Any, list[Any]]] = []
+    fake = _fake_trainer(calls)
+
+    def with_lora(cfg, examples, **kw):  # type: ignore[no-untyped-def]
+        out = fake(cfg, examples, **kw)
+        (cfg.workdir / "lora.npz").write_bytes(b"")  # what warm_start continues from
+        return out
+
+    monkeypatch.setattr(runner, "train_lora", with_lora)
     eng.train_now(run_id)
     q = eng.store.execute
     ads = {r[0]: r[1:] for r in q("select role, id, path, sha256 from adapters where run_id = ?", [run_id])}
+    # the solver first (whatever train.roles' order), from nothing; the others from its new adapter
+    first, rest = calls[0][0], [cfg for cfg, _ in calls[1:]]
+    assert first.init_lora is None and first.workdir == Path(ads["solver"][1]).parent and len(rest) == 2
+    assert all(cfg.init_lora == Path(ads["solver"][1]).with_name("lora.npz") for cfg in rest)
     q("update adapters set promoted = false where run_id = ?", [run_id])  # whatever the gate said
     eng.use_adapter(ads["solver"][0])
     solver = tuple(ads["solver"])

@@ -54,12 +54,27 @@ def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) 
                      for role, n in sizes.items()}
         done = {r for (r,) in q("select role from adapters where run_id = ? and round = ? and decision is null",
                                 [ctx.run_id, rnd])} if ctx.marking else set()
-        jobs += [(role, ex, steps[role], skips[role]) for role, ex in sets.items() if role not in done]
+        # the solver first: with train.role_fallback = "solver" the other roles start from its new adapter
+        jobs += sorted(((role, ex, steps[role], skips[role]) for role, ex in sets.items() if role not in done),
+                       key=lambda job: job[0] != "solver")
     if not jobs:
         with ctx.store.transaction():
             ctx.mark(rnd, "train")
     for i, (role, examples, steps, skip) in enumerate(jobs):
         train_one(ctx, rnd, role, examples, steps, skip, last=i == len(jobs) - 1)
+
+
+def start_from(ctx: PhaseRunner, rnd: int, role: str | None) -> tuple[int | None, str | None]:
+    """The adapter a new ``role`` adapter continues from with train.warm_start: the one the role
+    runs under now; with train.role_fallback = "solver", for the critic, reviser and judge, this
+    round's new solver adapter when the solver trained one (gated or not), so that each round's
+    role adapter is the solver's newest plus its own steps rather than lagging a round behind."""
+    if role not in (None, "solver") and ctx.role_fallback:
+        row = ctx.store.execute("select id, path from adapters where run_id = ? and round = ? and role = 'solver' "
+                                "order by id desc limit 1", [ctx.run_id, rnd])
+        if row:
+            return int(row[0][0]), str(row[0][1])
+    return ctx.current_adapter(role or "solver")
 
 
 def train_one(ctx: PhaseRunner, rnd: int, role: str | None, examples: list[Any], steps: int, skip: str | None,
@@ -72,7 +87,7 @@ def train_one(ctx: PhaseRunner, rnd: int, role: str | None, examples: list[Any],
     spec = ctx.recipe.train.model_copy(update={"steps": steps})
     mark = (lambda: ctx.mark(rnd, "train")) if last else (lambda: None)
     who = f"{role} adapter: " if role else ""
-    in_use_id, in_use = ctx.current_adapter(role or "solver")
+    in_use_id, in_use = start_from(ctx, rnd, role)
     init = Path(in_use).with_name("lora.npz") if in_use and spec.warm_start else None
     init = init if init is not None and init.exists() else None
     tr_id = ctx.store.allocate_ids("training_runs", 1)[0]
