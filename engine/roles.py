@@ -3,8 +3,9 @@
 With ``train.adapters = "shared"`` one adapter (``role`` NULL in the store) serves every role;
 with ``"per-role"`` the solver, critic, reviser and judge each have their own (``role`` names
 it), and a role without a kept adapter of its own runs on the base model, as the proposer
-always does, or with ``train.role_fallback = "solver"`` under the solver's adapter in use. Either way the adapter a role runs under is the latest promoted one of the run
-that serves it, so the same query answers for both modes and for runs from before roles.
+always does, or with ``train.role_fallback = "solver"`` under the solver's adapter in use.
+Either way the adapter a role runs under is the latest promoted one of the run that serves it,
+so the same query answers for both modes and for runs from before roles.
 """
 
 from __future__ import annotations

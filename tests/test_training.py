@@ -813,6 +813,36 @@ def test_recall_sets_are_the_first_dev_tasks_of_each_level_below(tmp_path: Path,
     eng.close()
 
 
+def _per_role_run(tmp_path: Path, tiny_model: Path, train: str) -> tuple[Engine, int]:
+    """A run of the small recipe with per-role adapters (20 steps, min_examples 2, plus ``train``'s
+    lines in [train]), round 0 played without training, and ``_role_examples`` added."""
+    recipe = small_recipe(tmp_path, tiny_model, **{
+        "max_per_task = 2": f'max_per_task = 2\nmin_examples = 2\nadapters = "per-role"\n{train}',
+        "steps = 30": "steps = 20"})
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    assert eng.play(run_id) == "finished"
+    _role_examples(eng, run_id)
+    return eng, run_id
+
+
+def _record_served(monkeypatch: pytest.MonkeyPatch, eng: Engine, run_id: int,
+                   names: dict[str, str]) -> list[tuple[str, str]]:
+    """Every request the run's runtime serves from now on, as (role, the name ``names`` gives the
+    adapter's sha256 it ran under, else "base")."""
+    rt = eng.runtime_for(eng.run_info(run_id).recipe, run_id)
+    served: list[tuple[str, str]] = []
+    submit = rt.submit_many
+
+    def recording(reqs):  # type: ignore[no-untyped-def]
+        reqs = list(reqs)
+        served.extend((r.role, names.get(rt.adapter_sha256, "base")) for r in reqs)
+        return submit(reqs)
+
+    monkeypatch.setattr(rt, "submit_many", recording)
+    return served
+
+
 def _role_examples(eng: Engine, run_id: int) -> None:
     """Round 0's examples by hand: 6 solver, 3 critic, 3 judge, 1 reviser (each message names its role)."""
     tid = eng.store.execute("select id from tasks where run_id = ? and pool = 'train' and rejected_reason is null "
@@ -833,13 +863,7 @@ def test_role_steps_keep_the_solvers_steps(tmp_path: Path, tiny_model: Path, mon
     role with examples the fixed number, however many examples it has; a shared adapter refuses it."""
     from engine.train import runner
 
-    recipe = small_recipe(tmp_path, tiny_model, **{
-        "max_per_task = 2": 'max_per_task = 2\nmin_examples = 2\nadapters = "per-role"\nrole_steps = 3',
-        "steps = 30": "steps = 20"})
-    eng = Engine.open()
-    run_id = eng.create_run(str(recipe), rounds=1, train=False)
-    assert eng.play(run_id) == "finished"
-    _role_examples(eng, run_id)
+    eng, run_id = _per_role_run(tmp_path, tiny_model, "role_steps = 3")
     calls: list[tuple[Any, list[Any]]] = []
     monkeypatch.setattr(runner, "train_lora", _fake_trainer(calls))
     eng.train_now(run_id)
@@ -863,14 +887,8 @@ def test_role_fallback_runs_roles_without_an_adapter_under_the_solvers(tmp_path:
     from engine.roles import BASE, roles_in_use
     from engine.train import runner
 
-    recipe = small_recipe(tmp_path, tiny_model, **{
-        "max_per_task = 2": 'max_per_task = 2\nmin_examples = 2\nadapters = "per-role"\nrole_fallback = "solver"\n'
-                            'warm_start = true\nroles = ["critic", "judge", "solver", "reviser"]',
-        "steps = 30": "steps = 20"})
-    eng = Engine.open()
-    run_id = eng.create_run(str(recipe), rounds=1, train=False)
-    assert eng.play(run_id) == "finished"
-    _role_examples(eng, run_id)
+    eng, run_id = _per_role_run(tmp_path, tiny_model, 'role_fallback = "solver"\nwarm_start = true\n'
+                                                      'roles = ["critic", "judge", "solver", "reviser"]')
     calls: list[tuple[Any, list[Any]]] = []
     fake = _fake_trainer(calls)
 
@@ -896,17 +914,7 @@ def test_role_fallback_runs_roles_without_an_adapter_under_the_solvers(tmp_path:
     in_use = roles_in_use(eng.store, run_id, fallback=True)
     assert in_use["critic"] == tuple(ads["critic"]) and in_use["judge"] == in_use["reviser"] == solver
 
-    rt = eng.runtime_for(eng.run_info(run_id).recipe, run_id)
-    names = {ads["solver"][2]: "solver", ads["critic"][2]: "critic"}
-    served: set[tuple[str, str]] = set()
-    submit = rt.submit_many
-
-    def recording(reqs):  # type: ignore[no-untyped-def]
-        reqs = list(reqs)
-        served.update((r.role, names.get(rt.adapter_sha256, "base")) for r in reqs)
-        return submit(reqs)
-
-    monkeypatch.setattr(rt, "submit_many", recording)
+    served = _record_served(monkeypatch, eng, run_id, {ads["solver"][2]: "solver", ads["critic"][2]: "critic"})
     assert eng.play(run_id, rounds=2) == "finished"
     assert {a for r, a in served if r in ("solver", "judge")} == {"solver"}
     assert {a for r, a in served if r == "critic"} == {"critic"} and ("proposer", "base") in served
@@ -927,13 +935,8 @@ def test_per_role_adapters_train_gate_and_serve_each_role(tmp_path: Path, tiny_m
     from engine.roles import roles_in_use
     from engine.train import runner
 
-    recipe = small_recipe(tmp_path, tiny_model, **{
-        "max_per_task = 2": 'max_per_task = 2\nmin_examples = 2\nadapters = "per-role"', "steps = 30": "steps = 20"})
-    eng = Engine.open()
-    run_id = eng.create_run(str(recipe), rounds=1, train=False)
-    assert eng.play(run_id) == "finished"
+    eng, run_id = _per_role_run(tmp_path, tiny_model, "")
     q = eng.store.execute
-    _role_examples(eng, run_id)
     calls: list[tuple[Any, list[Any]]] = []
     monkeypatch.setattr(runner, "train_lora", _fake_trainer(calls))
     eng.train_now(run_id)
@@ -974,17 +977,7 @@ def test_per_role_adapters_train_gate_and_serve_each_role(tmp_path: Path, tiny_m
     eng.evaluate(run_id, levels=[1], sets=["test-1"], debate=True)  # swarm eval --debate: each role under its own
     assert json.loads(q("select adapters from debate_evals where run_id = ? and pool = 'test'", [run_id])[0][0]) == {
         r: a[0] for r, a in in_use.items()}
-    sha = {a[2]: role for role, a in in_use.items() if a[0] is not None}
-    rt = eng.runtime_for(eng.run_info(run_id).recipe, run_id)
-    served: list[tuple[str, str]] = []
-    submit = rt.submit_many
-
-    def recording(reqs):  # type: ignore[no-untyped-def]
-        reqs = list(reqs)
-        served.extend((r.role, sha.get(rt.adapter_sha256, "base")) for r in reqs)
-        return submit(reqs)
-
-    monkeypatch.setattr(rt, "submit_many", recording)
+    served = _record_served(monkeypatch, eng, run_id, {a[2]: role for role, a in in_use.items() if a[0] is not None})
     assert eng.play(run_id, rounds=2) == "finished"
     revisions = q("select count(*) from attempts where run_id = ? and round = 1 and turn > 0", [run_id])[0][0]
     by_role: dict[tuple[str, str], int] = {}
