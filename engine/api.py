@@ -136,20 +136,26 @@ class Engine:
         return self.store.query(sql, params, limit)
 
     def use_adapter(self, adapter_id: int | None, run_id: int | None = None) -> None:
-        """Promote an adapter by hand (later ones of its run serving the same role step back), or
-        with None roll the run (default: the latest with adapters) back to the base model for every
-        role; swaps it in if loaded."""
+        """Promote an adapter by hand (later ones of its run serving the same role step back; one
+        trained for the critic and the reviser together, for both), or with None roll the run
+        (default: the latest with adapters) back to the base model for every role; swaps it in if
+        loaded."""
         q = self.store.execute
         if adapter_id is not None:
             row = q("select run_id, path from adapters where id = ?", [adapter_id])
             if not row:
                 raise StoreError(f"no adapter {adapter_id}")
             run_id, path = int(row[0][0]), str(row[0][1])
+            # one training serves several roles with train.joint_critic_reviser: one row each
+            ids = [int(r[0]) for r in q("select id from adapters where run_id = ? and training_run_id = "
+                                        "(select training_run_id from adapters where id = ?) order by id",
+                                        [run_id, adapter_id])] or [adapter_id]
             with self.store.transaction():
-                q("update adapters set promoted = false where run_id = ? and id > ? and role is not distinct from "
-                  "(select role from adapters where id = ?)", [run_id, adapter_id, adapter_id])
-                q("update adapters set promoted = true, decision = coalesce(decision, '') || ' (promoted by hand)' "
-                  "where id = ? and not promoted", [adapter_id])
+                for aid in ids:
+                    q("update adapters set promoted = false where run_id = ? and id > ? and role is not distinct "
+                      "from (select role from adapters where id = ?)", [run_id, aid, aid])
+                    q("update adapters set promoted = true, decision = coalesce(decision, '') || ' (promoted by hand)' "
+                      "where id = ? and not promoted", [aid])
         else:
             if run_id is None:
                 latest = q("select max(run_id) from adapters")

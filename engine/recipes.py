@@ -319,6 +319,13 @@ class TrainSpec(_Strict):
         "steps (train.steps, or what train.epochs asks) and each other role's this many, whatever the number of its "
         "examples, so that a role with many cheap examples (the verifier's step critiques) does not take the solver's "
         "steps. None: the round's steps shared out in proportion to each role's examples.")
+    joint_critic_reviser: bool = Field(
+        False, description="With train.adapters = 'per-role': the critic and the reviser share one adapter, trained "
+        "once on both roles' examples (train.role_steps steps, or the two roles' share of the round's) and recorded "
+        "for each, so that the debate's two halves learn together as their gate judges them together, and a round "
+        "trains one adapter fewer (measured offline, one such adapter on the verifier's step critiques, "
+        "benchmarks/probes/step_critic.py: the majority of the first answer, its revision and the swapped judge +5.0 "
+        "points). False: one adapter each.")
     targets: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         min_length=1,
@@ -436,6 +443,9 @@ class Recipe(_Strict):
         if self.train.role_steps is not None and self.train.adapters != "per-role":
             raise ValueError(f"train.role_steps: {self.train.role_steps} needs train.adapters = 'per-role' (one shared "
                              "adapter trains every role's examples in the same steps)")
+        if self.train.joint_critic_reviser and self.train.adapters != "per-role":
+            raise ValueError("train.joint_critic_reviser needs train.adapters = 'per-role' (one shared adapter already "
+                             "serves the critic and the reviser)")
         if self.train.critiques == "steps" and not self.task.worked:
             raise ValueError(f"train.critiques: 'steps' needs a worked task.answer_format (a value has no steps to "
                              f"point at; {self.task.answer_format!r} is not worked)")

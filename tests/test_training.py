@@ -924,6 +924,46 @@ def test_role_fallback_runs_roles_without_an_adapter_under_the_solvers(tmp_path:
         load_recipe(str(shared))
 
 
+def test_joint_critic_reviser_trains_one_adapter_for_both(tmp_path: Path, tiny_model: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """train.joint_critic_reviser: with per-role adapters the critic and the reviser train one
+    adapter on both roles' examples (train.role_steps steps), recorded for each role; the gate
+    decides them together, promoting one by hand promotes both, and the next round serves both
+    roles under it; a shared adapter refuses the setting."""
+    from engine.roles import roles_in_use
+    from engine.train import runner
+
+    eng, run_id = _per_role_run(tmp_path, tiny_model, "joint_critic_reviser = true\nrole_steps = 3")
+    q = eng.store.execute
+    calls: list[tuple[Any, list[Any]]] = []
+    monkeypatch.setattr(runner, "train_lora", _fake_trainer(calls))
+    eng.train_now(run_id)
+    runs = {r[0]: r[1:] for r in q("select role, status, steps, n_examples from training_runs where run_id = ?", [run_id])}
+    # the reviser's one example alone is below train.min_examples (2); with the critic's three it trains
+    assert runs == {"solver": ("done", 20, 6), "critic+reviser": ("done", 3, 4), "judge": ("done", 3, 3)}
+    assert len(calls) == 3
+    joint = next(ex for cfg, ex in calls if cfg.spec.steps == 3 and len(ex) == 4)
+    assert sorted(m[0]["content"].split()[0] for m in joint) == ["critic"] * 3 + ["reviser"]
+    ads = {r[0]: r[1:] for r in q("select role, id, path, sha256, training_run_id, decision, promoted from adapters "
+                                  "where run_id = ?", [run_id])}
+    assert set(ads) == {"solver", "critic", "reviser", "judge"}
+    assert ads["critic"][1:4] == ads["reviser"][1:4] and ads["critic"][0] != ads["reviser"][0]
+    assert "with the new critic and reviser" in ads["critic"][4] and ads["critic"][4:] == ads["reviser"][4:]
+    eng.use_adapter(ads["reviser"][0])  # by hand: both roles it was trained for
+    in_use = roles_in_use(eng.store, run_id)
+    assert in_use["critic"][1] == in_use["reviser"][1] == ads["critic"][1]
+    assert {in_use["critic"][0], in_use["reviser"][0]} == {ads["critic"][0], ads["reviser"][0]}
+    served = _record_served(monkeypatch, eng, run_id, {ads["critic"][2]: "debate"})
+    assert eng.play(run_id, rounds=2) == "finished"
+    revisions = q("select count(*) from attempts where run_id = ? and round = 1 and turn > 0", [run_id])[0][0]
+    assert {a for r, a in served if r == "critic"} == {"debate"}
+    assert sum(1 for r, a in served if r == "solver" and a == "debate") == revisions > 0
+    eng.close()
+    shared = small_recipe(tmp_path, tiny_model, **{"max_per_task = 2": "max_per_task = 2\njoint_critic_reviser = true"})
+    with pytest.raises(RecipeError, match=r"train.joint_critic_reviser needs train.adapters = 'per-role'"):
+        load_recipe(str(shared))
+
+
 def test_per_role_adapters_train_gate_and_serve_each_role(tmp_path: Path, tiny_model: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """train.adapters = "per-role": each role with examples trains its own adapter on its own

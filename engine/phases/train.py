@@ -23,8 +23,9 @@ def _too_few(n: int, what: str, least: int) -> str | None:
 
 
 def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
-    """Train one adapter on every role's examples, or with per-role adapters one per role, each
-    on its own examples (``split_steps``); a role trained before a crash is not trained again."""
+    """Train one adapter on every role's examples, or with per-role adapters one per role (the
+    critic and the reviser one together with train.joint_critic_reviser: ``role_groups``), each on
+    its own examples (``split_steps``); a role trained before a crash is not trained again."""
     if not ctx.train:
         ctx.mark(rnd, "train")
         return
@@ -36,32 +37,55 @@ def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) 
       "where run_id = ? and round = ? and status = 'running'", [ctx.run_id, rnd])
     spec = ctx.recipe.train
     n_verified = solver_examples(ctx.store, ctx.run_id)
-    jobs: list[tuple[str | None, list[Any], int, str | None]] = []  # role, examples, steps, why skipped
+    # the roles an adapter serves (None: every role), its examples, steps and why it is skipped
+    jobs: list[tuple[tuple[str, ...] | None, list[Any], int, str | None]] = []
     if not ctx.per_role:
         examples = training_set(ctx.store, ctx.recipe, ctx.run_id, seed_for(ctx.seed, rnd, "train"))
         jobs.append((None, examples, round_steps(spec, len(examples)), _too_few(n_verified, "verified", spec.min_examples)))
     else:
-        sets = {role: training_set(ctx.store, ctx.recipe, ctx.run_id, seed_for(ctx.seed, rnd, "train", role),
-                                   roles=[role], replay=role == "solver") for role in spec.roles}
-        skips = {role: _too_few(n_verified if role == "solver" else len(ex),
-                                "verified solver" if role == "solver" else role, spec.min_examples)
-                 for role, ex in sets.items()}
-        sizes = {role: 0 if skips[role] else len(ex) for role, ex in sets.items()}
+        groups = role_groups(spec)
+        sets = {g: training_set(ctx.store, ctx.recipe, ctx.run_id, seed_for(ctx.seed, rnd, "train", *g),
+                                roles=list(g), replay=g == ("solver",)) for g in groups}
+        skips = {g: _too_few(n_verified if g == ("solver",) else len(ex),
+                             "verified solver" if g == ("solver",) else " and ".join(g), spec.min_examples)
+                 for g, ex in sets.items()}
+        sizes = {g: 0 if skips[g] else len(ex) for g, ex in sets.items()}
         if spec.role_steps is None:
-            steps = split_steps(round_steps(spec, sum(sizes.values())), sizes)
-        else:  # the solver keeps the round's steps, each other role trains its own fixed number
-            steps = {role: (round_steps(spec, n) if role == "solver" else spec.role_steps) if n else 0
-                     for role, n in sizes.items()}
+            steps = split_steps(round_steps(spec, sum(sizes.values())), {"+".join(g): n for g, n in sizes.items()})
+        else:  # the solver keeps the round's steps, each other adapter trains its own fixed number
+            steps = {"+".join(g): (round_steps(spec, n) if g == ("solver",) else spec.role_steps) if n else 0
+                     for g, n in sizes.items()}
         done = {r for (r,) in q("select role from adapters where run_id = ? and round = ? and decision is null",
                                 [ctx.run_id, rnd])} if ctx.marking else set()
         # the solver first: with train.role_fallback = "solver" the other roles start from its new adapter
-        jobs += sorted(((role, ex, steps[role], skips[role]) for role, ex in sets.items() if role not in done),
-                       key=lambda job: job[0] != "solver")
+        jobs += sorted(((g, ex, steps["+".join(g)], skips[g]) for g, ex in sets.items() if not set(g) <= done),
+                       key=lambda job: job[0] != ("solver",))
     if not jobs:
         with ctx.store.transaction():
             ctx.mark(rnd, "train")
-    for i, (role, examples, steps, skip) in enumerate(jobs):
-        train_one(ctx, rnd, role, examples, steps, skip, last=i == len(jobs) - 1)
+    for i, (roles, examples, steps, skip) in enumerate(jobs):
+        train_one(ctx, rnd, roles, examples, steps, skip, last=i == len(jobs) - 1)
+
+
+def role_groups(spec: Any) -> list[tuple[str, ...]]:
+    """The per-role adapters a round trains, each as the roles it serves, in train.roles' order:
+    one per role, the critic and the reviser one together with train.joint_critic_reviser.
+
+    >>> from engine.recipes import TrainSpec
+    >>> role_groups(TrainSpec(adapters="per-role"))
+    [('solver',), ('reviser',), ('critic',), ('judge',)]
+    >>> role_groups(TrainSpec(adapters="per-role", joint_critic_reviser=True))
+    [('solver',), ('critic', 'reviser'), ('judge',)]
+    >>> role_groups(TrainSpec(adapters="per-role", joint_critic_reviser=True, roles=["solver", "critic"]))
+    [('solver',), ('critic',)]
+    """
+    joint = spec.joint_critic_reviser and {"critic", "reviser"} <= set(spec.roles)
+    out: list[tuple[str, ...]] = []
+    for role in spec.roles:
+        group = ("critic", "reviser") if joint and role in ("critic", "reviser") else (role,)
+        if group not in out:
+            out.append(group)
+    return out
 
 
 def start_from(ctx: PhaseRunner, rnd: int, role: str | None) -> tuple[int | None, str | None]:
@@ -77,24 +101,26 @@ def start_from(ctx: PhaseRunner, rnd: int, role: str | None) -> tuple[int | None
     return ctx.current_adapter(role or "solver")
 
 
-def train_one(ctx: PhaseRunner, rnd: int, role: str | None, examples: list[Any], steps: int, skip: str | None,
-               last: bool) -> None:
-    """Train, export and record one adapter (``role`` None: shared by every role); the last one
-    of the phase writes the phase marker with its rows."""
+def train_one(ctx: PhaseRunner, rnd: int, roles: tuple[str, ...] | None, examples: list[Any], steps: int,
+              skip: str | None, last: bool) -> None:
+    """Train, export and record one adapter for ``roles`` (None: shared by every role; several:
+    one adapter recorded for each); the last one of the phase writes the phase marker with its rows."""
     from engine.train.runner import TrainConfig, train_lora
 
     q = ctx.store.execute
     spec = ctx.recipe.train.model_copy(update={"steps": steps})
     mark = (lambda: ctx.mark(rnd, "train")) if last else (lambda: None)
-    who = f"{role} adapter: " if role else ""
+    role = roles[0] if roles else None
+    who = f"{' and '.join(roles)} adapter: " if roles else ""
     in_use_id, in_use = start_from(ctx, rnd, role)
     init = Path(in_use).with_name("lora.npz") if in_use and spec.warm_start else None
     init = init if init is not None and init.exists() else None
     tr_id = ctx.store.allocate_ids("training_runs", 1)[0]
-    settings = {**spec.model_dump(), "continued_from_adapter": in_use_id if init else None, "role": role}
+    named = "+".join(roles) if roles else None
+    settings = {**spec.model_dump(), "continued_from_adapter": in_use_id if init else None, "role": named}
     row = dict(id=tr_id, run_id=ctx.run_id, round=rnd, backend=spec.backend, backend_reason=None,
                settings=settings, n_examples=len(examples), steps=steps, loss_curve=None,
-               tokens_per_second=None, seconds=None, status="running", error=None, role=role)
+               tokens_per_second=None, seconds=None, status="running", error=None, role=named)
     if skip is not None:
         with ctx.store.transaction():
             ctx.store.insert("training_runs", [{**row, "status": "skipped", "error": skip}])
@@ -111,7 +137,7 @@ def train_one(ctx: PhaseRunner, rnd: int, role: str | None, examples: list[Any],
     # One directory per training run: an adapter file is never overwritten, so "train now"
     # twice in a round gives two adapters, each scored on its own.
     cfg = TrainConfig(home=ctx.home, gguf=ctx.rt.path, workdir=ctx.workdir / f"round-{rnd}" / f"train-{tr_id}",
-                      spec=spec, seed=seed_for(ctx.seed, rnd, "lora", *([role] if role else [])),
+                      spec=spec, seed=seed_for(ctx.seed, rnd, "lora", *(roles or ())),
                       check_prompts=check_prompts, init_lora=init)
 
     def progress(step: int, steps: int, loss: float, tps: float) -> None:
@@ -130,7 +156,7 @@ def train_one(ctx: PhaseRunner, rnd: int, role: str | None, examples: list[Any],
             mark()
         return
     checkpoint("export")  # the adapter file exists; the store does not know it yet
-    ad_id = ctx.store.allocate_ids("adapters", 1)[0]
+    ids = ctx.store.allocate_ids("adapters", len(roles or (None,)))
     with ctx.store.transaction():
         q("update training_runs set status = 'done', backend = ?, backend_reason = ?, loss_curve = ?, "
           "tokens_per_second = ?, seconds = ?, n_examples = ? where id = ?",
@@ -139,6 +165,7 @@ def train_one(ctx: PhaseRunner, rnd: int, role: str | None, examples: list[Any],
         ctx.store.insert("adapters", [dict(
             id=ad_id, run_id=ctx.run_id, round=rnd, training_run_id=tr_id, parent_id=in_use_id,
             path=str(out.adapter_path), sha256=out.sha256, export_cosine=out.cosine, promoted=False, decision=None,
-            role=role)])
+            role=r) for ad_id, r in zip(ids, roles or (None,))])
         mark()
-    ctx.bus.emit(AdapterExported(ctx.run_id, rnd, ad_id, str(out.adapter_path), out.cosine))
+    for ad_id in ids:
+        ctx.bus.emit(AdapterExported(ctx.run_id, rnd, ad_id, str(out.adapter_path), out.cosine))
