@@ -1,5 +1,6 @@
 """Self-improvement, measured where the loop cannot have chosen it: test-set pass@1 per level,
-for the base model and after every round, over several seeds.
+for the base model and after every round (or every K-th and the last: ``measure_every``; a
+measurement costs about as much as a round), over several seeds.
 
 Each seed is its own run of the recipe (its own pools, its own rounds, a fresh model process
 state) played in full: propose ... train, evaluate, gate. After every round the adapter the
@@ -39,8 +40,9 @@ N_SEEDS = 3
 
 
 def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ...], log: Any = print,
-              on_round: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """One run of the recipe with this seed: base and per-round test/dev scores. ``on_round``
+              on_round: Callable[[dict[str, Any]], None] | None = None, measure_every: int = 1) -> dict[str, Any]:
+    """One run of the recipe with this seed: base and per-round test/dev scores (after every
+    ``measure_every``-th round and the last; a round between has ``"test": None``). ``on_round``
     is given the seed's results so far (marked ``"partial": True``) after each round, so that a
     long run stopped early keeps what it measured."""
     from engine.api import Engine
@@ -121,8 +123,8 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                         "base": {"test": base["test"], "dev": base["dev"], "debate": base["debate"],
                                  "seconds": base_seconds, "control_answers": base["control_answers"]},
                         "per_round": list(per_round), "level_ups": level_ups([pr["difficulty"] for pr in per_round]),
-                        "final_control_answers": measured[tuple(per_round[-1]["measure_key"])]["control_answers"]
-                        if per_round else None,
+                        "final_control_answers": measured[tuple(last(per_round)["measure_key"])]["control_answers"]
+                        if any(pr["test"] is not None for pr in per_round) else None,
                         "minutes": (time.perf_counter() - loop_start) / 60}
 
             t0 = time.perf_counter()
@@ -147,7 +149,9 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                         "and coalesce(role, 'solver') = 'solver' order by id desc limit 1", [run_id, r])
                 roles = roles_in_use(eng.store, run_id, falls_back(rec))
                 cur_id, cur_path, _sha = roles["solver"]
-                m = measure(cur_id, cur_path, r, roles)
+                measuring = (r + 1) % measure_every == 0 or r + 1 == n_rounds
+                m = measure(cur_id, cur_path, r, roles) if measuring else {
+                    "key": None, "test": None, "dev": None, "debate": None}
                 decided = q("select role, id, promoted, decision from adapters where run_id = ? and round = ? "
                             "and role is not null order by id", [run_id, r])
                 per_round.append({
@@ -169,13 +173,13 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                     "adapters_in_use": {role: a[0] for role, a in roles.items()},
                     "role_adapters": [dict(zip(("role", "id", "promoted", "decision"), d)) for d in decided],
                     "measure_key": m["key"], "test": m["test"], "dev": m["dev"], "debate": m["debate"],
-                    "control_drift": drift(base["control_answers"], m["control_answers"]),
+                    "control_drift": drift(base["control_answers"], m["control_answers"]) if measuring else None,
                 })
-                log(f"  seed {seed} round {r}: level {difficulty}, adapter {cur_id or 'base'}, "
-                    + ", ".join(f"test-{k} {v['accuracy']:.0%}" for k, v in m["test"].items() if k != "facts")
+                log(f"  seed {seed} round {r}: level {difficulty}, adapter {cur_id or 'base'}, " + (
+                    ", ".join(f"test-{k} {v['accuracy']:.0%}" for k, v in m["test"].items() if k != "facts")
                     + f", facts {m['test']['facts']['correct']}/{m['test']['facts']['n']}"
                     + f", debate {_pts(m['debate']['all']['gain'])} judge {_pct(m['debate']['all']['judge_balanced_accuracy'])}"
-                    + f" ({played:.0f} s)")
+                    if measuring else "not measured") + f" ({played:.0f} s)")
                 if on_round is not None and r + 1 < n_rounds:
                     on_round({**result(), "partial": True})
             return result()
@@ -190,6 +194,22 @@ def level_ups(levels: list[int]) -> int:
     3
     """
     return sum(b > a for a, b in zip(levels, levels[1:]))
+
+
+def last(per_round: list[dict[str, Any]], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A seed's last measured round (``base``, the base model's measurement, before any).
+
+    >>> last([{"round": 0, "test": {}}, {"round": 1, "test": None}])["round"]
+    0
+    >>> last([{"round": 0, "test": None}], {"round": "base"})["round"]
+    'base'
+    """
+    done = [pr for pr in per_round if pr["test"] is not None]
+    if done:
+        return done[-1]
+    if base is None:
+        raise ValueError("no round measured")
+    return base
 
 
 def _pct(v: float | None) -> str:
@@ -207,12 +227,11 @@ def debate_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
             "wrong_to_right": "wrong_to_right", "first": "first", "final": "final"}
     out: dict[str, Any] = {}
     for key, src in keys.items():
-        finals = [(s["per_round"][-1] if s["per_round"] else s["base"])["debate"]["all"][src] for s in per_seed]
+        finals = [last(s["per_round"], s["base"])["debate"]["all"][src] for s in per_seed]
         present = [v for v in finals if v is not None]
         out[f"{key}_final"] = spread(present) if present else None
-        out[f"{key}_curves"] = {str(s["seed"]): [s["base"]["debate"]["all"][src]] + [r["debate"]["all"][src]
-                                                                                  for r in s["per_round"]]
-                                for s in per_seed}
+        out[f"{key}_curves"] = {str(s["seed"]): [s["base"]["debate"]["all"][src]] + [
+            r["debate"]["all"][src] if r["debate"] else None for r in s["per_round"]] for s in per_seed}
     # The revisions alone (what the debate's answer would be if the revision stood whatever the
     # judge said): absent from results written before the debate's answer was the judge's pick.
     # A computing judge's own results, and the three-way pick (its result where it disagrees with
@@ -221,11 +240,13 @@ def debate_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
                        *(("three_way", k) for k in ("gain", "right_to_wrong", "wrong_to_right", "final")),
                        ("judge_result", None)]:
         def get(m: dict[str, Any], group: str = group, key: str | None = key) -> float | None:
+            if m["debate"] is None:  # a round not measured
+                return None
             v = m["debate"]["all"].get(group)
             return v if key is None else (v or {}).get(key)
 
         name = group if key is None else f"{group}_{key}"
-        finals = [get(s["per_round"][-1] if s["per_round"] else s["base"]) for s in per_seed]
+        finals = [get(last(s["per_round"], s["base"])) for s in per_seed]
         present = [v for v in finals if v is not None]
         out[f"{name}_final"] = spread(present) if present else None
         out[f"{name}_curves"] = {str(s["seed"]): [get(s["base"])] + [get(r) for r in s["per_round"]]
@@ -252,19 +273,19 @@ def summarise(per_seed: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[s
         for lvl in levels:
             key = f"{pool}-{lvl} ({names[str(lvl)]})"
             base = [s["base"][pool][str(lvl)]["accuracy"] for s in per_seed]
-            final = [(s["per_round"][-1][pool] if s["per_round"] else s["base"][pool])[str(lvl)]["accuracy"] for s in per_seed]
-            curves = [[s["base"][pool][str(lvl)]["accuracy"]] + [r[pool][str(lvl)]["accuracy"] for r in s["per_round"]]
-                      for s in per_seed]
+            final = [last(s["per_round"], s["base"])[pool][str(lvl)]["accuracy"] for s in per_seed]
+            curves = [[s["base"][pool][str(lvl)]["accuracy"]] + [r[pool][str(lvl)]["accuracy"] if r[pool] else None
+                                                                 for r in s["per_round"]] for s in per_seed]
             out[pool][key] = {"base": spread(base), "final": spread(final), "n": per_seed[0]["base"][pool][str(lvl)]["n"],
                               "curves": {str(s["seed"]): c for s, c in zip(per_seed, curves)}}
     # General facts answered right, of the 16 in each half (test: reported; dev: the gate's)
     for pool in ("test", "dev"):
         base = [float(s["base"][pool]["facts"]["correct"]) for s in per_seed]
-        final = [float((s["per_round"][-1][pool] if s["per_round"] else s["base"][pool])["facts"]["correct"]) for s in per_seed]
+        final = [float(last(s["per_round"], s["base"])[pool]["facts"]["correct"]) for s in per_seed]
         out["control" if pool == "test" else "control_dev"] = {
             "n": per_seed[0]["base"][pool]["facts"]["n"], "base": spread(base), "final": spread(final),
-            "curves": {str(s["seed"]): [s["base"][pool]["facts"]["correct"]] + [r[pool]["facts"]["correct"]
-                                                                           for r in s["per_round"]] for s in per_seed}}
+            "curves": {str(s["seed"]): [s["base"][pool]["facts"]["correct"]] + [
+                r[pool]["facts"]["correct"] if r[pool] else None for r in s["per_round"]] for s in per_seed}}
     return out
 
 
@@ -281,13 +302,16 @@ def results_name(recipe: str) -> str:
 
 def run(quick: bool = False, rounds: int | None = None, recipe: str = "default", overrides: dict[str, Any] | None = None,
         levels: tuple[int, ...] = LEVELS, write: bool = True, seeds: list[int] | None = None,
-        name: str | None = None) -> dict[str, Any]:
-    """Play each seed for ``rounds`` rounds and report. With ``write``, the results go to
+        name: str | None = None, measure_every: int = 1) -> dict[str, Any]:
+    """Play each seed for ``rounds`` rounds and report, measuring the test sets after every
+    ``measure_every``-th round and the last (1: every round). With ``write``, the results go to
     ``name`` (default: ``results_name(recipe)``) at the end, and after every round until then to
     ``NAME-partial`` (the seeds so far, the last one marked ``"partial": true``; removed when the
     whole run is written), so that a run stopped early keeps every round it measured."""
     from engine.recipes import load_recipe
 
+    if measure_every < 1:
+        raise ValueError(f"measure_every must be at least 1 (got {measure_every})")
     n_rounds = rounds or (2 if quick else 8)
     shrink = overrides if overrides is not None else (QUICK if quick else {})
     t_start = time.perf_counter()
@@ -305,18 +329,20 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
             def so_far(seed_run: dict[str, Any] | None = None) -> None:
                 runs = per_seed if seed_run is None else [*per_seed, seed_run]
                 data = report(runs, quick=quick, n_rounds=n_rounds, recipe=recipe, overrides=shrink,
-                              levels=levels, minutes=(time.perf_counter() - t_start) / 60, versions=used, echo=False)
+                              levels=levels, minutes=(time.perf_counter() - t_start) / 60, versions=used, echo=False,
+                              measure_every=measure_every)
                 write_results(f"{name}-partial", {**data, "partial": True,
                                                   "rounds_played": {str(s["seed"]): len(s["per_round"]) for s in runs}})
 
             for seed in seeds:
                 print(f"seed {seed}: {n_rounds} round(s)")
-                per_seed.append(play_seed(seed, path, n_rounds, levels, on_round=so_far if write else None))
+                per_seed.append(play_seed(seed, path, n_rounds, levels, on_round=so_far if write else None,
+                                          measure_every=measure_every))
                 if write and seed != seeds[-1]:
                     so_far()
     minutes = (time.perf_counter() - t_start) / 60
     data = report(per_seed, quick=quick, n_rounds=n_rounds, recipe=recipe, overrides=shrink, levels=levels,
-                  minutes=minutes, versions=used)
+                  minutes=minutes, versions=used, measure_every=measure_every)
     if write:
         print(f"wrote {write_results(name, data)}")
         (results_dir() / f"{name}-partial.json").unlink(missing_ok=True)
@@ -324,7 +350,8 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
 
 
 def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe: str, overrides: dict[str, Any],
-           levels: tuple[int, ...], minutes: float, versions: dict[str, Any], echo: bool = True) -> dict[str, Any]:
+           levels: tuple[int, ...], minutes: float, versions: dict[str, Any], echo: bool = True,
+           measure_every: int = 1) -> dict[str, Any]:
     """Print every seed's rounds and the summary over seeds (not when ``echo`` is false); the
     results' data (``versions``: of the packages the seeds ran with)."""
     say: Callable[..., None] = print if echo else (lambda *_a, **_k: None)
@@ -335,6 +362,8 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
             ["facts-test", "debate gain", "r->w", "judge bal.", "control sim"]
 
         def cells(m: dict[str, Any]) -> list[str]:
+            if m["test"] is None:  # a round not measured
+                return ["-"] * (2 * len(levels) + 4)
             d = m["debate"]["all"]
             return [f"{m['test'][str(lvl)]['accuracy']:.0%}" for lvl in levels] + \
                 [f"{m['dev'][str(lvl)]['accuracy']:.0%}" for lvl in levels] + \
@@ -347,7 +376,7 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
             decision = "-" if ad is None else ("kept" if ad["promoted"] else "dropped")
             rows.append([pr["round"], pr["difficulty"], pr["seconds"], pr["training"]["examples"] if pr["training"] else 0,
                          f"{pr['judge_agreement']:.0%}" if pr["judge_agreement"] is not None else "-", decision,
-                         *cells(pr), pr["control_drift"]["similarity"]])
+                         *cells(pr), pr["control_drift"]["similarity"] if pr["control_drift"] else "-"])
         say(f"\nseed {s['seed']} ({s['minutes']:.1f} min)")
         say(table(head, rows))
 
@@ -402,6 +431,7 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
                                     for k, v in summary["test"].items()},
     }
     return {"quick": quick, "rounds": n_rounds, "recipe": recipe, "overrides": overrides, "levels": list(levels),
+            "measure_every": measure_every,
             "seeds": seeds, "minutes": minutes, "ratio_set": start_key, "test": summary["test"], "dev": summary["dev"],
             "control": summary["control"], "control_dev": summary["control_dev"], "debate": debate,
             "level_ups": spread([float(s["level_ups"]) for s in per_seed]),
@@ -426,7 +456,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """
     first = parts[0]
     for other in parts[1:]:
-        for key in ("quick", "rounds", "recipe", "overrides", "levels", "versions"):
+        for key in ("quick", "rounds", "recipe", "overrides", "levels", "versions"):  # measure_every may differ
             if other[key] != first[key]:
                 raise ValueError(f"results differ in {key} ({first[key]} vs {other[key]}): not one benchmark")
     per_seed = [s for part in parts for s in part["per_seed"]]
@@ -436,7 +466,8 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"seed {seed} is in more than one of the results")
     return report(per_seed, quick=first["quick"], n_rounds=first["rounds"], recipe=first["recipe"],
                   overrides=first["overrides"], levels=tuple(first["levels"]),
-                  minutes=sum(part["minutes"] for part in parts), versions=first["versions"])
+                  minutes=sum(part["minutes"] for part in parts), versions=first["versions"],
+                  measure_every=max(part.get("measure_every", 1) for part in parts))
 
 
 if __name__ == "__main__":

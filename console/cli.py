@@ -381,8 +381,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import importlib
 
     names = BENCHMARKS if args.name == "all" else (args.name,)
-    if (args.seeds or args.rounds or args.recipe) and args.name != "improve":
-        print("swarm: --seeds, --rounds and --recipe are options of 'swarm bench improve'", file=sys.stderr)
+    if (args.seeds or args.rounds or args.recipe or args.measure_every != 1) and args.name != "improve":
+        print("swarm: --seeds, --rounds, --recipe and --measure-every are options of 'swarm bench improve'",
+              file=sys.stderr)
+        return 2
+    if args.measure_every < 1:
+        print(f"swarm: --measure-every must be at least 1 (got {args.measure_every})", file=sys.stderr)
         return 2
     if args.out:
         import os
@@ -394,7 +398,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(f"== {name}{' (quick)' if args.quick else ''}")
         extra: dict[str, object] = {}
         if name == "improve":
-            extra = {"seeds": args.seeds, "rounds": args.rounds, **({"recipe": args.recipe} if args.recipe else {})}
+            extra = {"seeds": args.seeds, "rounds": args.rounds, "measure_every": args.measure_every,
+                     **({"recipe": args.recipe} if args.recipe else {})}
         importlib.import_module(f"benchmarks.{name}").run(quick=args.quick, **extra)
     return 0
 
@@ -532,6 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="improve: the seeds to run (default: the recipe's seed and the next two)")
     b.add_argument("--rounds", type=int, help="improve: rounds per seed (default 8, --quick 2)")
     b.add_argument("--recipe", help="improve: the recipe to measure (default: default)")
+    b.add_argument("--measure-every", type=int, default=1, metavar="K",
+                   help="improve: measure the test sets after every K-th round and the last (default 1: every round; "
+                   "measuring costs about as much as a round)")
     b.add_argument("--out", metavar="DIR", help="write NAME.json here instead")
     b.set_defaults(func=_cmd_bench)
 

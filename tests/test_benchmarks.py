@@ -136,6 +136,29 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path, tmp_p
         assert merged[key] == data[key], key
 
 
+def test_improve_benchmark_measures_every_kth_round_and_the_last(tiny_recipe: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """measure_every = 2 over 3 rounds: the test sets are measured after round 1 and the last
+    (round 2) only; round 0's figures read None, the curves keep its place, the final figures are
+    the last round's."""
+    from benchmarks import common
+    from benchmarks.improve import run
+
+    monkeypatch.setenv(common.OUT_ENV, str(tmp_path))
+    data = run(rounds=3, recipe=str(tiny_recipe), overrides={}, levels=(1,), seeds=[7], name="improve-every",
+               measure_every=2)
+    assert data["measure_every"] == 2
+    (s,) = data["per_seed"]
+    assert [pr["test"] is not None for pr in s["per_round"]] == [False, True, True]
+    assert s["per_round"][0]["debate"] is None and s["per_round"][0]["control_drift"] is None
+    assert s["per_round"][0]["difficulty"] >= 1 and s["per_round"][0]["seconds"] > 0  # the round itself is recorded
+    curve = data["test"]["test-1 (1-digit addition)"]["curves"]["7"]
+    assert len(curve) == 4 and curve[1] is None and None not in (curve[0], curve[2], curve[3])
+    assert data["test"]["test-1 (1-digit addition)"]["final"]["mean"] == s["per_round"][2]["test"]["1"]["accuracy"]
+    assert data["debate"]["gain_curves"]["7"][1] is None and data["control"]["curves"]["7"][1] is None
+    assert s["final_control_answers"] is not None
+
+
 def test_generation_measures_every_weight_type_auto_considers(tiny_model: Path) -> None:
     from benchmarks.generation import _weights
 
