@@ -536,4 +536,5 @@ def load_recipe(name_or_path: str | None = None) -> tuple[Recipe, Path, str]:
 
 
 def bundled_recipes() -> list[Path]:
-    return sorted(recipes_dir().glob("*.toml"))
+    """The recipes in recipes/, the default first (what the picker highlights), the others by name."""
+    return sorted(recipes_dir().glob("*.toml"), key=lambda p: (p.stem != "default", p.name))

@@ -14,7 +14,7 @@ DEFAULT = Path(__file__).resolve().parent.parent / "recipes" / "default.toml"
 
 def test_bundled_recipes_validate() -> None:
     paths = bundled_recipes()
-    assert DEFAULT in paths
+    assert paths[0] == DEFAULT and [p.stem for p in paths[1:]] == sorted(p.stem for p in paths[1:])  # default first
     for p in paths:
         recipe, path, text = load_recipe(str(p))
         assert recipe.agents_with("solver")
@@ -25,6 +25,24 @@ def test_default_is_used_when_none_named() -> None:
     assert path.resolve() == DEFAULT
     assert recipe.task.domain == "arith"
     assert recipe.model.path == "builtin:smollm2-135m"
+
+
+def test_columns_recipe_is_the_default_with_the_best_measured_settings() -> None:
+    """recipes/columns.toml: the default recipe but for the settings the improve benchmark's best
+    run used (benchmarks/results/improve-columns-ahead-swapjudge-seed7-partial.json's overrides)."""
+    import json
+
+    columns, default = load_recipe("columns")[0].model_dump(), load_recipe("default")[0].model_dump()
+    measured = json.loads((DEFAULT.parent.parent / "benchmarks" / "results" /
+                           "improve-columns-ahead-swapjudge-seed7-partial.json").read_text())["overrides"]
+    for section in ("task", "round", "train"):
+        changed = {k: v for k, v in columns[section].items() if default[section][k] != v}
+        assert changed == measured[section], section
+    for a, b in zip(columns["agents"], default["agents"]):
+        want = measured.get(f"agents.{a['role']}", {})
+        assert {k: v for k, v in a.items() if b[k] != v} == want, a["name"]
+    rest = [k for k in columns if k not in ("task", "round", "train", "agents") and columns[k] != default[k]]
+    assert rest == ["name", "description"]
 
 
 def write(tmp_path: Path, text: str) -> Path:
