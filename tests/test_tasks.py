@@ -169,3 +169,19 @@ def test_the_swapped_view_of_every_level_keeps_the_value_and_changes_the_computa
     assert ARITH.view(tasks[0], "asked") is tasks[0]
     with pytest.raises(ValueError, match="arith has no view 'mirrored'"):
         ARITH.view(tasks[0], "mirrored")
+
+
+def test_no_trained_prompt_is_a_checked_fact() -> None:
+    """The replay prompts (trained on every round) never ask one of the general facts the gate
+    and the benchmarks check: a fact trained on says nothing about forgetting. Both halves
+    of the facts, as asked (case and spacing aside)."""
+    from engine.tasks.facts import fact_tasks
+    from engine.train.replay import CONTROL_PROMPTS, REPLAY_PROMPTS
+
+    def norm(q: str) -> str:
+        return " ".join(q.lower().split())
+
+    facts = {norm(t.prompt) for half in ("dev", "test") for t in fact_tasks(half)}
+    assert len(facts) == 32
+    assert not facts & {norm(p) for p in REPLAY_PROMPTS}
+    assert len(set(REPLAY_PROMPTS)) == len(REPLAY_PROMPTS) == 24 and not set(REPLAY_PROMPTS) & set(CONTROL_PROMPTS)

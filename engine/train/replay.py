@@ -3,6 +3,9 @@
 An adapter trained only on arithmetic answered "101 567" to "Explain what a linked list is"
 (FACTS.md). At round 0 the base model answers these prompts and its answers are stored as
 ``replay`` examples; each training set mixes a share of them back in (``train.replay_fraction``).
+None of them is one of the general facts the gate and the benchmarks check (``engine.tasks.facts``):
+two were ("Who wrote Romeo and Juliet?", "What language is spoken in Brazil?", both in the gate's
+half), so the gate's facts check read two questions the adapter had been trained on.
 """
 
 REPLAY_PROMPTS = [
@@ -12,7 +15,7 @@ REPLAY_PROMPTS = [
     "Give three tips for staying focused while studying.",
     "What does a compiler do?",
     "Describe the water cycle in two sentences.",
-    "Who wrote Romeo and Juliet?",
+    "Name two instruments in an orchestra.",
     "Suggest a name for a friendly robot.",
     "What is photosynthesis?",
     "How do I boil an egg?",
@@ -23,7 +26,7 @@ REPLAY_PROMPTS = [
     "What is a prime number?",
     "List three uses of a paperclip.",
     "Explain recursion to a child.",
-    "What language is spoken in Brazil?",
+    "What is the difference between a noun and a verb?",
     "Give an example of a renewable energy source.",
     "What is the purpose of a README file?",
     "Translate 'good morning' into Spanish.",
