@@ -813,9 +813,14 @@ def test_recall_sets_are_the_first_dev_tasks_of_each_level_below(tmp_path: Path,
     eng.close()
 
 
-def _per_role_run(tmp_path: Path, tiny_model: Path, train: str) -> tuple[Engine, int]:
+def _per_role_run(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, train: str,
+                  warm: bool = False) -> tuple[Engine, int, list[tuple[Any, list[Any]]]]:
     """A run of the small recipe with per-role adapters (20 steps, min_examples 2, plus ``train``'s
-    lines in [train]), round 0 played without training, and ``_role_examples`` added."""
+    lines in [train]), round 0 played without training, ``_role_examples`` added, then trained
+    by ``_fake_trainer`` (``warm``: each training also leaves the lora.npz warm_start continues
+    from); returns the engine, the run and the trainer's calls."""
+    from engine.train import runner
+
     recipe = small_recipe(tmp_path, tiny_model, **{
         "max_per_task = 2": f'max_per_task = 2\nmin_examples = 2\nadapters = "per-role"\n{train}',
         "steps = 30": "steps = 20"})
@@ -823,7 +828,17 @@ def _per_role_run(tmp_path: Path, tiny_model: Path, train: str) -> tuple[Engine,
     run_id = eng.create_run(str(recipe), rounds=1, train=False)
     assert eng.play(run_id) == "finished"
     _role_examples(eng, run_id)
-    return eng, run_id
+    calls: list[tuple[Any, list[Any]]] = []
+    fake = _fake_trainer(calls)
+
+    def with_lora(cfg, examples, **kw):  # type: ignore[no-untyped-def]
+        out = fake(cfg, examples, **kw)
+        (cfg.workdir / "lora.npz").write_bytes(b"")  # what warm_start continues from
+        return out
+
+    monkeypatch.setattr(runner, "train_lora", with_lora if warm else fake)
+    eng.train_now(run_id)
+    return eng, run_id, calls
 
 
 def _record_served(monkeypatch: pytest.MonkeyPatch, eng: Engine, run_id: int,
@@ -861,12 +876,7 @@ def _role_examples(eng: Engine, run_id: int) -> None:
 def test_role_steps_keep_the_solvers_steps(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """train.role_steps: with per-role adapters the solver trains the round's steps, each other
     role with examples the fixed number, however many examples it has; a shared adapter refuses it."""
-    from engine.train import runner
-
-    eng, run_id = _per_role_run(tmp_path, tiny_model, "role_steps = 3")
-    calls: list[tuple[Any, list[Any]]] = []
-    monkeypatch.setattr(runner, "train_lora", _fake_trainer(calls))
-    eng.train_now(run_id)
+    eng, run_id, calls = _per_role_run(tmp_path, tiny_model, monkeypatch, "role_steps = 3")
     runs = {r[0]: r[1:] for r in eng.store.execute(
         "select role, status, steps, n_examples from training_runs where run_id = ?", [run_id])}
     assert runs["solver"] == ("done", 20, 6) and runs["critic"] == ("done", 3, 3) and runs["judge"] == ("done", 3, 3)
@@ -885,20 +895,9 @@ def test_role_fallback_runs_roles_without_an_adapter_under_the_solvers(tmp_path:
     the next round serves them so; with warm_start the solver trains first and the other roles
     start from its new adapter; a shared adapter refuses the setting."""
     from engine.roles import BASE, roles_in_use
-    from engine.train import runner
 
-    eng, run_id = _per_role_run(tmp_path, tiny_model, 'role_fallback = "solver"\nwarm_start = true\n'
-                                                      'roles = ["critic", "judge", "solver", "reviser"]')
-    calls: list[tuple[Any, list[Any]]] = []
-    fake = _fake_trainer(calls)
-
-    def with_lora(cfg, examples, **kw):  # type: ignore[no-untyped-def]
-        out = fake(cfg, examples, **kw)
-        (cfg.workdir / "lora.npz").write_bytes(b"")  # what warm_start continues from
-        return out
-
-    monkeypatch.setattr(runner, "train_lora", with_lora)
-    eng.train_now(run_id)
+    eng, run_id, calls = _per_role_run(tmp_path, tiny_model, monkeypatch, 'role_fallback = "solver"\nwarm_start = true\n'
+                                       'roles = ["critic", "judge", "solver", "reviser"]', warm=True)
     q = eng.store.execute
     ads = {r[0]: r[1:] for r in q("select role, id, path, sha256 from adapters where run_id = ?", [run_id])}
     # the solver first (whatever train.roles' order), from nothing; the others from its new adapter
@@ -931,13 +930,9 @@ def test_joint_critic_reviser_trains_one_adapter_for_both(tmp_path: Path, tiny_m
     decides them together, promoting one by hand promotes both, and the next round serves both
     roles under it; a shared adapter refuses the setting."""
     from engine.roles import roles_in_use
-    from engine.train import runner
 
-    eng, run_id = _per_role_run(tmp_path, tiny_model, "joint_critic_reviser = true\nrole_steps = 3")
+    eng, run_id, calls = _per_role_run(tmp_path, tiny_model, monkeypatch, "joint_critic_reviser = true\nrole_steps = 3")
     q = eng.store.execute
-    calls: list[tuple[Any, list[Any]]] = []
-    monkeypatch.setattr(runner, "train_lora", _fake_trainer(calls))
-    eng.train_now(run_id)
     runs = {r[0]: r[1:] for r in q("select role, status, steps, n_examples from training_runs where run_id = ?", [run_id])}
     # the reviser's one example alone is below train.min_examples (2); with the critic's three it trains
     assert runs == {"solver": ("done", 20, 6), "critic+reviser": ("done", 3, 4), "judge": ("done", 3, 3)}
@@ -973,13 +968,9 @@ def test_per_role_adapters_train_gate_and_serve_each_role(tmp_path: Path, tiny_m
     the next round run under that role's adapter, a role without one (the reviser, the proposer)
     on the base model."""
     from engine.roles import roles_in_use
-    from engine.train import runner
 
-    eng, run_id = _per_role_run(tmp_path, tiny_model, "")
+    eng, run_id, calls = _per_role_run(tmp_path, tiny_model, monkeypatch, "")
     q = eng.store.execute
-    calls: list[tuple[Any, list[Any]]] = []
-    monkeypatch.setattr(runner, "train_lora", _fake_trainer(calls))
-    eng.train_now(run_id)
     runs = {r[0]: r[1:] for r in q("select role, status, steps, n_examples, error from training_runs where run_id = ?", [run_id])}
     assert set(runs) == {"solver", "critic", "judge", "reviser"}
     assert runs["reviser"][0] == "skipped" and "1 reviser example so far, train.min_examples is 2" in runs["reviser"][3]
