@@ -149,7 +149,7 @@ class Engine:
             # one training serves several roles with train.joint_critic_reviser: one row each
             ids = [int(r[0]) for r in q("select id from adapters where run_id = ? and training_run_id = "
                                         "(select training_run_id from adapters where id = ?) order by id",
-                                        [run_id, adapter_id])] or [adapter_id]
+                                        [run_id, adapter_id])]  # the adapter's own row among them
             with self.store.transaction():
                 for aid in ids:
                     q("update adapters set promoted = false where run_id = ? and id > ? and role is not distinct "
