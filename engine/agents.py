@@ -43,7 +43,7 @@ def judge_task(recipe: Recipe, domain: Domain, task: Task) -> Task:
 
     >>> from engine.recipes import load_recipe
     >>> from engine.tasks import ARITH, Task
-    >>> r = load_recipe("default")[0]
+    >>> r = load_recipe("plain")[0]
     >>> c = r.model_copy(update={"round": r.round.model_copy(update={"judging": "compute", "judge_view": "swapped"})})
     >>> t = Task("arith", "What is 48 * 26?", "1248", 7, "*(26,48)", {"expression": "48 * 26"})
     >>> judge_task(r, ARITH, t).prompt, judge_task(c, ARITH, t).prompt, judge_task(c, ARITH, t).reference
@@ -107,7 +107,7 @@ def judge_verdict(recipe: Recipe, domain: Domain, task: Task, answer: str, text:
 
     >>> from engine.recipes import load_recipe
     >>> from engine.tasks import ARITH, Task
-    >>> r = load_recipe("default")[0]
+    >>> r = load_recipe("plain")[0]
     >>> c = r.model_copy(update={"round": r.round.model_copy(update={"judging": "compute"})})
     >>> t = Task("arith", "What is 40 + 41?", "81", 2, "fp", {"expression": "40 + 41"})
     >>> [judge_verdict(c, ARITH, t, a, "80") for a in ("80", "The answer is 80.", "81", "")]
@@ -142,7 +142,7 @@ def judge_consensus(recipe: Recipe, domain: Domain, task: Task, text: str) -> st
 
     >>> from engine.recipes import load_recipe
     >>> from engine.tasks import ARITH, Task
-    >>> r = load_recipe("default")[0]
+    >>> r = load_recipe("plain")[0]
     >>> c = r.model_copy(update={"round": r.round.model_copy(update={"judging": "compute"})})
     >>> t = Task("arith", "What is 40 + 41?", "81", 2, "fp", {"expression": "40 + 41"})
     >>> v = c.model_copy(update={"round": c.round.model_copy(update={"judge_votes": 3, "judge_agree": 2})})

@@ -48,12 +48,14 @@ def tiny_runtime(tiny_model: Path) -> Iterator[object]:
     rt.close()
 
 
-DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "default.toml"
+#: What the tests' recipes build on: recipes/plain.toml (plain answers, a judge that gives verdicts,
+#: 24 tasks and 30 steps a round), which stays put when the default recipe's settings change.
+BASE_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "plain.toml"
 
 
 def small_recipe(tmp_path: Path, model: Path | str, **overrides: str) -> Path:
-    """The default recipe shrunk to a handful of tasks and tokens, on ``model``."""
-    text = DEFAULT_RECIPE.read_text()
+    """recipes/plain.toml shrunk to a handful of tasks and tokens, on ``model``."""
+    text = BASE_RECIPE.read_text()
     changes = {
         'path = "builtin:smollm2-135m"': f'path = "{model}"',
         "n_ctx = 1024": "n_ctx = 512",

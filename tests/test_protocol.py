@@ -67,7 +67,7 @@ def _revision_stands(recipe):  # type: ignore[no-untyped-def]
 
 
 def test_debate_protocol_counts_flips_and_the_judges_balanced_accuracy() -> None:
-    judged_answer = load_recipe("recipes/default.toml")[0]
+    judged_answer = load_recipe("recipes/plain.toml")[0]
     assert judged_answer.round.debate_answer == "judged"
     recipe = _revision_stands(judged_answer)
     first = {"10 + 10": "20", "20 + 20": "40", "30 + 30": "61", "40 + 40": "81"}
@@ -106,7 +106,7 @@ def test_debate_protocol_counts_flips_and_the_judges_balanced_accuracy() -> None
 
 
 def test_a_computing_judge_works_each_task_out_once_and_judges_both_answers_by_its_result() -> None:
-    base = load_recipe("recipes/default.toml")[0]
+    base = load_recipe("recipes/plain.toml")[0]
     recipe = base.model_copy(update={"round": base.round.model_copy(update={"judging": "compute"})})
     first = {"10 + 10": "20", "20 + 20": "40", "30 + 30": "61", "40 + 40": "81"}
     revised = {"10 + 10": "20", "20 + 20": "41", "30 + 30": "60", "40 + 40": "81"}
@@ -202,7 +202,7 @@ def test_a_new_judge_is_kept_only_when_better_than_the_one_in_use_beyond_noise(t
 
 
 def test_a_computing_judge_with_votes_calls_an_answer_right_when_enough_of_its_results_reach_it() -> None:
-    base = load_recipe("recipes/default.toml")[0]
+    base = load_recipe("recipes/plain.toml")[0]
     recipe = base.model_copy(update={"round": base.round.model_copy(
         update={"judging": "compute", "judge_votes": 3, "judge_agree": 2})})
     first = {"10 + 10": "20", "20 + 20": "41", "30 + 30": "61", "40 + 40": "80"}
@@ -244,7 +244,7 @@ def test_a_computing_judge_with_votes_calls_an_answer_right_when_enough_of_its_r
 def test_a_computing_judge_can_be_asked_the_task_with_its_operands_swapped() -> None:
     """round.judge_view = "swapped": the judge works 26 * 48 where the solver worked 48 * 26, so a
     slip the solver made on one order is not the judge's on the other."""
-    base = load_recipe("recipes/default.toml")[0]
+    base = load_recipe("recipes/plain.toml")[0]
     asked = base.model_copy(update={"round": base.round.model_copy(update={"judging": "compute",
                                                                           "debate_answer": "three-way"})})
     swapped = asked.model_copy(update={"round": asked.round.model_copy(update={"judge_view": "swapped"})})
@@ -273,7 +273,7 @@ def test_a_computing_judge_can_be_asked_the_task_with_its_operands_swapped() -> 
 
 
 def test_the_majority_answer_is_the_value_two_of_first_revision_and_judge_reach_else_the_revision() -> None:
-    base = load_recipe("recipes/default.toml")[0]
+    base = load_recipe("recipes/plain.toml")[0]
     recipe = base.model_copy(update={"round": base.round.model_copy(update={"judging": "compute",
                                                                            "debate_answer": "majority"})})
     tasks = [TaskRow(i, Task("arith", f"What is {e}?", str(eval(e)), 2, f"fp{i}", {"expression": e}))

@@ -10,6 +10,7 @@ from engine.errors import RecipeError
 from engine.recipes import bundled_recipes, load_recipe, parse_recipe
 
 DEFAULT = Path(__file__).resolve().parent.parent / "recipes" / "default.toml"
+PLAIN = DEFAULT.with_name("plain.toml")  # what the tests build on: plain answers, no computing judge
 
 
 def test_bundled_recipes_validate() -> None:
@@ -27,12 +28,13 @@ def test_default_is_used_when_none_named() -> None:
     assert recipe.model.path == "builtin:smollm2-135m"
 
 
-def test_columns_recipe_is_the_default_with_the_best_measured_settings() -> None:
-    """recipes/columns.toml: the default recipe but for the settings the improve benchmark's best
-    run used (benchmarks/results/improve-columns-ahead-swapjudge-seed7-partial.json's overrides)."""
+def test_the_default_is_plain_with_the_best_measured_settings() -> None:
+    """recipes/default.toml: recipes/plain.toml but for the settings the improve benchmark's best
+    run used (benchmarks/results/improve-columns-ahead-swapjudge-seed7-partial.json's overrides,
+    played on plain.toml when it was the default)."""
     import json
 
-    columns, default = load_recipe("columns")[0].model_dump(), load_recipe("default")[0].model_dump()
+    columns, default = load_recipe("default")[0].model_dump(), load_recipe("plain")[0].model_dump()
     measured = json.loads((DEFAULT.parent.parent / "benchmarks" / "results" /
                            "improve-columns-ahead-swapjudge-seed7-partial.json").read_text())["overrides"]
     for section in ("task", "round", "train"):
@@ -52,7 +54,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def with_change(old: str, new: str) -> str:
-    text = DEFAULT.read_text()
+    text = PLAIN.read_text()
     assert old in text
     return text.replace(old, new, 1)
 

@@ -197,7 +197,7 @@ def test_a_worked_answer_format_needs_room_to_write_the_work(tmp_path: Path) -> 
     from engine.errors import RecipeError
     from engine.recipes import WORKED_MIN_TOKENS
 
-    text = load_recipe("default")[2].replace("[task]", '[task]\nanswer_format = "columns"', 1)
+    text = load_recipe("plain")[2].replace("[task]", '[task]\nanswer_format = "columns"', 1)
     (tmp_path / "cols.toml").write_text(text)
     with pytest.raises(RecipeError, match=rf"cols.toml: .*'solver-a' \(solver\) has max_tokens = 32, .*'columns'.*"
                                           rf"at least {WORKED_MIN_TOKENS}"):
