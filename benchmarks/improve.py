@@ -24,6 +24,7 @@ This is the number the project lives by; it is reported as measured, flat or not
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import tempfile
@@ -289,6 +290,15 @@ def summarise(per_seed: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[s
     return out
 
 
+def recipe_digest(recipe: Any) -> str:
+    """The sha256 of a recipe's settings, its name and description left out: two files that hold the
+    same settings (a recipe renamed, or made the default) play the same benchmark."""
+    data = recipe.model_dump(mode="json")
+    for key in ("name", "description"):
+        data.pop(key)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
 def results_name(recipe: str) -> str:
     """The results file's name: ``improve`` for the default recipe, ``improve-NAME`` for another, so
     measuring the python recipe does not overwrite the default's figures.
@@ -319,6 +329,7 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
         with tempfile.TemporaryDirectory() as d:
             path = recipe_variant(recipe, Path(d), shrink)
             rec = load_recipe(str(path))[0]
+            digest = recipe_digest(rec)
             base_seed = rec.seed
             levels = tuple(lvl for lvl in levels if lvl <= rec.task.max_difficulty)  # python: no level 9
             seeds = seeds or [base_seed + i for i in range(N_SEEDS)]
@@ -327,7 +338,7 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
             per_seed: list[dict[str, Any]] = []
 
             def so_far(seed_run: dict[str, Any] | None = None) -> None:
-                runs = per_seed if seed_run is None else [*per_seed, seed_run]
+                runs = per_seed if seed_run is None else [*per_seed, {**seed_run, "recipe_sha256": digest}]
                 data = report(runs, quick=quick, n_rounds=n_rounds, recipe=recipe, overrides=shrink,
                               levels=levels, minutes=(time.perf_counter() - t_start) / 60, versions=used, echo=False,
                               measure_every=measure_every)
@@ -336,8 +347,8 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
 
             for seed in seeds:
                 print(f"seed {seed}: {n_rounds} round(s)")
-                per_seed.append(play_seed(seed, path, n_rounds, levels, on_round=so_far if write else None,
-                                          measure_every=measure_every))
+                per_seed.append({**play_seed(seed, path, n_rounds, levels, on_round=so_far if write else None,
+                                             measure_every=measure_every), "recipe_sha256": digest})
                 if write and seed != seeds[-1]:
                     so_far()
     minutes = (time.perf_counter() - t_start) / 60
@@ -443,7 +454,8 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """One result over the seeds of several runs of the same benchmark (the same recipe,
     overrides, rounds, levels and package versions, different seeds), e.g. a 3-seed figure played
     in two sittings; its minutes are their sum. A run that differs in any of those is refused,
-    naming what.
+    naming what. The same recipe: the same settings (every seed's ``recipe_sha256``) where each
+    seed has them, a recipe renamed or made the default included; else the same name.
 
     >>> one = {"quick": False, "rounds": 8, "recipe": "default", "overrides": {}, "levels": [2], "versions": {},
     ...        "per_seed": [{"seed": 7}]}
@@ -453,13 +465,24 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     >>> merge([one, one])
     Traceback (most recent call last):
     ValueError: seed 7 is in more than one of the results
+    >>> two = {**one, "recipe": "columns", "per_seed": [{"seed": 8, "recipe_sha256": "a"}]}
+    >>> merge([{**one, "per_seed": [{"seed": 7, "recipe_sha256": "b"}]}, two])
+    Traceback (most recent call last):
+    ValueError: results differ in the recipe's settings (recipe_sha256 b vs a): not one benchmark
     """
     first = parts[0]
+    per_seed = [s for part in parts for s in part["per_seed"]]
+    digests = {s.get("recipe_sha256") for s in per_seed}
+    by_settings = None not in digests
+    if by_settings and len(digests) > 1:
+        a, b = list(dict.fromkeys(s["recipe_sha256"] for s in per_seed))[:2]
+        raise ValueError(f"results differ in the recipe's settings (recipe_sha256 {a} vs {b}): not one benchmark")
     for other in parts[1:]:
         for key in ("quick", "rounds", "recipe", "overrides", "levels", "versions"):  # measure_every may differ
+            if key == "recipe" and by_settings:
+                continue
             if other[key] != first[key]:
                 raise ValueError(f"results differ in {key} ({first[key]} vs {other[key]}): not one benchmark")
-    per_seed = [s for part in parts for s in part["per_seed"]]
     seeds = [s["seed"] for s in per_seed]
     for seed in seeds:
         if seeds.count(seed) > 1:

@@ -134,6 +134,17 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path, tmp_p
     assert merged["seeds"] == [7, 8] and merged["minutes"] == 3.0
     for key in ("test", "dev", "control", "control_dev", "debate", "level_ups", "ratios"):
         assert merged[key] == data[key], key
+    # the same settings under another recipe name (a recipe made the default) are the same benchmark
+    from engine.recipes import load_recipe
+
+    assert {s["recipe_sha256"] for s in data["per_seed"]} == {improve.recipe_digest(load_recipe(str(tiny_recipe))[0])}
+    renamed = [parts[0], {**parts[1], "recipe": "default"}]
+    assert merge(renamed)["seeds"] == [7, 8]
+    with pytest.raises(ValueError, match="differ in the recipe's settings"):
+        merge([parts[0], {**parts[1], "per_seed": [{**parts[1]["per_seed"][0], "recipe_sha256": "0" * 64}]}])
+    with pytest.raises(ValueError, match="differ in recipe"):  # without the settings' digest, by name
+        merge([{**part, "per_seed": [{k: v for k, v in s.items() if k != "recipe_sha256"} for s in part["per_seed"]]}
+               for part in renamed])
 
 
 def test_improve_benchmark_measures_every_kth_round_and_the_last(tiny_recipe: Path, tmp_path: Path,
