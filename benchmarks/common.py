@@ -32,10 +32,18 @@ def results_dir() -> Path:
     return home_dir() / "bench"
 
 
-def machine() -> dict[str, Any]:
-    from engine.paths import cpu_name
+#: The CPU features that change what a benchmark measures: the vector width llama.cpp's kernels
+#: use, and whether training can run in bfloat16 (unsloth's CPU backend trains in float32 without
+#: it). Hosts named alike ("AMD EPYC") differ in them from one session to the next.
+VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx_vnni", "amx_bf16")
 
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+
+def machine() -> dict[str, Any]:
+    from engine.paths import cpu_flags, cpu_name
+
+    have = cpu_flags()
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "vector": [f for f in VECTOR_FLAGS if f in have],
+            "platform": platform.platform(), "python": platform.python_version()}
 
 
 def versions(*dists: str) -> dict[str, str | None]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import common
 from benchmarks.common import recipe_variant, toml_dumps
 from engine.errors import RecipeError
 from engine.recipes import load_recipe
@@ -29,7 +30,6 @@ def test_recipe_variant_changes_only_what_it_is_told(tmp_path: Path) -> None:
 def test_results_go_to_the_checkout_the_data_dir_or_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    from benchmarks import common
     from console.cli import main
 
     monkeypatch.setenv(common.OUT_ENV, "")  # unset, and restored after the CLI sets it
@@ -43,6 +43,15 @@ def test_results_go_to_the_checkout_the_data_dir_or_out(tmp_path: Path, monkeypa
     out = tmp_path / "elsewhere"
     assert main(["bench", "store", "--quick", "--out", str(out)]) == 0
     assert (out / "store.json").exists()
+
+
+def test_results_name_the_cpu_features_that_change_the_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.paths
+
+    monkeypatch.setattr(engine.paths, "cpu_flags", lambda: {"fma", "avx2", "avx512f", "sse4_2"})
+    assert common.machine()["vector"] == ["avx2", "avx512f"]  # no bfloat16: training runs in float32
+    monkeypatch.setattr(engine.paths, "cpu_flags", lambda: set())
+    assert common.machine()["vector"] == []
 
 
 def test_toml_dumps_round_trips_the_default_recipe() -> None:
@@ -152,7 +161,6 @@ def test_improve_benchmark_measures_every_kth_round_and_the_last(tiny_recipe: Pa
     """measure_every = 2 over 3 rounds: the test sets are measured after round 1 and the last
     (round 2) only; round 0's figures read None, the curves keep its place, the final figures are
     the last round's."""
-    from benchmarks import common
     from benchmarks.improve import run
 
     monkeypatch.setenv(common.OUT_ENV, str(tmp_path))
