@@ -34,16 +34,16 @@ def test_the_default_is_plain_with_the_best_measured_settings() -> None:
     played on plain.toml when it was the default)."""
     import json
 
-    columns, default = load_recipe("default")[0].model_dump(), load_recipe("plain")[0].model_dump()
+    default, plain = load_recipe("default")[0].model_dump(), load_recipe("plain")[0].model_dump()
     measured = json.loads((DEFAULT.parent.parent / "benchmarks" / "results" /
                            "improve-columns-ahead-swapjudge-seed7-partial.json").read_text())["overrides"]
     for section in ("task", "round", "train"):
-        changed = {k: v for k, v in columns[section].items() if default[section][k] != v}
+        changed = {k: v for k, v in default[section].items() if plain[section][k] != v}
         assert changed == measured[section], section
-    for a, b in zip(columns["agents"], default["agents"]):
+    for a, b in zip(default["agents"], plain["agents"]):
         want = measured.get(f"agents.{a['role']}", {})
         assert {k: v for k, v in a.items() if b[k] != v} == want, a["name"]
-    rest = [k for k in columns if k not in ("task", "round", "train", "agents") and columns[k] != default[k]]
+    rest = [k for k in default if k not in ("task", "round", "train", "agents") and default[k] != plain[k]]
     assert rest == ["name", "description"]
 
 
