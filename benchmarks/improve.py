@@ -41,11 +41,14 @@ N_SEEDS = 3
 
 
 def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ...], log: Any = print,
-              on_round: Callable[[dict[str, Any]], None] | None = None, measure_every: int = 1) -> dict[str, Any]:
+              on_round: Callable[[dict[str, Any]], None] | None = None, measure_every: int = 1,
+              test_only: bool = False) -> dict[str, Any]:
     """One run of the recipe with this seed: base and per-round test/dev scores (after every
     ``measure_every``-th round and the last; a round between has ``"test": None``). ``on_round``
     is given the seed's results so far (marked ``"partial": True``) after each round, so that a
-    long run stopped early keeps what it measured."""
+    long run stopped early keeps what it measured. ``test_only``: the test sets and facts alone,
+    no dev sets and no debate on them (``"dev"`` and ``"debate"`` read None), about a third of
+    the measuring time."""
     from engine.api import Engine
     from engine.evaluate import control_answers, drift, record_score, score, stored_score
     from engine.events import PhaseFinished
@@ -70,9 +73,10 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
             info = eng.run_info(run_id)
             rec, q = info.recipe, eng.store.execute
             domain = get_domain(rec.task.domain)
+            pools = ("test",) if test_only else ("test", "dev")
             sets: dict[tuple[str, int | str], Any] = {
-                (pool, lvl): pool_tasks(eng.store, run_id, pool, lvl) for pool in ("test", "dev") for lvl in levels}
-            sets.update({(pool, "facts"): fact_set(eng.store, run_id, pool) for pool in ("test", "dev")})
+                (pool, lvl): pool_tasks(eng.store, run_id, pool, lvl) for pool in pools for lvl in levels}
+            sets.update({(pool, "facts"): fact_set(eng.store, run_id, pool) for pool in pools})
             rt = eng.runtime_for(rec, run_id)
             measured: dict[Any, dict[str, Any]] = {}
 
@@ -89,7 +93,7 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                     if not rt.serves(adapter_path):
                         rt.set_adapter(adapter_path).result()
 
-                out: dict[str, Any] = {"test": {}, "dev": {}, "debate": {}}
+                out: dict[str, Any] = {"test": {}, "dev": None if test_only else {}, "debate": {}}
                 debates: list[DebateScore] = []
                 for (pool, lvl), tasks in sets.items():
                     name = FACT_SETS[pool] if lvl == "facts" else set_name(pool, int(lvl))
@@ -102,7 +106,7 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                             record_score(eng.store, run_id, rnd, adapter_id, name, pool, sc, texts)
                     out[pool][str(lvl)] = {"n": sc.n, "correct": sc.correct, "accuracy": sc.accuracy,
                                            "ci": [sc.ci_low, sc.ci_high]}
-                    if pool == "test" and lvl != "facts":  # the debate as a protocol, on test sets only
+                    if pool == "test" and lvl != "facts" and not test_only:  # the debate, on test sets only
                         deb = stored_debate(eng.store, run_id, adapter_id, name, roles_key)
                         if deb is None:
                             serve()
@@ -111,7 +115,8 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                                 record_debate(eng.store, run_id, rnd, adapter_id, name, pool, deb, roles_key)
                         out["debate"][str(lvl)] = deb.summary()
                         debates.append(deb)
-                out["debate"]["all"] = sum(debates, DebateScore(0, 0, 0, 0, 0)).summary()  # every level pooled
+                out["debate"] = None if test_only else {  # every level pooled
+                    **out["debate"], "all": sum(debates, DebateScore(0, 0, 0, 0, 0)).summary()}
                 serve()
                 out["control_answers"] = control_answers(rt, CONTROL_PROMPTS)
                 out["key"] = [adapter_id, roles_key]
@@ -179,7 +184,8 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                 log(f"  seed {seed} round {r}: level {difficulty}, adapter {cur_id or 'base'}, " + (
                     ", ".join(f"test-{k} {v['accuracy']:.0%}" for k, v in m["test"].items() if k != "facts")
                     + f", facts {m['test']['facts']['correct']}/{m['test']['facts']['n']}"
-                    + f", debate {_pts(m['debate']['all']['gain'])} judge {_pct(m['debate']['all']['judge_balanced_accuracy'])}"
+                    + (f", debate {_pts(m['debate']['all']['gain'])} judge {_pct(m['debate']['all']['judge_balanced_accuracy'])}"
+                       if m["debate"] else "")
                     if measuring else "not measured") + f" ({played:.0f} s)")
                 if on_round is not None and r + 1 < n_rounds:
                     on_round({**result(), "partial": True})
@@ -221,9 +227,12 @@ def _pts(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:+.0f}"
 
 
-def debate_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+def debate_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The debate protocol on the test sets (all levels pooled): final-round figures over seeds
-    and every seed's per-round curves (index 0: the base model)."""
+    and every seed's per-round curves (index 0: the base model). None when a seed measured no
+    debate (``test_only``)."""
+    if any(s["base"]["debate"] is None for s in per_seed):
+        return None
     keys = {"gain": "gain", "judge_balanced_accuracy": "judge_balanced_accuracy", "right_to_wrong": "right_to_wrong",
             "wrong_to_right": "wrong_to_right", "first": "first", "final": "final"}
     out: dict[str, Any] = {}
@@ -266,10 +275,12 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def summarise(per_seed: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[str, Any]:
-    """Set name -> base and final {mean, min, max} over seeds, for the test and dev pools."""
-    out: dict[str, Any] = {}
+    """Set name -> base and final {mean, min, max} over seeds, for the test and dev pools (dev:
+    None when a seed measured the test sets only)."""
+    out: dict[str, Any] = {"dev": None, "control_dev": None}
     names = per_seed[0]["level_names"]
-    for pool in ("test", "dev"):
+    pools = ("test",) if any(s["base"]["dev"] is None for s in per_seed) else ("test", "dev")
+    for pool in pools:
         out[pool] = {}
         for lvl in levels:
             key = f"{pool}-{lvl} ({names[str(lvl)]})"
@@ -280,7 +291,7 @@ def summarise(per_seed: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[s
             out[pool][key] = {"base": spread(base), "final": spread(final), "n": per_seed[0]["base"][pool][str(lvl)]["n"],
                               "curves": {str(s["seed"]): c for s, c in zip(per_seed, curves)}}
     # General facts answered right, of the 16 in each half (test: reported; dev: the gate's)
-    for pool in ("test", "dev"):
+    for pool in pools:
         base = [float(s["base"][pool]["facts"]["correct"]) for s in per_seed]
         final = [float(last(s["per_round"], s["base"])[pool]["facts"]["correct"]) for s in per_seed]
         out["control" if pool == "test" else "control_dev"] = {
@@ -312,12 +323,14 @@ def results_name(recipe: str) -> str:
 
 def run(quick: bool = False, rounds: int | None = None, recipe: str = "default", overrides: dict[str, Any] | None = None,
         levels: tuple[int, ...] = LEVELS, write: bool = True, seeds: list[int] | None = None,
-        name: str | None = None, measure_every: int = 1) -> dict[str, Any]:
+        name: str | None = None, measure_every: int = 1, test_only: bool = False) -> dict[str, Any]:
     """Play each seed for ``rounds`` rounds and report, measuring the test sets after every
     ``measure_every``-th round and the last (1: every round). With ``write``, the results go to
     ``name`` (default: ``results_name(recipe)``) at the end, and after every round until then to
     ``NAME-partial`` (the seeds so far, the last one marked ``"partial": true``; removed when the
-    whole run is written), so that a run stopped early keeps every round it measured."""
+    whole run is written), so that a run stopped early keeps every round it measured. ``test_only``:
+    measure the test sets and facts alone (no dev sets, no debate): the issue-13 scoreboard at about
+    a third of the measuring time."""
     from engine.recipes import load_recipe
 
     if measure_every < 1:
@@ -348,7 +361,8 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
             for seed in seeds:
                 print(f"seed {seed}: {n_rounds} round(s)")
                 per_seed.append({**play_seed(seed, path, n_rounds, levels, on_round=so_far if write else None,
-                                             measure_every=measure_every), "recipe_sha256": digest})
+                                             measure_every=measure_every, test_only=test_only),
+                                  "recipe_sha256": digest})
                 if write and seed != seeds[-1]:
                     so_far()
     minutes = (time.perf_counter() - t_start) / 60
@@ -375,11 +389,11 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
         def cells(m: dict[str, Any]) -> list[str]:
             if m["test"] is None:  # a round not measured
                 return ["-"] * (2 * len(levels) + 4)
-            d = m["debate"]["all"]
+            d = m["debate"]["all"] if m["debate"] else {}
             return [f"{m['test'][str(lvl)]['accuracy']:.0%}" for lvl in levels] + \
-                [f"{m['dev'][str(lvl)]['accuracy']:.0%}" for lvl in levels] + \
-                [f"{m['test']['facts']['correct']}/{m['test']['facts']['n']}", _pts(d["gain"]),
-                 _pct(d["right_to_wrong"]), _pct(d["judge_balanced_accuracy"])]
+                [f"{m['dev'][str(lvl)]['accuracy']:.0%}" if m["dev"] else "-" for lvl in levels] + \
+                [f"{m['test']['facts']['correct']}/{m['test']['facts']['n']}", _pts(d.get("gain")),
+                 _pct(d.get("right_to_wrong")), _pct(d.get("judge_balanced_accuracy"))]
 
         rows: list[list[Any]] = [["base", "-", s["base"]["seconds"], "-", "-", "-", *cells(s["base"]), 1.0]]
         for pr in s["per_round"]:
@@ -395,38 +409,41 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
     debate = debate_summary(per_seed)
     rows = []
     for key, v in summary["test"].items():
-        dev_key = key.replace("test-", "dev-", 1)
-        d = summary["dev"][dev_key]
+        d = summary["dev"][key.replace("test-", "dev-", 1)] if summary["dev"] else None
         rows.append([key, v["n"], f"{v['base']['mean']:.1%} [{v['base']['min']:.0%}, {v['base']['max']:.0%}]",
                      f"{v['final']['mean']:.1%} [{v['final']['min']:.0%}, {v['final']['max']:.0%}]",
-                     f"{d['final']['mean']:.1%}", f"{100 * (d['final']['mean'] - v['final']['mean']):+.1f}"])
+                     f"{d['final']['mean']:.1%}" if d else "-",
+                     f"{100 * (d['final']['mean'] - v['final']['mean']):+.1f}" if d else "-"])
     say(f"\n{len(seeds)} seeds, {n_rounds} rounds, {minutes:.1f} min; mean [min, max] over seeds")
     c = summary["control"]
     rows.append([f"facts-test (general facts, right of {c['n']})", c["n"],
                  f"{c['base']['mean']:.1f} [{c['base']['min']:.0f}, {c['base']['max']:.0f}]",
                  f"{c['final']['mean']:.1f} [{c['final']['min']:.0f}, {c['final']['max']:.0f}]",
-                 f"{summary['control_dev']['final']['mean']:.1f}", "-"])
+                 f"{summary['control_dev']['final']['mean']:.1f}" if summary["control_dev"] else "-", "-"])
     say(table(["test set", "n", "base", f"after {n_rounds} rounds", "dev (gate's pool)", "dev - test points"], rows))
 
     def span(v: dict[str, float] | None, fmt: str) -> str:
         return "-" if v is None else f"{v['mean']:{fmt}} [{v['min']:{fmt}}, {v['max']:{fmt}}]"
 
-    say(f"\nthe debate on the test sets ({debate['n']} tasks, all levels), after {n_rounds} rounds; mean [min, max]")
-    say(table(["first answers", "after debate", "gain", "right->wrong", "wrong->right", "judge balanced acc."],
-                [[span(debate["first_final"], ".1%"), span(debate["final_final"], ".1%"), span(debate["gain_final"], "+.1%"),
-                  span(debate["right_to_wrong_final"], ".1%"), span(debate["wrong_to_right_final"], ".1%"),
-                  span(debate["judge_balanced_accuracy_final"], ".1%")]]))
-    if debate["revised_final_final"] is not None:
-        say("the revisions alone (had each stood whatever the judge said): "
-              f"after revision {span(debate['revised_final_final'], '.1%')}, gain {span(debate['revised_gain_final'], '+.1%')}, "
-              f"right->wrong {span(debate['revised_right_to_wrong_final'], '.1%')}, "
-              f"wrong->right {span(debate['revised_wrong_to_right_final'], '.1%')}")
-    if debate.get("three_way_final_final") is not None:
-        say(f"the computing judge's own results: right {span(debate['judge_result_final'], '.1%')}; "
-              f"the three-way pick (its result where it disagrees with both): {span(debate['three_way_final_final'], '.1%')}, "
-              f"gain {span(debate['three_way_gain_final'], '+.1%')}, "
-              f"right->wrong {span(debate['three_way_right_to_wrong_final'], '.1%')}, "
-              f"wrong->right {span(debate['three_way_wrong_to_right_final'], '.1%')}")
+    if debate is None:
+        say("\nthe debate: not measured (test sets only)")
+    else:
+        say(f"\nthe debate on the test sets ({debate['n']} tasks, all levels), after {n_rounds} rounds; mean [min, max]")
+        say(table(["first answers", "after debate", "gain", "right->wrong", "wrong->right", "judge balanced acc."],
+                    [[span(debate["first_final"], ".1%"), span(debate["final_final"], ".1%"), span(debate["gain_final"], "+.1%"),
+                      span(debate["right_to_wrong_final"], ".1%"), span(debate["wrong_to_right_final"], ".1%"),
+                      span(debate["judge_balanced_accuracy_final"], ".1%")]]))
+        if debate["revised_final_final"] is not None:
+            say("the revisions alone (had each stood whatever the judge said): "
+                  f"after revision {span(debate['revised_final_final'], '.1%')}, gain {span(debate['revised_gain_final'], '+.1%')}, "
+                  f"right->wrong {span(debate['revised_right_to_wrong_final'], '.1%')}, "
+                  f"wrong->right {span(debate['revised_wrong_to_right_final'], '.1%')}")
+        if debate.get("three_way_final_final") is not None:
+            say(f"the computing judge's own results: right {span(debate['judge_result_final'], '.1%')}; "
+                  f"the three-way pick (its result where it disagrees with both): {span(debate['three_way_final_final'], '.1%')}, "
+                  f"gain {span(debate['three_way_gain_final'], '+.1%')}, "
+                  f"right->wrong {span(debate['three_way_right_to_wrong_final'], '.1%')}, "
+                  f"wrong->right {span(debate['three_way_wrong_to_right_final'], '.1%')}")
     for seed_run in per_seed:
         say(f"seed {seed_run['seed']}: levels " + " ".join(str(pr["difficulty"]) for pr in seed_run["per_round"])
               + f" ({seed_run['level_ups']} level-up(s))")
@@ -442,7 +459,7 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
                                     for k, v in summary["test"].items()},
     }
     return {"quick": quick, "rounds": n_rounds, "recipe": recipe, "overrides": overrides, "levels": list(levels),
-            "measure_every": measure_every,
+            "measure_every": measure_every, "test_only": summary["dev"] is None,
             "seeds": seeds, "minutes": minutes, "ratio_set": start_key, "test": summary["test"], "dev": summary["dev"],
             "control": summary["control"], "control_dev": summary["control_dev"], "debate": debate,
             "level_ups": spread([float(s["level_ups"]) for s in per_seed]),

@@ -233,3 +233,23 @@ def test_formats_benchmark_trains_the_same_train_tasks_in_every_format(tiny_mode
     assert [r["format"] for r in tried["rows"][1:]] == ["value@steps=2", "value@rank=4,alpha=8", "value@examples=4,steps=2"]
     assert [r["train"]["steps"] for r in tried["rows"][1:]] == [2, 12, 2]
     assert [r["examples"] for r in tried["rows"][1:]] == [8, 8, 4]  # the examples key sets a trial's train tasks
+
+
+def test_improve_benchmark_measures_the_test_sets_alone_when_told(tiny_recipe: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """test_only: the test sets and facts are measured, the dev sets and the debate are not (None,
+    and the report says so); the test figures are the ones a full measurement gives."""
+    from benchmarks.improve import run
+
+    monkeypatch.setenv(common.OUT_ENV, str(tmp_path))
+    lean = run(rounds=1, recipe=str(tiny_recipe), overrides={}, levels=(1,), seeds=[7], name="improve-lean",
+               test_only=True)
+    full = run(rounds=1, recipe=str(tiny_recipe), overrides={}, levels=(1,), seeds=[7], name="improve-full",
+               write=False)
+    assert lean["test_only"] and not full["test_only"]
+    assert lean["dev"] is None and lean["control_dev"] is None and lean["debate"] is None
+    (s,) = lean["per_seed"]
+    assert s["base"]["dev"] is None and s["base"]["debate"] is None and s["per_round"][0]["dev"] is None
+    assert lean["test"] == full["test"] and lean["control"] == full["control"]
+    assert "the debate: not measured (test sets only)" in capsys.readouterr().out
