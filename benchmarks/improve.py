@@ -93,7 +93,7 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                     if not rt.serves(adapter_path):
                         rt.set_adapter(adapter_path).result()
 
-                out: dict[str, Any] = {"test": {}, "dev": None if test_only else {}, "debate": {}}
+                out: dict[str, Any] = {"test": {}, "dev": None if test_only else {}, "debate": None if test_only else {}}
                 debates: list[DebateScore] = []
                 for (pool, lvl), tasks in sets.items():
                     name = FACT_SETS[pool] if lvl == "facts" else set_name(pool, int(lvl))
@@ -115,8 +115,8 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                                 record_debate(eng.store, run_id, rnd, adapter_id, name, pool, deb, roles_key)
                         out["debate"][str(lvl)] = deb.summary()
                         debates.append(deb)
-                out["debate"] = None if test_only else {  # every level pooled
-                    **out["debate"], "all": sum(debates, DebateScore(0, 0, 0, 0, 0)).summary()}
+                if not test_only:
+                    out["debate"]["all"] = sum(debates, DebateScore(0, 0, 0, 0, 0)).summary()  # every level pooled
                 serve()
                 out["control_answers"] = control_answers(rt, CONTROL_PROMPTS)
                 out["key"] = [adapter_id, roles_key]
