@@ -94,6 +94,8 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                         rt.set_adapter(adapter_path).result()
 
                 out: dict[str, Any] = {"test": {}, "dev": None if test_only else {}, "debate": None if test_only else {}}
+                outcomes: dict[tuple[str, int], bool] = {}  # (level, task id) -> right, the test sets pooled
+                out["outcomes"] = outcomes
                 debates: list[DebateScore] = []
                 for (pool, lvl), tasks in sets.items():
                     name = FACT_SETS[pool] if lvl == "facts" else set_name(pool, int(lvl))
@@ -115,6 +117,8 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                                 record_debate(eng.store, run_id, rnd, adapter_id, name, pool, deb, roles_key)
                         out["debate"][str(lvl)] = deb.summary()
                         debates.append(deb)
+                    if pool == "test" and lvl != "facts":
+                        outcomes.update({(str(lvl), tid): ok for tid, ok in sc.outcomes.items()})
                 if not test_only:
                     out["debate"]["all"] = sum(debates, DebateScore(0, 0, 0, 0, 0)).summary()  # every level pooled
                 serve()
@@ -130,6 +134,8 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                                  "seconds": base_seconds, "control_answers": base["control_answers"]},
                         "per_round": list(per_round), "level_ups": level_ups([pr["difficulty"] for pr in per_round]),
                         "final_control_answers": measured[tuple(last(per_round)["measure_key"])]["control_answers"]
+                        if any(pr["test"] is not None for pr in per_round) else None,
+                        "paired": paired_counts(base["outcomes"], measured[tuple(last(per_round)["measure_key"])]["outcomes"])
                         if any(pr["test"] is not None for pr in per_round) else None,
                         "minutes": (time.perf_counter() - loop_start) / 60}
 
@@ -265,6 +271,55 @@ def debate_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
+def paired_counts(base: dict[Any, bool], final: dict[Any, bool]) -> dict[str, int]:
+    """How a seed's test tasks (every level's pooled) went under the base model and at its last
+    measurement: right under both, under the base only, at the end only, under neither.
+
+    >>> paired_counts({1: True, 2: False, 3: True, 4: False}, {1: True, 2: True, 3: False, 4: False})
+    {'n': 4, 'both': 1, 'base_only': 1, 'final_only': 1, 'neither': 1}
+    """
+    common = sorted(set(base) & set(final))
+    pairs = [(base[k], final[k]) for k in common]
+    return {"n": len(pairs), "both": pairs.count((True, True)), "base_only": pairs.count((True, False)),
+            "final_only": pairs.count((False, True)), "neither": pairs.count((False, False))}
+
+
+def pooled_gain(per_seed: list[dict[str, int] | None], resamples: int = 4000, seed: int = 0) -> dict[str, Any] | None:
+    """The test sets' gain over the base model with every seed's tasks pooled (all levels; not the
+    facts): accuracy at the last measurement minus under the base model, and its 95% paired
+    bootstrap interval (each seed's tasks resampled with their two outcomes, so a task that was
+    right before and after adds nothing to the spread). None where a seed has no pairs (results
+    written before they were kept, or no round measured).
+
+    >>> g = pooled_gain([{"n": 100, "both": 40, "base_only": 2, "final_only": 30, "neither": 28}])
+    >>> g["base"], g["final"], round(g["gain"], 2), g["ci"][0] > 0.15, g["ci"][1] < 0.4
+    (0.42, 0.7, 0.28, True, True)
+    >>> pooled_gain([{"n": 10, "both": 5, "base_only": 0, "final_only": 0, "neither": 5}])["ci"]
+    [0.0, 0.0]
+    >>> pooled_gain([None]) is None
+    True
+    """
+    import numpy as np
+
+    if not per_seed or any(c is None or not c["n"] for c in per_seed):
+        return None
+    seeds = [c for c in per_seed if c is not None]
+    kinds = ("both", "base_only", "final_only", "neither")
+    n = sum(c["n"] for c in seeds)
+    rng = np.random.default_rng(seed)
+    diffs = np.zeros(resamples)
+    for c in seeds:
+        p = np.array([c[k] for k in kinds], dtype=float) / c["n"]
+        draws = rng.multinomial(c["n"], p, size=resamples)
+        diffs += draws[:, 2] - draws[:, 1]
+    diffs /= n
+    base = sum(c["both"] + c["base_only"] for c in seeds) / n
+    final = sum(c["both"] + c["final_only"] for c in seeds) / n
+    lo, hi = np.quantile(diffs, [0.025, 0.975])
+    return {"n": n, "base": base, "final": final, "gain": final - base, "ci": [float(lo), float(hi)],
+            "worse": sum(c["base_only"] for c in seeds), "better": sum(c["final_only"] for c in seeds)}
+
+
 def spread(values: list[float]) -> dict[str, float]:
     """{mean, min, max} of per-seed figures.
 
@@ -276,7 +331,8 @@ def spread(values: list[float]) -> dict[str, float]:
 
 def summarise(per_seed: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[str, Any]:
     """Set name -> base and final {mean, min, max} over seeds, for the test and dev pools (dev:
-    None when a seed measured the test sets only)."""
+    None when a seed measured the test sets only); the facts kept; ``test_gain``, every test task
+    pooled (``pooled_gain``)."""
     out: dict[str, Any] = {"dev": None, "control_dev": None}
     names = per_seed[0]["level_names"]
     pools = ("test",) if any(s["base"]["dev"] is None for s in per_seed) else ("test", "dev")
@@ -298,6 +354,7 @@ def summarise(per_seed: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[s
             "n": per_seed[0]["base"][pool]["facts"]["n"], "base": spread(base), "final": spread(final),
             "curves": {str(s["seed"]): [s["base"][pool]["facts"]["correct"]] + [
                 r[pool]["facts"]["correct"] if r[pool] else None for r in s["per_round"]] for s in per_seed}}
+    out["test_gain"] = pooled_gain([s.get("paired") for s in per_seed])
     return out
 
 
@@ -422,6 +479,12 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
                  f"{summary['control_dev']['final']['mean']:.1f}" if summary["control_dev"] else "-", "-"])
     say(table(["test set", "n", "base", f"after {n_rounds} rounds", "dev (gate's pool)", "dev - test points"], rows))
 
+    gain = summary["test_gain"]
+    if gain is not None:
+        say(f"every test task pooled ({gain['n']}, all seeds and levels, not the facts): {gain['base']:.1%} -> "
+            f"{gain['final']:.1%}, gain {100 * gain['gain']:+.1f} points, 95% paired interval "
+            f"[{100 * gain['ci'][0]:+.1f}, {100 * gain['ci'][1]:+.1f}] ({gain['better']} tasks won, {gain['worse']} lost)")
+
     def span(v: dict[str, float] | None, fmt: str) -> str:
         return "-" if v is None else f"{v['mean']:{fmt}} [{v['min']:{fmt}}, {v['max']:{fmt}}]"
 
@@ -461,7 +524,8 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
     return {"quick": quick, "rounds": n_rounds, "recipe": recipe, "overrides": overrides, "levels": list(levels),
             "measure_every": measure_every, "test_only": summary["dev"] is None,
             "seeds": seeds, "minutes": minutes, "ratio_set": start_key, "test": summary["test"], "dev": summary["dev"],
-            "control": summary["control"], "control_dev": summary["control_dev"], "debate": debate,
+            "control": summary["control"], "control_dev": summary["control_dev"], "test_gain": summary["test_gain"],
+            "debate": debate,
             "level_ups": spread([float(s["level_ups"]) for s in per_seed]),
             "per_seed": per_seed, "ratios": ratios,
             "versions": versions}

@@ -121,6 +121,14 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path, tmp_p
         lvl2 = s["base"]["test"]["2"]
         assert lvl2["n"] == 6 and lvl2["ci"][0] <= lvl2["accuracy"] <= lvl2["ci"][1]
     assert data["ratios"]["final_minus_base_points"] == {k: 0.0 for k in data["test"]}
+    # every test task of both seeds pooled, each paired with itself under the base model: nothing
+    # trained, so no task changed and the interval is a point
+    gain = data["test_gain"]
+    assert gain["n"] == 2 * 12 and gain["worse"] == gain["better"] == 0 and gain["gain"] == 0.0 and gain["ci"] == [0.0, 0.0]
+    assert gain["base"] == pytest.approx(sum(s["base"]["test"][str(lvl)]["correct"] for s in data["per_seed"]
+                                             for lvl in (1, 2)) / 24)
+    for s in data["per_seed"]:
+        assert s["paired"]["n"] == 12 and s["paired"]["both"] == sum(s["base"]["test"][k]["correct"] for k in ("1", "2"))
     for key in ("control", "control_dev"):  # general facts answered right, of 16
         c = data[key]
         assert c["n"] == 16 and set(c["base"]) == {"mean", "min", "max"} and c["base"] == c["final"]
@@ -141,7 +149,7 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path, tmp_p
     parts = [{**data, "per_seed": [s], "minutes": 1.5} for s in data["per_seed"]]
     merged = merge(parts)
     assert merged["seeds"] == [7, 8] and merged["minutes"] == 3.0
-    for key in ("test", "dev", "control", "control_dev", "debate", "level_ups", "ratios"):
+    for key in ("test", "dev", "control", "control_dev", "test_gain", "debate", "level_ups", "ratios"):
         assert merged[key] == data[key], key
     # the same settings under another recipe name (a recipe made the default) are the same benchmark
     from engine.recipes import load_recipe
@@ -154,6 +162,27 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path, tmp_p
     with pytest.raises(ValueError, match="differ in recipe"):  # without the settings' digest, by name
         merge([{**part, "per_seed": [{k: v for k, v in s.items() if k != "recipe_sha256"} for s in part["per_seed"]]}
                for part in renamed])
+
+
+def test_the_pooled_test_gain_pairs_each_task_with_itself() -> None:
+    """improve's ``test_gain``: final minus base accuracy over every seed's test tasks, with a paired
+    bootstrap interval that only the tasks which changed widen."""
+    from benchmarks.improve import paired_counts, pooled_gain
+
+    seed7 = paired_counts({("2", i): i < 40 for i in range(100)}, {("2", i): i < 70 for i in range(100)})
+    assert seed7 == {"n": 100, "both": 40, "base_only": 0, "final_only": 30, "neither": 30}
+    seed8 = paired_counts({("2", i): i % 2 == 0 for i in range(100)}, {("2", i): i % 2 == 1 for i in range(100)})
+    assert seed8 == {"n": 100, "both": 0, "base_only": 50, "final_only": 50, "neither": 0}
+    one = pooled_gain([seed7])
+    assert (one["n"], one["base"], one["final"], one["better"], one["worse"]) == (100, 0.4, 0.7, 30, 0)
+    assert one["gain"] == pytest.approx(0.3) and 0.2 < one["ci"][0] < 0.3 < one["ci"][1] < 0.4
+    # the same 50-point swap either way gains nothing and is far less certain than 30 tasks won
+    both = pooled_gain([seed7, seed8])
+    assert both["n"] == 200 and both["gain"] == pytest.approx(0.15) and both["ci"][0] < 0.15 < both["ci"][1]
+    assert both["ci"][1] - both["ci"][0] > one["ci"][1] - one["ci"][0]
+    assert pooled_gain([seed7, None]) is None and pooled_gain([]) is None
+    unchanged = pooled_gain([paired_counts({1: True, 2: False}, {1: True, 2: False})])
+    assert unchanged["gain"] == 0 and unchanged["ci"] == [0.0, 0.0]
 
 
 def test_improve_benchmark_measures_every_kth_round_and_the_last(tiny_recipe: Path, tmp_path: Path,
