@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 import tempfile
 import time
@@ -288,8 +289,10 @@ def pooled_gain(per_seed: list[dict[str, int] | None], resamples: int = 4000, se
     """The test sets' gain over the base model with every seed's tasks pooled (all levels; not the
     facts): accuracy at the last measurement minus under the base model, and its 95% paired
     bootstrap interval (each seed's tasks resampled with their two outcomes, so a task that was
-    right before and after adds nothing to the spread). None where a seed has no pairs (results
-    written before they were kept, or no round measured).
+    right before and after adds nothing to the spread), and ``p_better``, the exact one-sided sign
+    test's p-value for "no better than the base model" on the tasks that changed (with few changes
+    the bootstrap interval is too narrow: 4 tasks won and none lost leave it above 0 at p 0.0625).
+    None where a seed has no pairs (results written before they were kept, or no round measured).
 
     >>> g = pooled_gain([{"n": 100, "both": 40, "base_only": 2, "final_only": 30, "neither": 28}])
     >>> g["base"], g["final"], round(g["gain"], 2), g["ci"][0] > 0.15, g["ci"][1] < 0.4
@@ -316,8 +319,11 @@ def pooled_gain(per_seed: list[dict[str, int] | None], resamples: int = 4000, se
     base = sum(c["both"] + c["base_only"] for c in seeds) / n
     final = sum(c["both"] + c["final_only"] for c in seeds) / n
     lo, hi = np.quantile(diffs, [0.025, 0.975])
+    worse, better = sum(c["base_only"] for c in seeds), sum(c["final_only"] for c in seeds)
+    d = worse + better  # exact one-sided sign test on the tasks that changed: a check on the bootstrap,
+    p = sum(math.comb(d, k) for k in range(better, d + 1)) / 2**d if d else 1.0  # which few changes make narrow
     return {"n": n, "base": base, "final": final, "gain": final - base, "ci": [float(lo), float(hi)],
-            "worse": sum(c["base_only"] for c in seeds), "better": sum(c["final_only"] for c in seeds)}
+            "worse": worse, "better": better, "p_better": p}
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -483,7 +489,8 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
     if gain is not None:
         say(f"every test task pooled ({gain['n']}, all seeds and levels, not the facts): {gain['base']:.1%} -> "
             f"{gain['final']:.1%}, gain {100 * gain['gain']:+.1f} points, 95% paired interval "
-            f"[{100 * gain['ci'][0]:+.1f}, {100 * gain['ci'][1]:+.1f}] ({gain['better']} tasks won, {gain['worse']} lost)")
+            f"[{100 * gain['ci'][0]:+.1f}, {100 * gain['ci'][1]:+.1f}] ({gain['better']} tasks won, {gain['worse']} lost; "
+            f"sign test p = {gain['p_better']:.3g})")
 
     def span(v: dict[str, float] | None, fmt: str) -> str:
         return "-" if v is None else f"{v['mean']:{fmt}} [{v['min']:{fmt}}, {v['max']:{fmt}}]"

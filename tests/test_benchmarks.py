@@ -180,6 +180,8 @@ def test_the_pooled_test_gain_pairs_each_task_with_itself() -> None:
     both = pooled_gain([seed7, seed8])
     assert both["n"] == 200 and both["gain"] == pytest.approx(0.15) and both["ci"][0] < 0.15 < both["ci"][1]
     assert both["ci"][1] - both["ci"][0] > one["ci"][1] - one["ci"][0]
+    assert one["p_better"] == pytest.approx(0.5**30) and both["p_better"] > 0.001
+    assert pooled_gain([paired_counts({i: False for i in range(9)}, {i: i < 4 for i in range(9)})])["p_better"] == 1 / 16
     assert pooled_gain([seed7, None]) is None and pooled_gain([]) is None
     unchanged = pooled_gain([paired_counts({1: True, 2: False}, {1: True, 2: False})])
     assert unchanged["gain"] == 0 and unchanged["ci"] == [0.0, 0.0]
