@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import sys
 import tempfile
 import time
@@ -129,15 +128,15 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                 return out
 
             def result() -> dict[str, Any]:
+                final = measured[tuple(last(per_round)["measure_key"])] if any(
+                    pr["test"] is not None for pr in per_round) else None
                 return {"seed": seed, "run_id": run_id,
                         "level_names": {str(lvl): domain.level_name(lvl) for lvl in levels},
                         "base": {"test": base["test"], "dev": base["dev"], "debate": base["debate"],
                                  "seconds": base_seconds, "control_answers": base["control_answers"]},
                         "per_round": list(per_round), "level_ups": level_ups([pr["difficulty"] for pr in per_round]),
-                        "final_control_answers": measured[tuple(last(per_round)["measure_key"])]["control_answers"]
-                        if any(pr["test"] is not None for pr in per_round) else None,
-                        "paired": paired_counts(base["outcomes"], measured[tuple(last(per_round)["measure_key"])]["outcomes"])
-                        if any(pr["test"] is not None for pr in per_round) else None,
+                        "final_control_answers": final["control_answers"] if final else None,
+                        "paired": paired_counts(base["outcomes"], final["outcomes"]) if final else None,
                         "minutes": (time.perf_counter() - loop_start) / 60}
 
             t0 = time.perf_counter()
@@ -304,6 +303,8 @@ def pooled_gain(per_seed: list[dict[str, int] | None], resamples: int = 4000, se
     """
     import numpy as np
 
+    from engine.evaluate import sign_test
+
     if not per_seed or any(c is None or not c["n"] for c in per_seed):
         return None
     seeds = [c for c in per_seed if c is not None]
@@ -320,10 +321,8 @@ def pooled_gain(per_seed: list[dict[str, int] | None], resamples: int = 4000, se
     final = sum(c["both"] + c["final_only"] for c in seeds) / n
     lo, hi = np.quantile(diffs, [0.025, 0.975])
     worse, better = sum(c["base_only"] for c in seeds), sum(c["final_only"] for c in seeds)
-    d = worse + better  # exact one-sided sign test on the tasks that changed: a check on the bootstrap,
-    p = sum(math.comb(d, k) for k in range(better, d + 1)) / 2**d if d else 1.0  # which few changes make narrow
     return {"n": n, "base": base, "final": final, "gain": final - base, "ci": [float(lo), float(hi)],
-            "worse": worse, "better": better, "p_better": p}
+            "worse": worse, "better": better, "p_better": sign_test(better, worse + better)}
 
 
 def spread(values: list[float]) -> dict[str, float]:

@@ -129,6 +129,16 @@ class Paired:
 K = TypeVar("K", bound=Hashable)
 
 
+def sign_test(at_least: int, changed: int) -> float:
+    """Exact one-sided sign test: the chance that at least ``at_least`` of ``changed`` discordant
+    tasks go one way when each is equally likely to go either (1.0 when none changed).
+
+    >>> sign_test(4, 4), sign_test(1, 2), sign_test(0, 0)
+    (0.0625, 0.75, 1.0)
+    """
+    return sum(math.comb(changed, k) for k in range(at_least, changed + 1)) / 2**changed if changed else 1.0
+
+
 def paired(new: Mapping[K, bool], ref: Mapping[K, bool]) -> Paired:
     """Compare two adapters on the tasks (any keys: a judge's verdicts too) both were scored on.
 
@@ -145,8 +155,7 @@ def paired(new: Mapping[K, bool], ref: Mapping[K, bool]) -> Paired:
     common = sorted(set(new) & set(ref))
     worse = sum(1 for t in common if ref[t] and not new[t])
     better = sum(1 for t in common if new[t] and not ref[t])
-    d = worse + better
-    p = sum(math.comb(d, k) for k in range(worse, d + 1)) / 2**d if d else 1.0
+    p = sign_test(worse, worse + better)
     n = len(common)
     return Paired(n, sum(new[t] for t in common) / n if n else 0.0, sum(ref[t] for t in common) / n if n else 0.0,
                   worse, better, p)
