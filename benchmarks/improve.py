@@ -334,6 +334,17 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
 
 
+def n_span(entry: dict[str, Any]) -> str:
+    """A summarised set's size as the table prints it: one number, or min-max where seeds' sets
+    differ in size (results written before ``n_per_seed``: the first seed's).
+
+    >>> n_span({"n": 20, "n_per_seed": {"11": 20, "12": 19}}), n_span({"n": 100, "n_per_seed": {"7": 100}}), n_span({"n": 5})
+    ('19-20', '100', '5')
+    """
+    ns = list((entry.get("n_per_seed") or {}).values()) or [entry["n"]]
+    return str(ns[0]) if min(ns) == max(ns) else f"{min(ns)}-{max(ns)}"
+
+
 def summarise(per_seed: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[str, Any]:
     """Set name -> base and final {mean, min, max} over seeds, for the test and dev pools (dev:
     None when a seed measured the test sets only); the facts kept; ``test_gain``, every test task
@@ -349,7 +360,10 @@ def summarise(per_seed: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[s
             final = [last(s["per_round"], s["base"])[pool][str(lvl)]["accuracy"] for s in per_seed]
             curves = [[s["base"][pool][str(lvl)]["accuracy"]] + [r[pool][str(lvl)]["accuracy"] if r[pool] else None
                                                                  for r in s["per_round"]] for s in per_seed]
+            # Sets drawn per seed may differ in size (python: whole families held out): "n" is the
+            # first seed's, "n_per_seed" each one's.
             out[pool][key] = {"base": spread(base), "final": spread(final), "n": per_seed[0]["base"][pool][str(lvl)]["n"],
+                              "n_per_seed": {str(s["seed"]): s["base"][pool][str(lvl)]["n"] for s in per_seed},
                               "curves": {str(s["seed"]): c for s, c in zip(per_seed, curves)}}
     # General facts answered right, of the 16 in each half (test: reported; dev: the gate's)
     for pool in pools:
@@ -472,7 +486,7 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
     rows = []
     for key, v in summary["test"].items():
         d = summary["dev"][key.replace("test-", "dev-", 1)] if summary["dev"] else None
-        rows.append([key, v["n"], f"{v['base']['mean']:.1%} [{v['base']['min']:.0%}, {v['base']['max']:.0%}]",
+        rows.append([key, n_span(v), f"{v['base']['mean']:.1%} [{v['base']['min']:.0%}, {v['base']['max']:.0%}]",
                      f"{v['final']['mean']:.1%} [{v['final']['min']:.0%}, {v['final']['max']:.0%}]",
                      f"{d['final']['mean']:.1%}" if d else "-",
                      f"{100 * (d['final']['mean'] - v['final']['mean']):+.1f}" if d else "-"])

@@ -112,6 +112,7 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path, tmp_p
             for which in ("base", "final"):
                 assert set(v[which]) == {"mean", "min", "max"} and v[which]["min"] <= v[which]["mean"] <= v[which]["max"]
             assert set(v["curves"]) == {"7", "8"} and all(len(c) == 3 for c in v["curves"].values())
+            assert set(v["n_per_seed"]) == {"7", "8"} and v["n"] == v["n_per_seed"]["7"]
     for s in data["per_seed"]:
         r0 = s["per_round"][0]
         # The tiny random model verifies nothing, so the round skips training and says why.
