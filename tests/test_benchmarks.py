@@ -285,3 +285,21 @@ def test_improve_benchmark_measures_the_test_sets_alone_when_told(tiny_recipe: P
     assert s["base"]["dev"] is None and s["base"]["debate"] is None and s["per_round"][0]["dev"] is None
     assert lean["test"] == full["test"] and lean["control"] == full["control"]
     assert "the debate: not measured (test sets only)" in capsys.readouterr().out
+
+
+def test_debate_vote_rules_are_scored_against_the_first_answers():
+    from benchmarks.debate_votes import score_rules
+    row = {"level": 2, "first": "5", "first_ok": False, "revision": "5", "judged_ok": False,
+           "judge": ["6", "6", "6", "7", "6"], "samples": ["6", "5", "6", "6"], "right": ["6"]}
+    right_first = {**row, "first": "6", "first_ok": True, "revision": "6", "judged_ok": True,
+                   "judge": ["7", "7", "7", "7", "7"], "samples": ["6", "6", "6", "6"]}
+    scored = score_rules([row, right_first])
+    base = scored["first answer (baseline)"]
+    assert base["accuracy"] == 0.5 and base["gain"] == 0.0 and base["right_to_wrong_n"] == 0
+    # Unanimous judge votes overturn the right answer; 4 of 5 are not enough for the wrong one.
+    five = scored["judge votes, >= 5 of 5"]
+    assert five["gain"] == -0.5 and five["right_to_wrong_n"] == 1 and five["wrong_to_right_n"] == 0
+    four = scored["judge votes, >= 4 of 5"]
+    assert four["wrong_to_right_n"] == 1 and four["right_to_wrong_n"] == 1 and four["gain_per_level"] == {"2": 0}
+    # The plurality of all 11 keeps the right answer (6 of 11) and fixes the wrong one (7 of 11 say 6).
+    assert scored["plurality of all 11, >= 3"]["accuracy"] == 1.0
