@@ -85,7 +85,7 @@ def generate(home: Path, rounds: int, seed: int, recipe: str = "default") -> tup
     from engine.api import Engine
     from engine.evaluate import score
     from engine.pools import pool_tasks
-    from engine.protocol import debate_score
+    from engine.protocol import answer_right, debate_score
     from engine.recipes import find_recipe
     from engine.roles import falls_back, roles_in_use
     from engine.tasks import get_domain
@@ -121,7 +121,7 @@ def generate(home: Path, rounds: int, seed: int, recipe: str = "default") -> tup
             t = deb.traces[tr.id]
             row = {"level": lvl, "id": tr.id, "first": dom.verify(tr.task, t.first).answer, "first_ok": t.first_right,
                    "revision": dom.verify(tr.task, t.revision).answer,
-                   "judged_ok": t.revision_right if t.answer == "revision" else t.first_right,
+                   "judged_ok": answer_right(t),
                    "judge": [judge_result(votes, dom, tr.task, x) for x in jtexts[i]],
                    "samples": [dom.verify(tr.task, x).answer for x in stexts[i * K_SAMPLES:(i + 1) * K_SAMPLES]]}
             values = {v for v in [row["first"], row["revision"], *row["judge"], *row["samples"]] if v is not None}
