@@ -377,12 +377,21 @@ def summarise(per_seed: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[s
     return out
 
 
+#: Settings added after digests were recorded, with the value that plays as the recipe did before
+#: each existed: left out of the digest at that value, so that a recorded run still matches.
+ADDED_LATER: dict[tuple[str, str], Any] = {("round", "critique"): "text"}
+
+
 def recipe_digest(recipe: Any) -> str:
     """The sha256 of a recipe's settings, its name and description left out: two files that hold the
-    same settings (a recipe renamed, or made the default) play the same benchmark."""
+    same settings (a recipe renamed, or made the default) play the same benchmark. A setting added
+    since (``ADDED_LATER``) counts only where it is not at its old behaviour's value."""
     data = recipe.model_dump(mode="json")
     for key in ("name", "description"):
         data.pop(key)
+    for (section, key), before in ADDED_LATER.items():
+        if data.get(section, {}).get(key, before) == before:
+            data.get(section, {}).pop(key, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

@@ -28,6 +28,7 @@ from engine.agents import (fill, join_votes, judge_consensus, judge_requests, ju
 from engine.recipes import AgentSpec, Recipe
 from engine.roundbase import TaskRow
 from engine.runtime import Runtime
+from engine.stepcheck import critique_of, find_slips
 from engine.store import Store
 from engine.tasks import get_domain
 
@@ -192,7 +193,19 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
         first_texts = [c.result().text for c in comps]
     texts = list(first_texts)
     critiques: list[str | None] = [None] * len(tasks)
-    if critics:
+    if critics and recipe.round.critique == "steps":  # engine.stepcheck: the slip located, the answer continued from it
+        for _turn in range(recipe.round.debate_turns):
+            slips = find_slips(runtime, recipe, domain, solver, texts, before=lambda: use("solver"))
+            critiques = [critique_of(s) for s in slips]
+            cont = [(i, s.prefix(texts[i])) for i, s in enumerate(slips) if s is not None]
+            if cont:
+                use("reviser")
+            comps = runtime.submit_many([request(solver, fill(p.solve, {"task": tasks[i].task.prompt}), 0, greedy=True,
+                                                 prefix=pre) for i, pre in cont])
+            texts = list(texts)
+            for (i, pre), c in zip(cont, comps):
+                texts[i] = pre + c.result().text
+    elif critics:
         critic = _greedy(critics[0])
         for _turn in range(recipe.round.debate_turns):
             use("critic")

@@ -303,3 +303,19 @@ def test_debate_vote_rules_are_scored_against_the_first_answers():
     assert four["wrong_to_right_n"] == 1 and four["right_to_wrong_n"] == 1 and four["gain_per_level"] == {"2": 0}
     # The plurality of all 11 keeps the right answer (6 of 11) and fixes the wrong one (7 of 11 say 6).
     assert scored["plurality of all 11, >= 3"]["accuracy"] == 1.0
+
+
+def test_a_setting_added_later_changes_a_recipes_digest_only_away_from_its_old_behaviour() -> None:
+    """round.critique came after the default's 3 seeds were recorded: at "text" (the critic as it
+    was) the digest is the recorded one, at "steps" another."""
+    import json
+
+    from benchmarks.improve import recipe_digest
+    from engine.recipes import load_recipe
+
+    rec = load_recipe("default")[0]
+    recorded = json.loads((Path(__file__).parent.parent / "benchmarks" / "results" / "improve-fast-seeds7-8-9.json")
+                          .read_text())["per_seed"][0]["recipe_sha256"]
+    assert rec.round.critique == "text" and recipe_digest(rec) == recorded
+    steps = rec.model_copy(update={"round": rec.round.model_copy(update={"critique": "steps"})})
+    assert recipe_digest(steps) != recorded

@@ -290,3 +290,68 @@ def test_the_majority_answer_is_the_value_two_of_first_revision_and_judge_reach_
     bad = base.model_copy(update={"round": base.round.model_copy(update={"debate_answer": "majority"})})
     with pytest.raises(ValueError, match=r"round.debate_answer: 'majority' needs round.judging = 'compute'"):
         Recipe.model_validate(bad.model_dump())
+
+
+class StepScripted:
+    """round.critique = "steps": first answers, the step checks (each "What is a + b?" answered by
+    its value, or as ``checks`` says), continuations (a request with an assistant prefix) and the
+    computing judge's results, all read from the request."""
+
+    def __init__(self, first: dict[str, str], cont: dict[str, str], results: dict[str, str],
+                 checks: dict[str, str]) -> None:
+        self.first, self.cont, self.results, self.checks = first, cont, results, checks
+        self.asked: list[Request] = []
+
+    def submit_many(self, reqs: list[Request]) -> list[_Done]:
+        self.asked += reqs
+        out = []
+        for r in reqs:
+            user = r.messages[-1]["content"]
+            if r.tag == "judge":
+                out.append(_Done(next(v for k, v in self.results.items() if f"What is {k}?" in user)))
+                continue
+            expr = user.removeprefix("What is ").removesuffix("?")
+            if r.assistant_prefix:
+                out.append(_Done(self.cont[expr]))
+            elif expr in self.first:
+                out.append(_Done(self.first[expr]))
+            else:
+                out.append(_Done(self.checks.get(expr, str(eval(expr)))))
+        return out
+
+
+def test_a_step_critic_names_the_first_slip_and_the_reviser_goes_on_from_it() -> None:
+    """Each computation an answer writes out is asked alone, one operation at a time and a sum in
+    both orders; the first whose checked value differs is the slip, and the answer is continued
+    from it with the checked value. Where the two orders disagree the step is not checked."""
+    base = load_recipe("recipes/plain.toml")[0]
+    recipe = base.model_copy(update={"round": base.round.model_copy(update={"judging": "compute", "critique": "steps"})})
+    tasks = [TaskRow(i, Task("arith", f"What is {e}?", str(eval(e)), 2, f"fp{i}", {"expression": e}))
+             for i, e in enumerate(["19 + 72", "24 + 98", "13 + 25", "30 + 30"], 1)]
+    first = {"19 + 72": "19+72: 9+2=11, 1+7+1=8, so 81",  # wrong: 1+7+1 is 9
+             "24 + 98": "24+98: 4+8=12, 2+9+1=12, so 122",  # right, but its checks will say 4+8 is 13
+             "13 + 25": "13+25: 3+5=8, 1+2=3, so 38",  # right; 3+5 and 5+3 disagree: unchecked
+             "30 + 30": "60"}  # right, nothing written out to check
+    checks = {"4 + 8": "13", "8 + 4": "13", "3 + 5": "9"}
+    cont = {"19 + 72": ", so 91", "24 + 98": ", 2+9+1=13, so 133"}
+    results = {"19 + 72": "91", "24 + 98": "122", "13 + 25": "38", "30 + 30": "60"}
+    rt = StepScripted(first, cont, results, checks)
+    sc = debate_score(rt, recipe, tasks)  # type: ignore[arg-type]
+    assert [sc.traces[i].critique for i in (1, 2, 3, 4)] == [
+        "1+7+1=8 is wrong: 1+7+1 is 9.", "4+8=12 is wrong: 4+8 is 13.", "Every step checks out.", "Every step checks out."]
+    assert [sc.traces[i].revision for i in (1, 2, 3, 4)] == [
+        "19+72: 9+2=11, 1+7+1=9, so 91", "24+98: 4+8=13, 2+9+1=13, so 133", first["13 + 25"], "60"]
+    prefixed = [r.assistant_prefix for r in rt.asked if r.assistant_prefix]
+    assert prefixed == ["19+72: 9+2=11, 1+7+1=9", "24+98: 4+8=13"]
+    # the checks: single operations, left to right (1 + 7, then 8 + 1), a sum in both orders
+    asked = {r.messages[-1]["content"] for r in rt.asked if r.tag != "judge" and not r.assistant_prefix} - {
+        f"What is {e}?" for e in first}
+    assert {"What is 1 + 7?", "What is 7 + 1?", "What is 8 + 1?", "What is 1 + 8?", "What is 2 + 9?"} <= asked
+    assert "What is 1 + 7 + 1?" not in asked and all(r.sampling.temperature == 0 for r in rt.asked)
+    # the judge's pick: the fix stands (the judge reaches 91), the false alarm does not (it reaches 122)
+    assert (sc.first, sc.final, sc.right_to_wrong, sc.wrong_to_right) == (3, 4, 0, 1)
+    assert (sc.revised, sc.revised_right_to_wrong, sc.revised_wrong_to_right) == (3, 1, 1)
+    # a domain whose answers write out no computations has no step critic
+    with pytest.raises(ValueError, match="round.critique: 'steps' needs a domain whose answers write out"):
+        Recipe.model_validate({**load_recipe("python")[0].model_dump(), "round": {
+            **load_recipe("python")[0].round.model_dump(), "critique": "steps"}})

@@ -304,3 +304,39 @@ def test_token_budget_is_a_hard_cap(tiny_recipe: Path) -> None:
     assert sum(r.sampling.max_tokens for r, ok in zip(reqs, allowed) if ok) == 3
     runner.round_tokens = recipe.round.max_tokens_per_round + 10  # already over: nothing is sent
     assert runner._within_budget([Request(prompt="x")]) == [False]
+
+
+def test_a_step_critic_round_continues_slipped_answers_and_keeps_the_others(
+        tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """round.critique = "steps" in a round: every debated answer gets a critique row; an answer
+    with a slip is continued by its solver from the slip (the revision starts with the answer up to
+    it and the checked value), one without is its own revision. The slips are scripted here (the
+    tiny model writes no computations); the checks themselves are tested in test_protocol."""
+    import engine.phases.debate
+    from engine.stepcheck import NO_SLIP, Slip
+
+    recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": 'debate_turns = 1\ncritique = "steps"'})
+    checked: list[list[str]] = []
+
+    def slips(rt, recipe, domain, solver, answers, seed=0, before=None):  # type: ignore[no-untyped-def]
+        checked.append(list(answers))
+        return [Slip(len(a) // 2, "1+1", "3", "2") if i % 2 == 0 else None for i, a in enumerate(answers)]
+
+    monkeypatch.setattr(engine.phases.debate, "find_slips", slips)
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    assert eng.play(run_id) == "finished"
+    q = eng.store.execute
+    firsts = q("select id, text from attempts where run_id = ? and turn = 0 order by id", [run_id])
+    assert checked and sorted(checked[0]) == sorted(t for _i, t in firsts)
+    rows = q("select a.text, c.text, r.text from attempts a join critiques c on c.attempt_id = a.id "
+             "join attempts r on r.task_id = a.task_id and r.agent = a.agent and r.sample = a.sample and r.turn = 1 "
+             "where a.run_id = ? and a.turn = 0 order by a.id", [run_id])
+    assert len(rows) == len(firsts)
+    for i, (first, critique, revision) in enumerate(rows):  # in the order they were checked
+        assert first == checked[0][i]
+        if i % 2 == 0:
+            assert critique == "1+1=3 is wrong: 1+1 is 2." and revision.startswith(first[:len(first) // 2] + "2")
+        else:
+            assert critique == NO_SLIP and revision == first
+    eng.close()

@@ -405,6 +405,32 @@ def worked(expr: str, fmt: str) -> str:
     return "; ".join(steps)
 
 
+#: One worked step's computation and the value written for it: digits and operators, no spaces
+#: ("3+9+1=13", "15-5=10", "9*2+1=19"); a head such as "60-49 = -(49-60)" is not one.
+_CLAIM = re.compile(r"(?<![\d)(])(\d+(?:[+\-*]\d+)+)=(-?\d+)")
+
+
+def claims(text: str) -> list[tuple[int, str, str]]:
+    """The computations a worked answer writes out, in order: (where the written value starts,
+    the computation, the value written).
+
+    >>> claims("398+958: 8+8=16, 9+5+1=15, 3+9+1=17, so 1756")
+    [(13, '8+8', '16'), (23, '9+5+1', '15'), (33, '3+9+1', '17')]
+    >>> claims("60-49 = -(49-60): 9-0=9, 4-6=2, so -29"), claims("91")
+    ([(22, '9-0', '9'), (29, '4-6', '2')], [])
+    """
+    return [(m.start(2), m.group(1), m.group(2)) for m in _CLAIM.finditer(text)]
+
+
+def operations(computation: str) -> list[str]:
+    """A claim's computation as its numbers and operators, left to right.
+
+    >>> operations("9*2+1"), operations("15-5")
+    (['9', '*', '2', '+', '1'], ['15', '-', '5'])
+    """
+    return re.findall(r"\d+|[+\-*]", computation)
+
+
 def swapped(expr: str) -> str:
     """``expr`` with its commutative operands swapped where that keeps its value: each product's
     two numbers (``c * d`` -> ``d * c``) and a leading sum's (``a + b`` -> ``b + a``, unless ``b``
@@ -500,6 +526,14 @@ class Arith:
         if expr is None or expr == asked:
             return task
         return replace(task, prompt=_prompt(expr), payload={**task.payload, "expression": expr})
+
+    def claims(self, text: str) -> list[tuple[int, str, str]]:
+        """The computations a worked answer writes out (``claims``): what a step critic checks."""
+        return claims(text)
+
+    def step_task(self, a: str, op: str, b: str) -> Task:
+        """One operation of a claim as a task of its own (``a op b``), asked as any task is."""
+        return _task(f"{a} {op} {b}", 1)
 
     def verify(self, task: Task, text: str) -> Verdict:
         answer = extract_answer(text)

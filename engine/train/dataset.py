@@ -12,7 +12,9 @@ recipe's prompt template for the role):
   task worked in that format (arith value: ``91``; columns: ``19+72: 9+2=11, 1+7+1=9, so 91``), and
   with ``train.unsolved = "worked"`` so is each task nobody got right (source rationale);
 - reviser: revisions verified right, given the answer and the critique they revised (fixes of
-  wrong answers and keeps of right ones);
+  wrong answers and keeps of right ones); with ``round.critique = "steps"`` none from the debate:
+  its reviser continues the answer as the solver's reply to the task, and a right revision is
+  trained as that, a solver example (source revision);
 - critic: critiques after which a wrong answer was revised into a right one, in the debate or
   written with the verified result in view (the hint phase; trained without the hint); and as
   many confirmations of right answers that the revision kept, written from the verifier's result;
@@ -204,8 +206,8 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
             add("solver", a, "easy" if a.task_id in easy else "first" if a.turn == 0 else "revision",
                 solve_messages(recipe, a.prompt, _agent(recipe, a.agent, "solver")), solver_reply(a))
         prev = by_key.get((a.task_id, a.agent, a.sample, a.turn - 1)) if a.turn > 0 else None
-        if prev is None or prev.id not in crits:
-            continue
+        if prev is None or prev.id not in crits or recipe.round.critique == "steps":
+            continue  # a step critic's revision is the solver's reply to the task, trained above as such
         critic, critique = crits[prev.id]
         if a.correct:
             user = fill(p.revise, {"task": a.prompt, "answer": prev.text, "critique": critique})

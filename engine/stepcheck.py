@@ -1,0 +1,102 @@
+"""The step critic (``round.critique = "steps"``): a critique that locates the slip.
+
+A worked answer writes out its small computations ("398+958: 8+8=16, 9+5+1=15, 3+9+1=17, so
+1756"). The critic takes each one apart into single operations and asks each alone, as a task of
+its own, left to right ("What is 3 + 9?", then "What is 12 + 1?"), and each sum or product in its
+swapped form too ("What is 9 + 3?"); where both forms reach the same value, that is the checked
+value, else the step is left unchecked. The first step whose checked value differs from the one
+written is the slip: the critique names it ("3+9+1=17 is wrong: 3+9+1 is 13."), and the reviser
+continues the answer from that step with the checked value in place (the answer's text up to it,
+as the start of the reply to the task). An answer with no slip found is kept as it is.
+
+Every check is a greedy solver answer: the model checks its long computations with the short
+ones it is good at (a factored check, as in chain-of-verification); no verifier is read. Measured
+before this module on one adapter (seed 8, round 4; test levels 1, 2, 3 and mixed, 312 tasks): the
+continuation alone +1.6 points (12 right answers turned wrong, 17 wrong ones right); taken only where
+the swapped computing judge reaches the continuation's value, +2.2 (1 and 8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.agents import fill, request
+from engine.recipes import AgentSpec, Recipe
+from engine.runtime import Runtime
+from engine.tasks.arith import operations
+
+#: The critique of an answer in which no slip was found.
+NO_SLIP = "Every step checks out."
+
+
+@dataclass(frozen=True)
+class Slip:
+    """The first step of an answer whose checked value differs from the one written."""
+
+    at: int  # where the written value starts in the answer
+    computation: str  # "3+9+1"
+    written: str
+    checked: str
+
+    def critique(self) -> str:
+        """
+        >>> Slip(33, "3+9+1", "17", "13").critique()
+        '3+9+1=17 is wrong: 3+9+1 is 13.'
+        """
+        return f"{self.computation}={self.written} is wrong: {self.computation} is {self.checked}."
+
+    def prefix(self, answer: str) -> str:
+        """The answer up to the slip, the checked value in place: where the reviser goes on.
+
+        >>> Slip(33, "3+9+1", "17", "13").prefix("398+958: 8+8=16, 9+5+1=15, 3+9+1=17, so 1756")
+        '398+958: 8+8=16, 9+5+1=15, 3+9+1=13'
+        """
+        return answer[:self.at] + self.checked
+
+
+def critique_of(slip: Slip | None) -> str:
+    return NO_SLIP if slip is None else slip.critique()
+
+
+def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec, answers: Sequence[str],
+               seed: int = 0, before: Callable[[], None] | None = None) -> list[Slip | None]:
+    """Each answer's first slip (None: none found), every check a greedy request of ``solver``
+    (``before()`` runs first, e.g. to serve its adapter). All answers' checks go out together, one
+    operation deep at a time."""
+    claims = [domain.claims(a) for a in answers]
+    parts = {c: operations(c) for cs in claims for _at, c, _v in cs}
+    value: dict[str, str | None] = {c: p[0] for c, p in parts.items()}
+    greedy = solver.model_copy(update={"temperature": 0.0})
+
+    def ask(a: str, op: str, b: str) -> tuple[Any, Any]:
+        task = domain.step_task(a, op, b)
+        return task, request(greedy, fill(recipe.prompts.solve, {"task": task.prompt}), seed, greedy=True)
+
+    if before is not None and parts:
+        before()
+    k = 1
+    while True:
+        todo = [c for c, p in parts.items() if len(p) > k and value[c] is not None]
+        if not todo:
+            break
+        asked = []
+        for c in todo:
+            a, op, b = str(value[c]), parts[c][k], parts[c][k + 1]
+            asked.append([ask(a, op, b)] + ([ask(b, op, a)] if op in "+*" and a != b else []))
+        comps = iter(runtime.submit_many([r for qs in asked for _t, r in qs]))
+        for c, qs in zip(todo, asked):
+            got = {domain.verify(t, next(comps).result().text).answer for t, _r in qs}
+            value[c] = got.pop() if len(got) == 1 else None  # the two forms disagree: unchecked
+        k += 2
+    out: list[Slip | None] = []
+    for cs in claims:
+        slip = None
+        for at, c, written in cs:
+            checked = value[c] if len(parts[c]) > 1 else None
+            if checked is not None and checked != written:
+                slip = Slip(at, c, written, checked)
+                break
+        out.append(slip)
+    return out
