@@ -202,7 +202,6 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
                 use("reviser")
             comps = runtime.submit_many([request(solver, fill(p.solve, {"task": tasks[i].task.prompt}), 0, greedy=True,
                                                  prefix=pre) for i, pre in cont])
-            texts = list(texts)
             for (i, pre), c in zip(cont, comps):
                 texts[i] = pre + c.result().text
     elif critics:

@@ -94,7 +94,7 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
     for cs in claims:
         slip = None
         for at, c, written in cs:
-            checked = value[c] if len(parts[c]) > 1 else None
+            checked = value[c]  # a claim has an operator (arith._CLAIM), so this is a worked value or None
             if checked is not None and checked != written:
                 slip = Slip(at, c, written, checked)
                 break
