@@ -194,10 +194,13 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
     texts = list(first_texts)
     critiques: list[str | None] = [None] * len(tasks)
     if critics and recipe.round.critique == "steps":  # engine.stepcheck: the slip located, the answer continued from it
+        open_ = list(range(len(tasks)))  # a later turn checks only the answers the last one continued
         for _turn in range(recipe.round.debate_turns):
-            slips = find_slips(runtime, recipe, domain, solver, texts, before=lambda: use("solver"))
-            critiques = [critique_of(s) for s in slips]
-            cont = [(i, s.prefix(texts[i])) for i, s in enumerate(slips) if s is not None]
+            slips = find_slips(runtime, recipe, domain, solver, [texts[i] for i in open_], before=lambda: use("solver"))
+            for i, s in zip(open_, slips):
+                critiques[i] = critique_of(s)
+            cont = [(i, s.prefix(texts[i])) for i, s in zip(open_, slips) if s is not None]
+            open_ = [i for i, _pre in cont]
             if cont:
                 use("reviser")
             comps = runtime.submit_many([request(solver, fill(p.solve, {"task": tasks[i].task.prompt}), 0, greedy=True,

@@ -311,8 +311,8 @@ class StepScripted:
                 out.append(_Done(next(v for k, v in self.results.items() if f"What is {k}?" in user)))
                 continue
             expr = user.removeprefix("What is ").removesuffix("?")
-            if r.assistant_prefix:
-                out.append(_Done(self.cont[expr]))
+            if r.assistant_prefix:  # a continuation: by its prefix where ``cont`` names it, else by its task
+                out.append(_Done(self.cont.get(r.assistant_prefix) or self.cont[expr]))
             elif expr in self.first:
                 out.append(_Done(self.first[expr]))
             else:
@@ -355,3 +355,27 @@ def test_a_step_critic_names_the_first_slip_and_the_reviser_goes_on_from_it() ->
     with pytest.raises(ValueError, match="round.critique: 'steps' needs a domain whose answers write out"):
         Recipe.model_validate({**load_recipe("python")[0].model_dump(), "round": {
             **load_recipe("python")[0].round.model_dump(), "critique": "steps"}})
+
+
+def test_a_second_step_turn_checks_only_the_continued_answers_and_fixes_their_next_slip() -> None:
+    """With ``round.debate_turns = 2`` the continuation is checked again: a second slip written after
+    the first fix is named and the answer continued from it; answers the first turn left as they were
+    are not asked again."""
+    base = load_recipe("recipes/plain.toml")[0]
+    recipe = base.model_copy(update={"round": base.round.model_copy(update={
+        "judging": "compute", "critique": "steps", "debate_turns": 2})})
+    tasks = [TaskRow(i, Task("arith", f"What is {e}?", str(eval(e)), 3, f"fp{i}", {"expression": e}))
+             for i, e in enumerate(["398 + 958", "13 + 25"], 1)]
+    first = {"398 + 958": "398+958: 8+8=16, 9+5+1=14, 3+9+1=12, so 1246",  # two slips
+             "13 + 25": "13+25: 3+5=8, 1+2=3, so 38"}
+    cont = {"398+958: 8+8=16, 9+5+1=15": ", 3+9+1=12, so 1256",  # the first fix, the second slip kept
+            "398+958: 8+8=16, 9+5+1=15, 3+9+1=13": ", so 1356"}
+    rt = StepScripted(first, cont, {"398 + 958": "1356", "13 + 25": "38"}, {})
+    sc = debate_score(rt, recipe, tasks)  # type: ignore[arg-type]
+    assert sc.traces[1].revision == "398+958: 8+8=16, 9+5+1=15, 3+9+1=13, so 1356"
+    assert sc.traces[1].critique == "3+9+1=12 is wrong: 3+9+1 is 13."  # the last turn's
+    assert sc.traces[2].revision == first["13 + 25"] and sc.traces[2].critique == "Every step checks out."
+    assert [r.assistant_prefix for r in rt.asked if r.assistant_prefix] == list(cont)
+    asked = [r.messages[-1]["content"] for r in rt.asked if r.tag != "judge" and not r.assistant_prefix]
+    assert asked.count("What is 3 + 5?") == 1 and asked.count("What is 3 + 9?") == 2
+    assert (sc.first, sc.final, sc.wrong_to_right) == (1, 2, 1)

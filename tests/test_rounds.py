@@ -340,3 +340,31 @@ def test_a_step_critic_round_continues_slipped_answers_and_keeps_the_others(
         else:
             assert critique == NO_SLIP and revision == first
     eng.close()
+
+
+def test_a_second_step_turn_in_a_round_checks_only_the_answers_the_first_continued(
+        tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """round.debate_turns = 2 with the step critic: the second turn checks the continued answers
+    alone; the ones the first turn kept stand again, each turn writing every answer's row."""
+    import engine.phases.debate
+    from engine.stepcheck import Slip
+
+    recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": 'debate_turns = 2\ncritique = "steps"'})
+    checked: list[list[str]] = []
+
+    def slips(rt, recipe, domain, solver, answers, seed=0, before=None):  # type: ignore[no-untyped-def]
+        checked.append(list(answers))
+        return [Slip(len(a) // 2, "1+1", "3", "2") if i % 2 == 0 else None for i, a in enumerate(answers)]
+
+    monkeypatch.setattr(engine.phases.debate, "find_slips", slips)
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    assert eng.play(run_id) == "finished"
+    q = eng.store.execute
+    turns = {t: [x for (x,) in q("select text from attempts where run_id = ? and turn = ? order by id", [run_id, t])]
+             for t in (0, 1, 2)}
+    assert len(checked) == 2 and len(turns[2]) == len(turns[1]) == len(turns[0])
+    continued = [b for a, b in zip(turns[0], turns[1]) if a != b]
+    assert continued and sorted(checked[1]) == sorted(continued)
+    assert q("select count(*) from critiques where run_id = ? and turn = 2", [run_id])[0][0] == len(turns[0])
+    eng.close()

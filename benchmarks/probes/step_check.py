@@ -7,7 +7,9 @@ Run (2026-12-05) on a copy of the home of a seed-8 run of the default recipe (72
 debate on 10, 30 steps; round 4's adapter, kept by its gate; 2-digit 90%, 3-digit 87%, mixed 18% on
 its test sets): ``PYTHONPATH=. python benchmarks/probes/step_check.py HOME
 HOME/runs/1/round-4/train-5/adapter.gguf 1,2,3,9`` wrote ``benchmarks/results/probe-step-check-seed8-round4.json``.
-Usage: step_check.py HOME ADAPTER LEVELS"""
+With VARIANTS (comma-separated, default ``text,steps``; ``stepsN``: the step critic for N turns, each
+turn checking the answer the last one continued) and NAME, the results go to ``NAME``.
+Usage: step_check.py HOME ADAPTER LEVELS [VARIANTS [NAME]]"""
 import sys
 import time
 
@@ -22,8 +24,19 @@ home, eng, run_id, rec, dom = open_copy(src)
 rt = eng.runtime_for(rec, run_id)
 if adapter != "base":
     rt.set_adapter(adapter).result()
-variants = {"text": rec.model_copy(update={"round": rec.round.model_copy(update={"critique": "text"})}),
-            "steps": rec.model_copy(update={"round": rec.round.model_copy(update={"critique": "steps"})})}
+names = sys.argv[4].split(",") if len(sys.argv) > 4 else ["text", "steps"]
+results_name = sys.argv[5] if len(sys.argv) > 5 else "probe-step-check-seed8-round4"
+
+
+def variant(name: str):
+    critique, turns = ("text", "1") if name == "text" else (name[:5], name[5:] or "1")
+    if critique != "steps" or not turns.isdigit():
+        raise SystemExit(f"unknown variant {name!r} (text, steps, stepsN)")
+    return rec.model_copy(update={"round": rec.round.model_copy(update={"critique": critique,
+                                                                        "debate_turns": int(turns)})})
+
+
+variants = {name: variant(name) for name in names}
 out: dict = {"adapter": adapter, "levels": levels, "recipe_round": rec.round.model_dump(), "variants": {}}
 pooled = {k: DebateScore(0, 0, 0, 0, 0) for k in variants}
 for lvl in levels:
@@ -37,13 +50,13 @@ for lvl in levels:
         out["variants"].setdefault(name, {})[str(lvl)] = {**deb.summary(), "seconds": secs,
                                                            "critiques": [deb.traces[tr.id].critique for tr in tasks]}
         s = deb.summary()
-        print(f"level {lvl} {name:5s}: first {s['first']:.1%} debate {s['final']:.1%} gain {100 * s['gain']:+.1f} "
+        print(f"level {lvl} {name:6s}: first {s['first']:.1%} debate {s['final']:.1%} gain {100 * s['gain']:+.1f} "
               f"r->w {deb.right_to_wrong} w->r {deb.wrong_to_right} revisions {s.get('revised', {}).get('gain', 0) * 100:+.1f} "
               f"({secs:.0f} s)", flush=True)
 for name, deb in pooled.items():
     s = deb.summary()
     out["variants"][name]["all"] = s
-    print(f"all {name:5s}: first {s['first']:.1%} debate {s['final']:.1%} gain {100 * s['gain']:+.1f} "
+    print(f"all {name:6s}: first {s['first']:.1%} debate {s['final']:.1%} gain {100 * s['gain']:+.1f} "
           f"r->w {deb.right_to_wrong} of {deb.first} w->r {deb.wrong_to_right} judge balanced {s['judge_balanced_accuracy']:.1%} "
           f"revisions alone {100 * s['revised']['gain']:+.1f}")
-print(write_results("probe-step-check-seed8-round4", out))
+print(write_results(results_name, out))

@@ -15,7 +15,7 @@ from engine.events import CritiqueMade
 from engine.recipes import AgentSpec
 from engine.roundbase import PhaseRunner
 from engine.runtime import Result
-from engine.stepcheck import critique_of, find_slips
+from engine.stepcheck import Slip, critique_of, find_slips
 
 
 def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
@@ -87,8 +87,18 @@ def _steps(ctx: PhaseRunner, rnd: int, turn: int, tasks: dict[int, Any], solvers
     answer from it with the checked value, sampling as it answers; an answer with none stands."""
     first_solver = next(iter(solvers.values()))
     t0 = time.perf_counter()
-    slips = find_slips(ctx.rt, ctx.recipe, ctx.domain, first_solver, [text for *_r, text in prev],
+    stood: set[int] = set()  # a later turn asks nothing of an answer the turn before left as it was
+    if turn > 1:
+        before = {(tid, agent, s): text for _aid, tid, agent, s, text in ctx.store.execute(
+            "select id, task_id, agent, sample, text from attempts where run_id = ? and round = ? and turn = ?",
+            [ctx.run_id, rnd, turn - 2])}
+        stood = {i for i, (_aid, tid, agent, s, text) in enumerate(prev) if before.get((tid, agent, s)) == text}
+    ask = [i for i in range(len(prev)) if i not in stood]
+    found = find_slips(ctx.rt, ctx.recipe, ctx.domain, first_solver, [prev[i][4] for i in ask],
                        seed=seed_for(ctx.seed, rnd, "steps", turn), before=lambda: ctx.serve("solver"))
+    slips: list[Slip | None] = [None] * len(prev)
+    for i, slip in zip(ask, found):
+        slips[i] = slip
     checked = time.perf_counter() - t0
     cont = [(i, slip.prefix(prev[i][4])) for i, slip in enumerate(slips) if slip is not None]
     reqs = [request(solvers[prev[i][2]], fill(ctx.recipe.prompts.solve, {"task": tasks[prev[i][1]].task.prompt}),
