@@ -194,9 +194,11 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
     texts = list(first_texts)
     critiques: list[str | None] = [None] * len(tasks)
     if critics and recipe.round.critique == "steps":  # engine.stepcheck: the slip located, the answer continued from it
-        open_ = list(range(len(tasks)))  # a later turn checks only the answers the last one continued
+        open_ = list(range(len(tasks)))  # a later turn checks only the answers the last one continued,
+        known: dict[str, str | None] = {}  # and asks no computation again
         for _turn in range(recipe.round.debate_turns):
-            slips = find_slips(runtime, recipe, domain, solver, [texts[i] for i in open_], before=lambda: use("solver"))
+            slips = find_slips(runtime, recipe, domain, solver, [texts[i] for i in open_], before=lambda: use("solver"),
+                               known=known)
             for i, s in zip(open_, slips):
                 critiques[i] = critique_of(s)
             cont = [(i, s.prefix(texts[i])) for i, s in zip(open_, slips) if s is not None]

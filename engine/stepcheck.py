@@ -61,12 +61,15 @@ def critique_of(slip: Slip | None) -> str:
 
 
 def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec, answers: Sequence[str],
-               seed: int = 0, before: Callable[[], None] | None = None) -> list[Slip | None]:
+               seed: int = 0, before: Callable[[], None] | None = None,
+               known: dict[str, str | None] | None = None) -> list[Slip | None]:
     """Each answer's first slip (None: none found), every check a greedy request of ``solver``
     (``before()`` runs first, e.g. to serve its adapter). All answers' checks go out together, one
-    operation deep at a time."""
+    operation deep at a time. ``known``: computations already checked under the same adapter (a
+    later debate turn's), not asked again; the new ones are added to it."""
+    known = {} if known is None else known
     claims = [domain.claims(a) for a in answers]
-    parts = {c: operations(c) for cs in claims for _at, c, _v in cs}
+    parts = {c: operations(c) for cs in claims for _at, c, _v in cs if c not in known}
     value: dict[str, str | None] = {c: p[0] for c, p in parts.items()}
     greedy = solver.model_copy(update={"temperature": 0.0})
 
@@ -90,11 +93,12 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
             got = {domain.verify(t, next(comps).result().text).answer for t, _r in qs}
             value[c] = got.pop() if len(got) == 1 else None  # the two forms disagree: unchecked
         k += 2
+    known.update(value)
     out: list[Slip | None] = []
     for cs in claims:
         slip = None
         for at, c, written in cs:
-            checked = value[c]  # a claim has an operator (arith._CLAIM), so this is a worked value or None
+            checked = known[c]  # a claim has an operator (arith._CLAIM), so this is a worked value or None
             if checked is not None and checked != written:
                 slip = Slip(at, c, written, checked)
                 break

@@ -318,7 +318,7 @@ def test_a_step_critic_round_continues_slipped_answers_and_keeps_the_others(
     recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": 'debate_turns = 1\ncritique = "steps"'})
     checked: list[list[str]] = []
 
-    def slips(rt, recipe, domain, solver, answers, seed=0, before=None):  # type: ignore[no-untyped-def]
+    def slips(rt, recipe, domain, solver, answers, seed=0, before=None, known=None):  # type: ignore[no-untyped-def]
         checked.append(list(answers))
         return [Slip(len(a) // 2, "1+1", "3", "2") if i % 2 == 0 else None for i, a in enumerate(answers)]
 
@@ -352,7 +352,7 @@ def test_a_second_step_turn_in_a_round_checks_only_the_answers_the_first_continu
     recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": 'debate_turns = 2\ncritique = "steps"'})
     checked: list[list[str]] = []
 
-    def slips(rt, recipe, domain, solver, answers, seed=0, before=None):  # type: ignore[no-untyped-def]
+    def slips(rt, recipe, domain, solver, answers, seed=0, before=None, known=None):  # type: ignore[no-untyped-def]
         checked.append(list(answers))
         return [Slip(len(a) // 2, "1+1", "3", "2") if i % 2 == 0 else None for i, a in enumerate(answers)]
 

@@ -25,13 +25,14 @@ def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) 
         "select coalesce(max(turn), 0) from attempts where run_id = ? and round = ?", [ctx.run_id, rnd])[0][0]
     tasks = {tr.id: tr for tr in ctx.debate_tasks(rnd)}
     solvers = {a.name: a for a in ctx.agents("solver")}
+    known: dict[str, str | None] = {}  # the step critic's checked computations, not asked again in a later turn
     for turn in range(int(done_turns) + 1, turns + 1):
         prev = ctx.store.execute(
             "select id, task_id, agent, sample, text from attempts where run_id = ? and round = ? and turn = ? order by id",
             [ctx.run_id, rnd, turn - 1])
         prev = [r for r in prev if r[1] in tasks and r[2] in solvers]
         if ctx.recipe.round.critique == "steps":
-            crit_texts, revs = _steps(ctx, rnd, turn, tasks, solvers, prev)
+            crit_texts, revs = _steps(ctx, rnd, turn, tasks, solvers, prev, known)
         else:
             crit_texts, revs = _text(ctx, rnd, turn, tasks, solvers, critics, prev)
         items = [(tasks[tid], solvers[agent], s) for _aid, tid, agent, s, _t in prev]
@@ -81,7 +82,7 @@ def _text(ctx: PhaseRunner, rnd: int, turn: int, tasks: dict[int, Any], solvers:
 
 
 def _steps(ctx: PhaseRunner, rnd: int, turn: int, tasks: dict[int, Any], solvers: dict[str, AgentSpec],
-           prev: list[Any]) -> tuple[list[Critique], list[Result]]:
+           prev: list[Any], known: dict[str, str | None]) -> tuple[list[Critique], list[Result]]:
     """round.critique = "steps" (engine.stepcheck): each answer's computations checked one
     operation at a time by greedy solver requests; where a slip is found its solver continues the
     answer from it with the checked value, sampling as it answers; an answer with none stands."""
@@ -95,7 +96,7 @@ def _steps(ctx: PhaseRunner, rnd: int, turn: int, tasks: dict[int, Any], solvers
         stood = {i for i, (_aid, tid, agent, s, text) in enumerate(prev) if before.get((tid, agent, s)) == text}
     ask = [i for i in range(len(prev)) if i not in stood]
     found = find_slips(ctx.rt, ctx.recipe, ctx.domain, first_solver, [prev[i][4] for i in ask],
-                       seed=seed_for(ctx.seed, rnd, "steps", turn), before=lambda: ctx.serve("solver"))
+                       seed=seed_for(ctx.seed, rnd, "steps", turn), before=lambda: ctx.serve("solver"), known=known)
     slips: list[Slip | None] = [None] * len(prev)
     for i, slip in zip(ask, found):
         slips[i] = slip
