@@ -60,6 +60,19 @@ def critique_of(slip: Slip | None) -> str:
     return NO_SLIP if slip is None else slip.critique()
 
 
+def number(text: str | None) -> str | None:
+    """A value as the step critic compares it: an integer without leading zeros or commas (None:
+    not one).
+
+    >>> number("08"), number("-1,204"), number("-0"), number("x"), number(None)
+    ('8', '-1204', '0', None, None)
+    """
+    try:
+        return str(int((text or "").replace(",", "")))
+    except ValueError:
+        return None
+
+
 def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec, answers: Sequence[str],
                seed: int = 0, before: Callable[[], None] | None = None,
                known: dict[str, str | None] | None = None) -> list[Slip | None]:
@@ -70,11 +83,14 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
     known = {} if known is None else known
     claims = [domain.claims(a) for a in answers]
     parts = {c: operations(c) for cs in claims for _at, c, _v in cs if c not in known}
-    value: dict[str, str | None] = {c: p[0] for c, p in parts.items()}
+    value: dict[str, str | None] = {c: number(p[0]) for c, p in parts.items()}
     greedy = solver.model_copy(update={"temperature": 0.0})
 
-    def ask(a: str, op: str, b: str) -> tuple[Any, Any]:
-        task = domain.step_task(a, op, b)
+    def ask(a: str, op: str, b: str) -> tuple[Any, Any] | None:
+        try:
+            task = domain.step_task(a, op, b)
+        except ValueError:  # not an operation the domain can pose (too large, say): left unchecked
+            return None
         return task, request(greedy, fill(recipe.prompts.solve, {"task": task.prompt}), seed, greedy=True)
 
     if before is not None and parts:
@@ -84,14 +100,15 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
         todo = [c for c, p in parts.items() if len(p) > k and value[c] is not None]
         if not todo:
             break
-        asked = []
+        asked: list[list[tuple[Any, Any]]] = []
         for c in todo:
-            a, op, b = str(value[c]), parts[c][k], parts[c][k + 1]
-            asked.append([ask(a, op, b)] + ([ask(b, op, a)] if op in "+*" and a != b else []))
+            a, op, b = str(value[c]), parts[c][k], str(number(parts[c][k + 1]))
+            qs = [ask(a, op, b)] + ([ask(b, op, a)] if op in "+*" and a != b else [])
+            asked.append([q for q in qs if q is not None] if all(q is not None for q in qs) else [])
         comps = iter(runtime.submit_many([r for qs in asked for _t, r in qs]))
         for c, qs in zip(todo, asked):
-            got = {domain.verify(t, next(comps).result().text).answer for t, _r in qs}
-            value[c] = got.pop() if len(got) == 1 else None  # the two forms disagree: unchecked
+            got = {number(domain.verify(t, next(comps).result().text).answer) for t, _r in qs}
+            value[c] = got.pop() if len(got) == 1 else None  # the two forms disagree (or none was asked): unchecked
         k += 2
     known.update(value)
     out: list[Slip | None] = []
@@ -99,7 +116,7 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
         slip = None
         for at, c, written in cs:
             checked = known[c]  # a claim has an operator (arith._CLAIM), so this is a worked value or None
-            if checked is not None and checked != written:
+            if checked is not None and checked != number(written):
                 slip = Slip(at, c, written, checked)
                 break
         out.append(slip)

@@ -380,3 +380,17 @@ def test_a_second_step_turn_checks_only_the_continued_answers_and_fixes_their_ne
     # each computation is asked once: 3+9+1, written in the first answer too, is known by the second turn
     assert asked.count("What is 3 + 5?") == 1 and asked.count("What is 3 + 9?") == 1
     assert (sc.first, sc.final, sc.wrong_to_right) == (1, 2, 1)
+
+
+def test_the_step_critic_reads_numbers_with_leading_zeros_as_integers() -> None:
+    """A step written with a leading zero ("07+5=12") is asked as "7 + 5", and a check answered
+    "01" is the value 1: no crash (Python reads 07 as no number) and no false slip."""
+    base = load_recipe("recipes/plain.toml")[0]
+    recipe = base.model_copy(update={"round": base.round.model_copy(update={"judging": "compute", "critique": "steps"})})
+    tasks = [TaskRow(1, Task("arith", "What is 17 + 5?", "22", 2, "fp1", {"expression": "17 + 5"}))]
+    first = {"17 + 5": "17+5: 07+5=12, 1+0+1=02, so 22"}
+    rt = StepScripted(first, {}, {"17 + 5": "22"}, {"1 + 0": "01"})
+    sc = debate_score(rt, recipe, tasks)  # type: ignore[arg-type]
+    asked = {r.messages[-1]["content"] for r in rt.asked if r.tag != "judge"}
+    assert {"What is 7 + 5?", "What is 1 + 0?", "What is 1 + 1?"} <= asked and not any("07" in a for a in asked)
+    assert sc.traces[1].critique == "Every step checks out." and sc.traces[1].revision == first["17 + 5"]

@@ -532,8 +532,9 @@ class Arith:
         return claims(text)
 
     def step_task(self, a: str, op: str, b: str) -> Task:
-        """One operation of a claim as a task of its own (``a op b``), asked as any task is."""
-        return _task(f"{a} {op} {b}", 1)
+        """One operation of a claim as a task of its own (``a op b``, each number as an integer is
+        written: ``05`` as ``5``), asked as any task is."""
+        return _task(f"{int(a)} {op} {int(b)}", 1)
 
     def verify(self, task: Task, text: str) -> Verdict:
         answer = extract_answer(text)
