@@ -27,8 +27,8 @@ from engine.agents import (fill, join_votes, judge_consensus, judge_requests, ju
                            judge_verdict, request, split_votes)
 from engine.recipes import AgentSpec, Recipe
 from engine.roundbase import TaskRow
-from engine.runtime import Runtime
-from engine.stepcheck import critique_of, find_slips
+from engine.runtime import Request, Runtime
+from engine.stepcheck import critique_of, find_slips, mend
 from engine.store import Store
 from engine.tasks import get_domain
 
@@ -193,9 +193,9 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
         first_texts = [c.result().text for c in comps]
     texts = list(first_texts)
     critiques: list[str | None] = [None] * len(tasks)
+    known: dict[str, str | None] = {}  # computations the step checks have asked: none is asked again
     if critics and recipe.round.critique == "steps":  # engine.stepcheck: the slip located, the answer continued from it
-        open_ = list(range(len(tasks)))  # a later turn checks only the answers the last one continued,
-        known: dict[str, str | None] = {}  # and asks no computation again
+        open_ = list(range(len(tasks)))  # a later turn checks only the answers the last one continued
         for _turn in range(recipe.round.debate_turns):
             slips = find_slips(runtime, recipe, domain, solver, [texts[i] for i in open_], before=lambda: use("solver"),
                                known=known)
@@ -240,8 +240,15 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
         reqs = [judge_requests(recipe, judge, judge_task(recipe, domain, tasks[i].task).prompt, t, 0, greedy=True)
                 for i, _w, t in asked]
         comps = iter(runtime.submit_many([r for rs in reqs for r in rs]))
-        for (i, which, t), rs in zip(asked, reqs):
-            said = join_votes([judge_text(recipe, next(comps).result().text) for _ in rs])
+        saids = [join_votes([judge_text(recipe, next(comps).result().text) for _ in rs]) for rs in reqs]
+        if compute and recipe.round.judge_check == "steps":  # the judge's own work checked and mended first
+            def go_on(k: int, pre: str) -> Request:
+                asked_as = judge_task(recipe, domain, tasks[asked[k][0]].task).prompt
+                return request(judge, fill(p.judge_compute, {"task": asked_as}), 0, greedy=True, prefix=pre)
+            saids = [t for t, _n in mend(runtime, recipe, domain, solver, saids, go_on,
+                                         turns=max(1, recipe.round.debate_turns), before_check=lambda: use("solver"),
+                                         before_go_on=lambda: use("judge"), known=known)]
+        for (i, which, t), said in zip(asked, saids):
             if which == "first":
                 judged_first[i] = judge_verdict(recipe, domain, tasks[i].task, t, said)
                 if compute:  # the same result judges the final answer

@@ -173,6 +173,12 @@ class RoundSpec(_Strict):
         "from that step with the checked value in place; an answer with no slip is kept (engine/stepcheck.py). "
         "Measured on one adapter (seed 8, round 4, 312 test tasks of levels 1, 2, 3 and mixed): the judged pick with "
         "the swapped computing judge +2.2 points, 1 right answer turned wrong (benchmarks/probes/step_check.py).")
+    judge_check: Literal["none", "steps"] = Field(
+        "none", description="With round.judging = \"compute\" and a worked answer format: whether the judge's own "
+        "worked result is checked before it judges. steps: its computations are checked as the step critic checks an "
+        "answer (round.critique = \"steps\", greedy solver requests, one operation at a time), and where a slip is "
+        "found the judge continues its work from it with the checked value, for round.debate_turns turns; the mended "
+        "result is the one it judges with. none: its result as written.")
     debate_tasks: int | None = Field(
         None, ge=1, le=100_000, description="The debate, the judge and the hint phase take at most this many of the "
         "round's tasks (a seeded draw, the same on resume); the others are only solved and verified, and their "
@@ -433,6 +439,12 @@ class Recipe(_Strict):
         if self.round.critique == "steps" and not hasattr(DOMAINS[self.task.domain], "claims"):
             raise ValueError(f"round.critique: 'steps' needs a domain whose answers write out their computations "
                              f"(arith); the {self.task.domain} domain's do not: use 'text'")
+        if self.round.judge_check == "steps" and not (self.round.judging == "compute" and self.task.worked
+                                                      and hasattr(DOMAINS[self.task.domain], "claims")
+                                                      and self.round.judge_votes == 1):
+            raise ValueError("round.judge_check: 'steps' needs a computing judge (round.judging = 'compute') that "
+                             "works its result out in a worked task.answer_format, in a domain whose answers write out "
+                             "their computations (arith), with one result (round.judge_votes = 1)")
         views = getattr(DOMAINS[self.task.domain], "views", ("asked",))
         if self.round.judge_view not in views:
             raise ValueError(f"round.judge_view: {self.round.judge_view!r} is not a view of the {self.task.domain} "

@@ -24,7 +24,7 @@ from typing import Any
 
 from engine.agents import fill, request
 from engine.recipes import AgentSpec, Recipe
-from engine.runtime import Runtime
+from engine.runtime import Request, Runtime
 from engine.tasks.arith import operations
 
 #: The critique of an answer in which no slip was found.
@@ -120,4 +120,32 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
                 slip = Slip(at, c, written, checked)
                 break
         out.append(slip)
+    return out
+
+
+def mend(runtime: Runtime, recipe: Recipe, domain: Any, checker: AgentSpec, texts: Sequence[str],
+         go_on: Callable[[int, str], Request], *, turns: int = 1, seed: int = 0,
+         before_check: Callable[[], None] | None = None, before_go_on: Callable[[], None] | None = None,
+         known: dict[str, str | None] | None = None) -> list[tuple[str, int]]:
+    """``texts`` with their slips mended: each one's first slip found (``find_slips``, ``checker``'s
+    greedy requests) and the text continued from it by ``go_on(i, prefix)``'s request, for up to
+    ``turns`` turns, each turn checking only the texts the last one continued. Each text as mended,
+    with the tokens its continuations cost (0: it stood as written). How a computing judge checks its
+    own work (round.judge_check = "steps")."""
+    out = [(t, 0) for t in texts]
+    known = {} if known is None else known
+    todo = list(range(len(texts)))
+    for _turn in range(turns):
+        if not todo:
+            break
+        slips = find_slips(runtime, recipe, domain, checker, [out[i][0] for i in todo], seed=seed,
+                           before=before_check, known=known)
+        cont = [(i, s.prefix(out[i][0])) for i, s in zip(todo, slips) if s is not None]
+        if cont and before_go_on is not None:
+            before_go_on()
+        comps = runtime.submit_many([go_on(i, pre) for i, pre in cont])
+        for (i, pre), c in zip(cont, comps):
+            r = c.result()
+            out[i] = (pre + r.text, out[i][1] + r.completion_tokens)
+        todo = [i for i, _pre in cont]
     return out

@@ -307,8 +307,9 @@ class StepScripted:
         out = []
         for r in reqs:
             user = r.messages[-1]["content"]
-            if r.tag == "judge":
-                out.append(_Done(next(v for k, v in self.results.items() if f"What is {k}?" in user)))
+            if r.tag == "judge":  # its result, or a continuation of it from a slip (round.judge_check)
+                out.append(_Done(self.cont[r.assistant_prefix] if r.assistant_prefix else
+                                 next(v for k, v in self.results.items() if f"What is {k}?" in user)))
                 continue
             expr = user.removeprefix("What is ").removesuffix("?")
             if r.assistant_prefix:  # a continuation: by its prefix where ``cont`` names it, else by its task
@@ -394,3 +395,29 @@ def test_the_step_critic_reads_numbers_with_leading_zeros_as_integers() -> None:
     asked = {r.messages[-1]["content"] for r in rt.asked if r.tag != "judge"}
     assert {"What is 7 + 5?", "What is 1 + 0?", "What is 1 + 1?"} <= asked and not any("07" in a for a in asked)
     assert sc.traces[1].critique == "Every step checks out." and sc.traces[1].revision == first["17 + 5"]
+
+
+
+def test_a_judge_that_checks_its_own_steps_mends_its_result_before_it_judges() -> None:
+    """round.judge_check = "steps": the computing judge's worked result is checked as the step critic
+    checks an answer, continued from its slip, and the mended result is the one it judges with: a
+    right first answer is no longer called wrong, and a right revision is no longer refused."""
+    base = load_recipe("recipes/plain.toml")[0]
+    rnd = base.round.model_copy(update={"judging": "compute", "critique": "steps"})
+    recipe = base.model_copy(update={"round": rnd, "task": base.task.model_copy(update={"answer_format": "columns"})})
+    checking = recipe.model_copy(update={"round": rnd.model_copy(update={"judge_check": "steps"})})
+    tasks = [TaskRow(i, Task("arith", f"What is {e}?", str(eval(e)), 2, f"fp{i}", {"expression": e}))
+             for i, e in enumerate(["19 + 72", "28 + 63"], 1)]
+    first = {"19 + 72": "19+72: 9+2=11, 1+7+1=9, so 91",  # right
+             "28 + 63": "28+63: 8+3=11, 2+6+1=8, so 81"}  # wrong: 2+6+1 is 9
+    results = {"19 + 72": "19+72: 9+2=11, 1+7+1=8, so 81",  # the judge slips on both, where the answers do
+               "28 + 63": "28+63: 8+3=11, 2+6+1=8, so 81"}
+    cont = {"28+63: 8+3=11, 2+6+1=9": ", so 91", "19+72: 9+2=11, 1+7+1=9": ", so 91"}
+    plain = debate_score(StepScripted(first, cont, results, {}), recipe, tasks)  # type: ignore[arg-type]
+    rt = StepScripted(first, cont, results, {})
+    checked = debate_score(rt, checking, tasks)  # type: ignore[arg-type]
+    assert [plain.traces[i].judge_first for i in (1, 2)] == [False, True]  # its slips: the right one refused
+    assert [checked.traces[i].judge_first for i in (1, 2)] == [True, False]
+    assert [checked.traces[i].judge_answer for i in (1, 2)] == ["19+72: 9+2=11, 1+7+1=9, so 91", "28+63: 8+3=11, 2+6+1=9, so 91"]
+    assert (plain.first, plain.final, checked.final) == (1, 1, 2)  # the fix stands only with the judge mended
+    assert sum(1 for r in rt.asked if r.tag == "judge" and r.assistant_prefix) == 2

@@ -368,3 +368,33 @@ def test_a_second_step_turn_in_a_round_checks_only_the_answers_the_first_continu
     assert continued and sorted(checked[1]) == sorted(continued)
     assert q("select count(*) from critiques where run_id = ? and turn = 2", [run_id])[0][0] == len(turns[0])
     eng.close()
+
+
+def test_a_judge_that_checks_its_steps_judges_with_its_mended_work(
+        tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """round.judge_check = "steps" in a round: the judge's results go to engine.stepcheck.mend (the
+    solver checks, the judge goes on), and each verdict is given and recorded with the mended result,
+    its tokens counting the continuations. The mending is scripted here (the tiny model writes no
+    computations); the checks themselves are tested in test_protocol."""
+    import engine.phases.judge
+
+    recipe = small_recipe(tmp_path, tiny_model, **{
+        "debate_turns = 1": 'debate_turns = 1\njudging = "compute"\njudge_check = "steps"',
+        "max_difficulty = 9": 'max_difficulty = 9\nanswer_format = "columns"',
+        "max_tokens = 32": "max_tokens = 48", "max_tokens = 16": "max_tokens = 48"})
+    seen: list[list[str]] = []
+
+    def mend(rt, recipe, domain, checker, texts, go_on, **kw):  # type: ignore[no-untyped-def]
+        seen.append(list(texts))
+        assert checker.role == "solver" and go_on(0, "1+1=2").assistant_prefix == "1+1=2"
+        return [(t + " so 7", 5) for t in texts]
+
+    monkeypatch.setattr(engine.phases.judge, "mend", mend)
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    assert eng.play(run_id) == "finished"
+    rows = eng.store.execute("select judge_text, tokens from verdicts where run_id = ?", [run_id])
+    assert len(seen) == 1 and rows and all(t.endswith(" so 7") for t, _n in rows)
+    assert {t for t, _n in rows} == {t + " so 7" for t in seen[0]}
+    assert all(n >= 5 for _t, n in rows if n > 0)
+    eng.close()

@@ -8,7 +8,8 @@ debate on 10, 30 steps; round 4's adapter, kept by its gate; 2-digit 90%, 3-digi
 its test sets): ``PYTHONPATH=. python benchmarks/probes/step_check.py HOME
 HOME/runs/1/round-4/train-5/adapter.gguf 1,2,3,9`` wrote ``benchmarks/results/probe-step-check-seed8-round4.json``.
 With VARIANTS (comma-separated, default ``text,steps``; ``stepsN``: the step critic for N turns, each
-turn checking the answer the last one continued) and NAME, the results go to ``NAME``.
+turn checking the answer the last one continued; ``+judge``: the computing judge's own work checked
+and mended so too, round.judge_check = "steps") and NAME, the results go to ``NAME``.
 Usage: step_check.py HOME ADAPTER LEVELS [VARIANTS [NAME]]"""
 import sys
 import time
@@ -29,11 +30,12 @@ results_name = sys.argv[5] if len(sys.argv) > 5 else "probe-step-check-seed8-rou
 
 
 def variant(name: str):
-    critique, turns = ("text", "1") if name == "text" else (name[:5], name[5:] or "1")
-    if critique != "steps" or not turns.isdigit():
-        raise SystemExit(f"unknown variant {name!r} (text, steps, stepsN)")
-    return rec.model_copy(update={"round": rec.round.model_copy(update={"critique": critique,
-                                                                        "debate_turns": int(turns)})})
+    critic, _plus, judge = name.partition("+")
+    critique, turns = ("text", "1") if critic == "text" else (critic[:5], critic[5:] or "1")
+    if critique not in ("text", "steps") or not turns.isdigit() or judge not in ("", "judge"):
+        raise SystemExit(f"unknown variant {name!r} (text, steps, stepsN, each with +judge or not)")
+    return rec.model_copy(update={"round": rec.round.model_copy(update={
+        "critique": critique, "debate_turns": int(turns), "judge_check": "steps" if judge else "none"})})
 
 
 variants = {name: variant(name) for name in names}
@@ -50,13 +52,13 @@ for lvl in levels:
         out["variants"].setdefault(name, {})[str(lvl)] = {**deb.summary(), "seconds": secs,
                                                            "critiques": [deb.traces[tr.id].critique for tr in tasks]}
         s = deb.summary()
-        print(f"level {lvl} {name:6s}: first {s['first']:.1%} debate {s['final']:.1%} gain {100 * s['gain']:+.1f} "
+        print(f"level {lvl} {name:12s}: first {s['first']:.1%} debate {s['final']:.1%} gain {100 * s['gain']:+.1f} "
               f"r->w {deb.right_to_wrong} w->r {deb.wrong_to_right} revisions {s.get('revised', {}).get('gain', 0) * 100:+.1f} "
               f"({secs:.0f} s)", flush=True)
 for name, deb in pooled.items():
     s = deb.summary()
     out["variants"][name]["all"] = s
-    print(f"all {name:6s}: first {s['first']:.1%} debate {s['final']:.1%} gain {100 * s['gain']:+.1f} "
+    print(f"all {name:12s}: first {s['first']:.1%} debate {s['final']:.1%} gain {100 * s['gain']:+.1f} "
           f"r->w {deb.right_to_wrong} of {deb.first} w->r {deb.wrong_to_right} judge balanced {s['judge_balanced_accuracy']:.1%} "
           f"revisions alone {100 * s['revised']['gain']:+.1f}")
 print(write_results(results_name, out))
