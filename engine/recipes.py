@@ -173,6 +173,13 @@ class RoundSpec(_Strict):
         "from that step with the checked value in place; an answer with no slip is kept (engine/stepcheck.py). "
         "Measured on one adapter (seed 8, round 4, 312 test tasks of levels 1, 2, 3 and mixed): the judged pick with "
         "the swapped computing judge +2.2 points, 1 right answer turned wrong (benchmarks/probes/step_check.py).")
+    step_check: Literal["task", "inline"] = Field(
+        "task", description="How the step critic (round.critique = \"steps\", round.judge_check) asks each operation. "
+        "task: as a task of its own (\"What is 7 + 9?\"), answered in the answer format, its final number the "
+        "checked value. inline: the same request with the reply started as a worked answer writes the step "
+        "(\"7+9=\"), the number it goes on with the checked value: the step as the model writes it inside its "
+        "answers, without the answer format around it (an adapter that forgot 1-digit sums as tasks still writes "
+        "their steps).")
     judge_check: Literal["none", "steps"] = Field(
         "none", description="With round.judging = \"compute\" and a worked answer format: whether the judge's own "
         "worked result is checked before it judges. steps: its computations are checked as the step critic checks an "

@@ -18,6 +18,7 @@ the swapped computing judge reaches the continuation's value, +2.2 (1 and 8).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,9 @@ from engine.agents import fill, request
 from engine.recipes import AgentSpec, Recipe
 from engine.runtime import Request, Runtime
 from engine.tasks.arith import operations
+
+#: An inline check's value: the number its reply starts with.
+_LEADING = re.compile(r"\s*(-?\d+)")
 
 #: The critique of an answer in which no slip was found.
 NO_SLIP = "Every step checks out."
@@ -86,12 +90,21 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
     value: dict[str, str | None] = {c: number(p[0]) for c, p in parts.items()}
     greedy = solver.model_copy(update={"temperature": 0.0})
 
+    inline = recipe.round.step_check == "inline"
+
     def ask(a: str, op: str, b: str) -> tuple[Any, Any] | None:
         try:
             task = domain.step_task(a, op, b)
         except ValueError:  # not an operation the domain can pose (too large, say): left unchecked
             return None
-        return task, request(greedy, fill(recipe.prompts.solve, {"task": task.prompt}), seed, greedy=True)
+        return task, request(greedy, fill(recipe.prompts.solve, {"task": task.prompt}), seed, greedy=True,
+                             prefix=domain.step_prefix(a, op, b) if inline else None)
+
+    def value_of(task: Any, text: str) -> str | None:
+        if inline:  # the value the reply starts with, as a step is written ("7+9=" then "16")
+            m = _LEADING.match(text)
+            return number(m.group(1)) if m else None
+        return number(domain.verify(task, text).answer)
 
     if before is not None and parts:
         before()
@@ -107,7 +120,7 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
             asked.append([q for q in qs if q is not None] if all(q is not None for q in qs) else [])
         comps = iter(runtime.submit_many([r for qs in asked for _t, r in qs]))
         for c, qs in zip(todo, asked):
-            got = {number(domain.verify(t, next(comps).result().text).answer) for t, _r in qs}
+            got = {value_of(t, next(comps).result().text) for t, _r in qs}
             value[c] = got.pop() if len(got) == 1 else None  # the two forms disagree (or none was asked): unchecked
         k += 2
     known.update(value)

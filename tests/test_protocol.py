@@ -312,7 +312,9 @@ class StepScripted:
                                  next(v for k, v in self.results.items() if f"What is {k}?" in user)))
                 continue
             expr = user.removeprefix("What is ").removesuffix("?")
-            if r.assistant_prefix:  # a continuation: by its prefix where ``cont`` names it, else by its task
+            if r.assistant_prefix and r.assistant_prefix.endswith("="):  # an inline check (round.step_check)
+                out.append(_Done(self.checks.get(expr, str(eval(expr)))))
+            elif r.assistant_prefix:  # a continuation: by its prefix where ``cont`` names it, else by its task
                 out.append(_Done(self.cont.get(r.assistant_prefix) or self.cont[expr]))
             elif expr in self.first:
                 out.append(_Done(self.first[expr]))
@@ -421,3 +423,25 @@ def test_a_judge_that_checks_its_own_steps_mends_its_result_before_it_judges() -
     assert [checked.traces[i].judge_answer for i in (1, 2)] == ["19+72: 9+2=11, 1+7+1=9, so 91", "28+63: 8+3=11, 2+6+1=9, so 91"]
     assert (plain.first, plain.final, checked.final) == (1, 1, 2)  # the fix stands only with the judge mended
     assert sum(1 for r in rt.asked if r.tag == "judge" and r.assistant_prefix) == 2
+
+
+
+def test_an_inline_check_reads_the_value_the_step_is_written_with_not_a_worked_reply() -> None:
+    """round.step_check = "inline": each operation is asked with the reply started as a worked answer
+    writes it ("7+9="), and the checked value is the number the reply goes on with. An adapter that
+    works "7 + 9" as a task into a wrong second column ("16, 7+0+1=8, so 86") still writes the step's
+    value first: the task form calls the right answer wrong, the inline form does not."""
+    base = load_recipe("recipes/plain.toml")[0]
+    rnd = base.round.model_copy(update={"judging": "compute", "critique": "steps"})
+    as_task = base.model_copy(update={"round": rnd})
+    inline = base.model_copy(update={"round": rnd.model_copy(update={"step_check": "inline"})})
+    tasks = [TaskRow(1, Task("arith", "What is 27 + 19?", "46", 2, "fp1", {"expression": "27 + 19"}))]
+    first = {"27 + 19": "27+19: 7+9=16, 2+1+1=4, so 46"}
+    checks = {"7 + 9": "16, 7+0+1=8, so 86", "9 + 7": "16, 7+0+1=8, so 86"}
+    told = debate_score(StepScripted(first, {"27 + 19": ", so 116"}, {"27 + 19": "46"}, checks), as_task, tasks)  # type: ignore[arg-type]
+    assert told.traces[1].critique == "7+9=16 is wrong: 7+9 is 86."  # the task form's false alarm
+    rt = StepScripted(first, {}, {"27 + 19": "46"}, checks)
+    sc = debate_score(rt, inline, tasks)  # type: ignore[arg-type]
+    assert sc.traces[1].critique == "Every step checks out." and sc.traces[1].revision == first["27 + 19"]
+    prefixes = {r.assistant_prefix for r in rt.asked if r.assistant_prefix}
+    assert {"7+9=", "9+7=", "2+1=", "1+2=", "3+1=", "1+3="} <= prefixes

@@ -8,7 +8,8 @@ debate on 10, 30 steps; round 4's adapter, kept by its gate; 2-digit 90%, 3-digi
 its test sets): ``PYTHONPATH=. python benchmarks/probes/step_check.py HOME
 HOME/runs/1/round-4/train-5/adapter.gguf 1,2,3,9`` wrote ``benchmarks/results/probe-step-check-seed8-round4.json``.
 With VARIANTS (comma-separated, default ``text,steps``; ``stepsN``: the step critic for N turns, each
-turn checking the answer the last one continued; ``+judge``: the computing judge's own work checked
+turn checking the answer the last one continued; a trailing ``i``: each check inline,
+round.step_check = "inline"; ``+judge``: the computing judge's own work checked
 and mended so too, round.judge_check = "steps") and NAME, the results go to ``NAME``.
 Usage: step_check.py HOME ADAPTER LEVELS [VARIANTS [NAME]]"""
 import sys
@@ -31,11 +32,14 @@ results_name = sys.argv[5] if len(sys.argv) > 5 else "probe-step-check-seed8-rou
 
 def variant(name: str):
     critic, _plus, judge = name.partition("+")
+    inline = critic.endswith("i")
+    critic = critic.removesuffix("i")
     critique, turns = ("text", "1") if critic == "text" else (critic[:5], critic[5:] or "1")
     if critique not in ("text", "steps") or not turns.isdigit() or judge not in ("", "judge"):
-        raise SystemExit(f"unknown variant {name!r} (text, steps, stepsN, each with +judge or not)")
+        raise SystemExit(f"unknown variant {name!r} (text, steps, stepsN, stepsNi, each with +judge or not)")
     return rec.model_copy(update={"round": rec.round.model_copy(update={
-        "critique": critique, "debate_turns": int(turns), "judge_check": "steps" if judge else "none"})})
+        "critique": critique, "debate_turns": int(turns), "judge_check": "steps" if judge else "none",
+        "step_check": "inline" if inline else "task"})})
 
 
 variants = {name: variant(name) for name in names}

@@ -536,6 +536,11 @@ class Arith:
         written: ``05`` as ``5``), asked as any task is."""
         return _task(f"{int(a)} {op} {int(b)}", 1)
 
+    def step_prefix(self, a: str, op: str, b: str) -> str:
+        """How a worked answer writes that operation before its value (``7+9=``): the start of an
+        inline check's reply (round.step_check = "inline")."""
+        return f"{int(a)}{op}{int(b)}="
+
     def verify(self, task: Task, text: str) -> Verdict:
         answer = extract_answer(text)
         if answer is None:
