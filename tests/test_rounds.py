@@ -306,16 +306,12 @@ def test_token_budget_is_a_hard_cap(tiny_recipe: Path) -> None:
     assert runner._within_budget([Request(prompt="x")]) == [False]
 
 
-def test_a_step_critic_round_continues_slipped_answers_and_keeps_the_others(
-        tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """round.critique = "steps" in a round: every debated answer gets a critique row; an answer
-    with a slip is continued by its solver from the slip (the revision starts with the answer up to
-    it and the checked value), one without is its own revision. The slips are scripted here (the
-    tiny model writes no computations); the checks themselves are tested in test_protocol."""
+def _play_scripted_slips(recipe: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[list[str]], Engine, int]:
+    """One round of ``recipe`` with the step critic's checks scripted (every other answer a turn
+    checks slips at its middle): the answers each turn checked, the engine and the run."""
     import engine.phases.debate
-    from engine.stepcheck import NO_SLIP, Slip
+    from engine.stepcheck import Slip
 
-    recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": 'debate_turns = 1\ncritique = "steps"'})
     checked: list[list[str]] = []
 
     def slips(rt, recipe, domain, solver, answers, seed=0, before=None, known=None):  # type: ignore[no-untyped-def]
@@ -326,6 +322,19 @@ def test_a_step_critic_round_continues_slipped_answers_and_keeps_the_others(
     eng = Engine.open()
     run_id = eng.create_run(str(recipe), rounds=1, train=False)
     assert eng.play(run_id) == "finished"
+    return checked, eng, run_id
+
+
+def test_a_step_critic_round_continues_slipped_answers_and_keeps_the_others(
+        tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """round.critique = "steps" in a round: every debated answer gets a critique row; an answer
+    with a slip is continued by its solver from the slip (the revision starts with the answer up to
+    it and the checked value), one without is its own revision. The slips are scripted here (the
+    tiny model writes no computations); the checks themselves are tested in test_protocol."""
+    from engine.stepcheck import NO_SLIP
+
+    recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": 'debate_turns = 1\ncritique = "steps"'})
+    checked, eng, run_id = _play_scripted_slips(recipe, monkeypatch)
     q = eng.store.execute
     firsts = q("select id, text from attempts where run_id = ? and turn = 0 order by id", [run_id])
     assert checked and sorted(checked[0]) == sorted(t for _i, t in firsts)
@@ -346,20 +355,8 @@ def test_a_second_step_turn_in_a_round_checks_only_the_answers_the_first_continu
         tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """round.debate_turns = 2 with the step critic: the second turn checks the continued answers
     alone; the ones the first turn kept stand again, each turn writing every answer's row."""
-    import engine.phases.debate
-    from engine.stepcheck import Slip
-
     recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": 'debate_turns = 2\ncritique = "steps"'})
-    checked: list[list[str]] = []
-
-    def slips(rt, recipe, domain, solver, answers, seed=0, before=None, known=None):  # type: ignore[no-untyped-def]
-        checked.append(list(answers))
-        return [Slip(len(a) // 2, "1+1", "3", "2") if i % 2 == 0 else None for i, a in enumerate(answers)]
-
-    monkeypatch.setattr(engine.phases.debate, "find_slips", slips)
-    eng = Engine.open()
-    run_id = eng.create_run(str(recipe), rounds=1, train=False)
-    assert eng.play(run_id) == "finished"
+    checked, eng, run_id = _play_scripted_slips(recipe, monkeypatch)
     q = eng.store.execute
     turns = {t: [x for (x,) in q("select text from attempts where run_id = ? and turn = ? order by id", [run_id, t])]
              for t in (0, 1, 2)}
