@@ -98,7 +98,7 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
         except ValueError:  # not an operation the domain can pose (too large, say): left unchecked
             return None
         return task, request(greedy, fill(recipe.prompts.solve, {"task": task.prompt}), seed, greedy=True,
-                             prefix=domain.step_prefix(a, op, b) if inline else None)
+                             prefix=domain.step_prefix(a, op, b) if inline else "")
 
     def value_of(task: Any, text: str) -> str | None:
         if inline:  # the value the reply starts with, as a step is written ("7+9=" then "16")

@@ -90,6 +90,15 @@ def test_bad_grammar_fails_only_that_request(tiny_runtime: Runtime) -> None:
     assert good.result(timeout=60).finish_reason in {"length", "eog"}
 
 
+def test_a_request_without_a_string_prefix_is_refused_where_it_is_made() -> None:
+    """Rendering failures fail a request quietly (an empty "error" result), so a prefix that
+    cannot be rendered is refused when the request is made: a step check once passed None and
+    every check came back empty, read as "unchecked"."""
+    with pytest.raises(TypeError, match="assistant_prefix must be a string"):
+        Request(messages=[{"role": "user", "content": "What is 2 + 2?"}], assistant_prefix=None)  # type: ignore[arg-type]
+    assert Request(messages=[{"role": "user", "content": "hi"}]).assistant_prefix == ""
+
+
 def test_cancel(tiny_runtime: Runtime) -> None:
     comp = tiny_runtime.submit(chat("Long.", Sampling(temperature=0.0, max_tokens=400)))
     first = next(iter(comp))  # it has started streaming

@@ -194,6 +194,12 @@ class Request:
     #: The agent's role (proposer, solver, critic, judge): an HTTP endpoint may serve only some roles.
     role: str = ""
 
+    def __post_init__(self) -> None:
+        # A request that cannot be rendered fails only itself, with an empty "error" result: a
+        # wrong prefix would pass silently as an empty reply, so it is refused where it is made.
+        if not isinstance(self.assistant_prefix, str):
+            raise TypeError(f"Request.assistant_prefix must be a string (\"\": none), not {self.assistant_prefix!r}")
+
 
 @dataclass(frozen=True)
 class Result:
