@@ -380,7 +380,7 @@ def summarise(per_seed: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[s
 #: Settings added after digests were recorded, with the value that plays as the recipe did before
 #: each existed: left out of the digest at that value, so that a recorded run still matches.
 ADDED_LATER: dict[tuple[str, str], Any] = {("round", "critique"): "text", ("round", "judge_check"): "none",
-                                            ("round", "step_check"): "task"}
+                                            ("round", "step_check"): "task", ("round", "step_operands"): "any"}
 
 
 def recipe_digest(recipe: Any) -> str:

@@ -180,6 +180,13 @@ class RoundSpec(_Strict):
         "(\"7+9=\"), the number it goes on with the checked value: the step as the model writes it inside its "
         "answers, without the answer format around it (an adapter that forgot 1-digit sums as tasks still writes "
         "their steps).")
+    step_operands: Literal["any", "digits"] = Field(
+        "any", description="Which operations the step critic (round.critique = \"steps\", round.judge_check) "
+        "checks. any: every one, left to right as written. digits: only those of two one-digit numbers, a sum's "
+        "numbers added smallest first (a column's 6+5+1 asked as 1+5, then 6+6), an operation with a longer number "
+        "left unchecked: measured on one adapter (seed 8, round 6), every false alarm of the inline check on 2- and "
+        "3-digit sums was a carry sum's second step (11+1 answered 2, as a column's digit) and most checks with a "
+        "2-digit number were wrong both ways.")
     judge_check: Literal["none", "steps"] = Field(
         "none", description="With round.judging = \"compute\" and a worked answer format: whether the judge's own "
         "worked result is checked before it judges. steps: its computations are checked as the step critic checks an "

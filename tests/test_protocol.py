@@ -445,3 +445,29 @@ def test_an_inline_check_reads_the_value_the_step_is_written_with_not_a_worked_r
     assert sc.traces[1].critique == "Every step checks out." and sc.traces[1].revision == first["27 + 19"]
     prefixes = {r.assistant_prefix for r in rt.asked if r.assistant_prefix}
     assert {"7+9=", "9+7=", "2+1=", "1+2=", "3+1=", "1+3="} <= prefixes
+
+
+def test_a_digits_step_critic_checks_one_digit_operations_a_carry_sum_smallest_first() -> None:
+    """round.step_operands = "digits": a column's sum with its carry (5+6+1) is checked as 1+5, then
+    6+6, never as 11+1, which an adapter writing columns answers with a column's digit ("2"); an
+    operation with a longer number (40+4 in 8*5+4) is left unchecked. With "any" both raise false
+    alarms; with "digits" both answers stand (the second is wrong, but no check found it)."""
+    base = load_recipe("recipes/plain.toml")[0]
+    rnd = base.round.model_copy(update={"judging": "compute", "critique": "steps", "step_check": "inline"})
+    anyops = base.model_copy(update={"round": rnd})
+    digits = base.model_copy(update={"round": rnd.model_copy(update={"step_operands": "digits"})})
+    tasks = [TaskRow(1, Task("arith", "What is 56 + 67?", "123", 2, "fp1", {"expression": "56 + 67"})),
+             TaskRow(2, Task("arith", "What is 8 * 5 + 4?", "44", 9, "fp2", {"expression": "8 * 5 + 4"}))]
+    first = {"56 + 67": "56+67: 6+7=13, 5+6+1=12, so 123", "8 * 5 + 4": "8*5+4=42, so 42"}
+    checks = {"11 + 1": "2", "1 + 11": "2", "40 + 4": "6", "4 + 40": "6"}
+    results = {"56 + 67": "123", "8 * 5 + 4": "44"}
+    told = debate_score(StepScripted(first, {"56 + 67": ", so 23", "8 * 5 + 4": ", so 6"}, results, checks),
+                        anyops, tasks)  # type: ignore[arg-type]
+    assert told.traces[1].critique == "5+6+1=12 is wrong: 5+6+1 is 2."
+    assert told.traces[2].critique == "8*5+4=42 is wrong: 8*5+4 is 6."
+    rt = StepScripted(first, {}, results, checks)
+    sc = debate_score(rt, digits, tasks)  # type: ignore[arg-type]
+    assert [sc.traces[i].critique for i in (1, 2)] == ["Every step checks out."] * 2
+    assert [sc.traces[i].revision for i in (1, 2)] == [first["56 + 67"], first["8 * 5 + 4"]]
+    prefixes = {r.assistant_prefix for r in rt.asked if r.assistant_prefix}
+    assert {"6+7=", "7+6=", "1+5=", "5+1=", "6+6=", "8*5=", "5*8="} == prefixes

@@ -9,7 +9,8 @@ its test sets): ``PYTHONPATH=. python benchmarks/probes/step_check.py HOME
 HOME/runs/1/round-4/train-5/adapter.gguf 1,2,3,9`` wrote ``benchmarks/results/probe-step-check-seed8-round4.json``.
 With VARIANTS (comma-separated, default ``text,steps``; ``stepsN``: the step critic for N turns, each
 turn checking the answer the last one continued; a trailing ``i``: each check inline,
-round.step_check = "inline"; ``+judge``: the computing judge's own work checked
+round.step_check = "inline"; then a trailing ``d``: only operations of one-digit numbers checked, a sum's
+smallest first, round.step_operands = "digits"; ``+judge``: the computing judge's own work checked
 and mended so too, round.judge_check = "steps") and NAME, the results go to ``NAME``.
 Usage: step_check.py HOME ADAPTER LEVELS [VARIANTS [NAME]]"""
 import sys
@@ -32,14 +33,17 @@ results_name = sys.argv[5] if len(sys.argv) > 5 else "probe-step-check-seed8-rou
 
 def variant(name: str):
     critic, _plus, judge = name.partition("+")
+    digits = critic.endswith("d")
+    critic = critic.removesuffix("d")
     inline = critic.endswith("i")
     critic = critic.removesuffix("i")
     critique, turns = ("text", "1") if critic == "text" else (critic[:5], critic[5:] or "1")
     if critique not in ("text", "steps") or not turns.isdigit() or judge not in ("", "judge"):
-        raise SystemExit(f"unknown variant {name!r} (text, steps, stepsN, stepsNi, each with +judge or not)")
+        raise SystemExit(f"unknown variant {name!r} (text, steps, stepsN, stepsNi, stepsNd, stepsNid, each with "
+                         "+judge or not)")
     return rec.model_copy(update={"round": rec.round.model_copy(update={
         "critique": critique, "debate_turns": int(turns), "judge_check": "steps" if judge else "none",
-        "step_check": "inline" if inline else "task"})})
+        "step_check": "inline" if inline else "task", "step_operands": "digits" if digits else "any"})})
 
 
 variants = {name: variant(name) for name in names}
