@@ -7,6 +7,8 @@ Run (2026-12-05) on a copy of the home of a seed-8 run of the default recipe (72
 debate on 10, 30 steps; round 4's adapter, kept by its gate; 2-digit 90%, 3-digit 87%, mixed 18% on
 its test sets): ``PYTHONPATH=. python benchmarks/probes/step_check.py HOME
 HOME/runs/1/round-4/train-5/adapter.gguf 1,2,3,9`` wrote ``benchmarks/results/probe-step-check-seed8-round4.json``.
+On the same run's round-6 adapter, ``... HOME/runs/1/round-6/train-7/adapter.gguf 2,3,9
+steps,stepsd,stepsid,stepsid+judge probe-step-digits-seed8-round6`` (2026-12-05).
 With VARIANTS (comma-separated, default ``text,steps``; ``stepsN``: the step critic for N turns, each
 turn checking the answer the last one continued; a trailing ``i``: each check inline,
 round.step_check = "inline"; then a trailing ``d``: only operations of one-digit numbers checked, a sum's
