@@ -28,7 +28,7 @@ from engine.agents import (fill, join_votes, judge_consensus, judge_requests, ju
 from engine.recipes import AgentSpec, Recipe
 from engine.roundbase import TaskRow
 from engine.runtime import Request, Runtime
-from engine.stepcheck import critique_of, find_slips, mend
+from engine.stepcheck import Slip, critique_of, mend
 from engine.store import Store
 from engine.tasks import get_domain
 
@@ -195,20 +195,15 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
     critiques: list[str | None] = [None] * len(tasks)
     known: dict[str, str | None] = {}  # computations the step checks have asked: none is asked again
     if critics and recipe.round.critique == "steps":  # engine.stepcheck: the slip located, the answer continued from it
-        open_ = list(range(len(tasks)))  # a later turn checks only the answers the last one continued
-        for _turn in range(recipe.round.debate_turns):
-            slips = find_slips(runtime, recipe, domain, solver, [texts[i] for i in open_], before=lambda: use("solver"),
-                               known=known)
-            for i, s in zip(open_, slips):
+        def note(found_in: list[int], slips: list[Slip | None]) -> None:  # a later turn checks only continued answers
+            for i, s in zip(found_in, slips):
                 critiques[i] = critique_of(s)
-            cont = [(i, s.prefix(texts[i])) for i, s in zip(open_, slips) if s is not None]
-            open_ = [i for i, _pre in cont]
-            if cont:
-                use("reviser")
-            comps = runtime.submit_many([request(solver, fill(p.solve, {"task": tasks[i].task.prompt}), 0, greedy=True,
-                                                 prefix=pre) for i, pre in cont])
-            for (i, pre), c in zip(cont, comps):
-                texts[i] = pre + c.result().text
+
+        texts = [t for t, _n in mend(
+            runtime, recipe, domain, solver, texts,
+            lambda i, pre: request(solver, fill(p.solve, {"task": tasks[i].task.prompt}), 0, greedy=True, prefix=pre),
+            turns=recipe.round.debate_turns, before_check=lambda: use("solver"), before_go_on=lambda: use("reviser"),
+            known=known, on_slips=note)]
     elif critics:
         critic = _greedy(critics[0])
         for _turn in range(recipe.round.debate_turns):

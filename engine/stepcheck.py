@@ -164,12 +164,14 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
 def mend(runtime: Runtime, recipe: Recipe, domain: Any, checker: AgentSpec, texts: Sequence[str],
          go_on: Callable[[int, str], Request], *, turns: int = 1, seed: int = 0,
          before_check: Callable[[], None] | None = None, before_go_on: Callable[[], None] | None = None,
-         known: dict[str, str | None] | None = None) -> list[tuple[str, int]]:
+         known: dict[str, str | None] | None = None,
+         on_slips: Callable[[list[int], list[Slip | None]], None] | None = None) -> list[tuple[str, int]]:
     """``texts`` with their slips mended: each one's first slip found (``find_slips``, ``checker``'s
     greedy requests) and the text continued from it by ``go_on(i, prefix)``'s request, for up to
-    ``turns`` turns, each turn checking only the texts the last one continued. Each text as mended,
-    with the tokens its continuations cost (0: it stood as written). How a computing judge checks its
-    own work (round.judge_check = "steps")."""
+    ``turns`` turns, each turn checking only the texts the last one continued (``on_slips(indices,
+    slips)`` is told each turn's findings). Each text as mended, with the tokens its continuations
+    cost (0: it stood as written). How the debate protocol's step critic mends answers, and a
+    computing judge its own work (round.judge_check = "steps")."""
     out = [(t, 0) for t in texts]
     known = {} if known is None else known
     todo = list(range(len(texts)))
@@ -178,6 +180,8 @@ def mend(runtime: Runtime, recipe: Recipe, domain: Any, checker: AgentSpec, text
             break
         slips = find_slips(runtime, recipe, domain, checker, [out[i][0] for i in todo], seed=seed,
                            before=before_check, known=known)
+        if on_slips is not None:
+            on_slips(todo, slips)
         cont = [(i, s.prefix(out[i][0])) for i, s in zip(todo, slips) if s is not None]
         if cont and before_go_on is not None:
             before_go_on()
