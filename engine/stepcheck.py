@@ -87,7 +87,7 @@ def checked_order(parts: list[str]) -> list[str]:
     """
     if set(parts[1::2]) != {"+"}:
         return parts
-    nums = sorted(parts[::2], key=lambda n: int(n))
+    nums = sorted(parts[::2], key=int)
     return [t for n in nums for t in ("+", n)][1:]
 
 
