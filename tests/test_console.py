@@ -289,3 +289,30 @@ async def test_pane_shows_verdicts_and_a_live_rate(monkeypatch: pytest.MonkeyPat
         assert pane.marks == {"r2": "✗"}
         body = str(pane.query_one(".stream", Static).render())
         assert "• #7 ✗ verdict: right" in body and body.endswith("#7 ▸ verdict: …")
+
+
+async def test_a_table_drawn_before_it_measures_new_rows_shows_them_whole() -> None:
+    """A line drawn between ``add_row`` and the idle message that measures the row (a refresh on a
+    busy machine: CI pictured the training screen's skills as "2 ca" for "2 carries") is redrawn
+    at the measured widths; Textual's own DataTable keeps the cut line (Textualize/textual#4470)."""
+    from textual.app import App, ComposeResult
+
+    from console.widgets.table import Table
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Table()
+
+        def on_mount(self) -> None:
+            self.query_one(Table).add_columns("skill", "what", "n")
+
+    app = One()
+    async with app.run_test(size=(60, 10)) as pilot:
+        table = app.query_one(Table)
+        table.clear()
+        table.add_row("carries:2", "2 carries", "20")
+        table.render_line(1)  # drawn before the idle message measures the new row
+        for _ in range(3):
+            await pilot.pause()
+        shot = app.export_screenshot().replace("&#160;", " ")
+        assert "2 carries" in shot and "carries:2" in shot

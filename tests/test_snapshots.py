@@ -50,8 +50,9 @@ async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
 
 def _narrow(tables) -> bool:  # type: ignore[no-untyped-def]
     """Whether a table still shows a column narrower than a cell it holds: its rows are in but its
-    widths not yet measured (the training screen's skills were once pictured with every column cut
-    to its header's width, "2 ca" for "2 carries", while every check above had passed)."""
+    widths not yet measured. (The training screen's skills were pictured on CI with every column cut
+    to its header's width, "2 ca" for "2 carries", after this check had passed: a line drawn before
+    the measurement stayed cached; console.widgets.table.Table redraws it.)"""
     from rich.text import Text
 
     for t in tables:

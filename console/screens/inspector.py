@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
+from console.widgets.table import Table
 
 from engine.api import Engine
 from engine.protocol import trace_lines
@@ -57,7 +58,7 @@ class InspectorScreen(Screen[None]):
             yield Select([("all verdicts", "all"), ("verified correct", "correct"), ("verified wrong", "wrong"),
                           ("judge disagrees", "disagree"), ("rejected", "rejected")], value="all", id="verdict",
                          allow_blank=False)
-        yield DataTable(id="tasks", cursor_type="row", zebra_stripes=True)
+        yield Table(id="tasks", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="detail"):
             yield Static("select a task and press enter", id="debate", markup=False)
         yield Footer()

@@ -13,6 +13,7 @@ from textual.containers import Grid
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual_plotext import PlotextPlot
+from console.widgets.table import Table
 
 from engine import events as ev
 from engine.api import Engine
@@ -64,7 +65,7 @@ class PlotsScreen(Screen[None]):
             yield PlotextPlot(id="plot-loss")
             yield PlotextPlot(id="plot-accuracy")
             yield PlotextPlot(id="plot-debate")
-            yield DataTable(id="heat", cursor_type="row")
+            yield Table(id="heat", cursor_type="row")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, OptionList, Static, TextArea, Tree
+from console.widgets.table import Table
 
 from engine.api import Engine
 from engine.errors import EngineError
@@ -89,7 +90,7 @@ class SqlScreen(Screen[None]):
                 yield _editor()
                 yield Static("ctrl+r runs the query (read-only: SELECT, WITH, EXPLAIN, DESCRIBE, SUMMARIZE)",
                              id="sql-status")
-                yield DataTable(id="sql-results", zebra_stripes=True)
+                yield Table(id="sql-results", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static
+from console.widgets.table import Table
 
 from engine import events as ev
 from engine.api import Engine
@@ -48,11 +49,11 @@ class TrainingScreen(Screen[None]):
         yield Header()
         yield Static("no training yet in this session", id="train-status")
         yield Sparkline([], id="loss")
-        yield DataTable(id="adapters", cursor_type="row")
-        yield DataTable(id="evals")
-        yield DataTable(id="debates")
+        yield Table(id="adapters", cursor_type="row")
+        yield Table(id="evals")
+        yield Table(id="debates")
         yield Static("", id="curriculum")
-        yield DataTable(id="skills")
+        yield Table(id="skills")
         yield Footer()
 
     def on_mount(self) -> None:
