@@ -1,6 +1,7 @@
 """What the offline probes share: a finished run's home, copied and opened."""
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from pathlib import Path
@@ -13,8 +14,10 @@ from engine.tasks import get_domain
 
 def open_copy(src: str) -> tuple[Path, Engine, int, Recipe, Any]:
     """A copy of the home ``src`` (its socket left behind, so a live run's home can be copied),
-    opened: the copy's path, the engine, its newest run, that run's recipe and task domain."""
-    home = Path(tempfile.mkdtemp()) / "home"
+    opened: the copy's path, the engine, its newest run, that run's recipe and task domain. The copy
+    (a run's home is some 660 MB) is removed when the process exits."""
+    home = Path(tempfile.mkdtemp(prefix="swarm-probe-")) / "home"
+    atexit.register(shutil.rmtree, home.parent, ignore_errors=True)
     shutil.copytree(src, home, ignore=shutil.ignore_patterns("*.sock"))
     eng = Engine.open(home)
     run_id = eng.store.execute("select max(id) from runs")[0][0]
