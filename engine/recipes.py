@@ -133,6 +133,11 @@ class TaskSpec(_Strict):
     stall_rounds: int = Field(2, ge=1, le=100, description="A level up when the dev score has not risen for this "
                               "many rounds.")
     min_rise: float = Field(0.02, ge=0.0, le=1.0, description="A rise smaller than this counts as no rise.")
+    shorter: float = Field(0.0, ge=0.0, le=1.0, description="arith: share of a round's generated tasks at a level "
+                           "of one width (1-, 2-, 3-digit sums and differences, 2-digit products) whose numbers but "
+                           "one are drawn of a shorter width (36 + 4, 7 + 512): sums of numbers of different lengths "
+                           "that no such level poses, and that mixed tasks need after a product. Dev and test sets "
+                           "are not touched.")
     focus_weak: bool = Field(True, description="Generated tasks lean toward the skills the swarm gets wrong; "
                              "false draws them uniformly.")
     answer_format: str = Field("plain", description="How verified answers are written in the solver's training "
@@ -459,6 +464,9 @@ class Recipe(_Strict):
             raise ValueError("round.judge_check: 'steps' needs a computing judge (round.judging = 'compute') that "
                              "works its result out in a worked task.answer_format, in a domain whose answers write out "
                              "their computations (arith), with one result (round.judge_votes = 1)")
+        if self.task.shorter and not getattr(DOMAINS[self.task.domain], "draws_shorter", False):
+            raise ValueError(f"task.shorter: the {self.task.domain} domain has no numbers of a width to draw shorter "
+                             f"(arith has): leave it at 0")
         views = getattr(DOMAINS[self.task.domain], "views", ("asked",))
         if self.round.judge_view not in views:
             raise ValueError(f"round.judge_view: {self.round.judge_view!r} is not a view of the {self.task.domain} "

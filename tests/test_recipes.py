@@ -128,6 +128,16 @@ def test_a_computing_judge_needs_a_domain_whose_answers_are_values(tmp_path: Pat
     assert load_recipe(str(good))[0].round.judging == "compute"
 
 
+def test_only_arith_draws_shorter_numbers(tmp_path: Path) -> None:
+    python = (DEFAULT.parent / "python.toml").read_text()
+    assert "[task]" in python
+    bad = write(tmp_path, python.replace("[task]", "[task]\nshorter = 0.25", 1))
+    with pytest.raises(RecipeError, match=r"r.toml: .*task.shorter: the python domain has no numbers of a width"):
+        load_recipe(str(bad))
+    good = write(tmp_path, with_change("[task]", "[task]\nshorter = 0.25"))
+    assert load_recipe(str(good))[0].task.shorter == 0.25
+
+
 def test_a_python_recipe_has_no_swapped_view_for_its_judge(tmp_path: Path) -> None:
     python = (DEFAULT.parent / "python.toml").read_text()
     bad = write(tmp_path, python.replace("[round]", '[round]\njudge_view = "swapped"', 1))

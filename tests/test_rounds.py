@@ -395,3 +395,31 @@ def test_a_judge_that_checks_its_steps_judges_with_its_mended_work(
     assert {t for t, _n in rows} == {t + " so 7" for t in seen[0]}
     assert all(n >= 5 for _t, n in rows if n > 0)
     eng.close()
+
+
+def test_a_round_draws_shorter_numbers_into_its_generated_tasks_only(tiny_recipe: Path) -> None:
+    """task.shorter: the propose phase asks the generator for that share of numbers drawn shorter
+    (36 + 4), tagged ``unequal``; the run's dev and test sets, written before, keep one width."""
+    import threading
+
+    from engine.events import EventBus
+    from engine.phases import propose
+    from engine.roundbase import PhaseRunner
+
+    eng = Engine.open()
+    run_id = eng.create_run(str(tiny_recipe), rounds=1)
+    base = load_recipe(str(tiny_recipe))[0]
+    for share, low, high in ((0.0, 0, 0), (0.5, 12, 28)):
+        recipe = base.model_copy(update={"task": base.task.model_copy(update={"proposed": 0, "shorter": share})})
+        runner = PhaseRunner(eng.store, None, recipe, run_id, 7, EventBus(), threading.Event())  # type: ignore[arg-type]
+        runner.mix = {2: 40}
+        rnd = 10 + int(share * 10)  # a round of its own per share
+        propose.run(runner, rnd, 2, {})
+        rows = eng.store.execute("select skills, pool from tasks where run_id = ? and round = ? and source = 'generated'",
+                                 [run_id, rnd])
+        assert len(rows) == 40 and {pool for _, pool in rows} == {"train"}
+        assert low <= sum("unequal" in skills for skills, _ in rows) <= high, share
+    held = eng.store.execute("select skills from tasks where run_id = ? and pool in ('dev', 'test') and difficulty between 1 and 8",
+                             [run_id])
+    assert held and not any("unequal" in skills for (skills,) in held)
+    eng.close()

@@ -82,6 +82,37 @@ def test_forty_python_families_each_verified_and_tagged() -> None:
     assert {fam.level for fam in _BANK} == {1, 2, 3, 4, 5}
 
 
+def test_the_mixed_level_spans_one_and_two_digits_two_and_three_terms() -> None:
+    """Level 9 is the mixed set as issue 13 defines it: +, -, x, up to 3 terms, up to 2 digits."""
+    exprs = [t.payload["expression"] for t in ARITH.generate(random.Random(5), 9, 200)]
+    numbers = [n for e in exprs for n in e.split()[::2]]
+    assert {len(n) for n in numbers} == {1, 2}
+    assert {len(e.split()[::2]) for e in exprs} == {2, 3}
+    assert {op for e in exprs for op in e.split()[1::2]} == {"+", "-", "*"}
+    assert 0.3 < sum("unequal" in ARITH.skills(t) for t in ARITH.generate(random.Random(5), 9, 200)) / 200 < 0.8
+
+
+def test_shorter_keeps_one_number_at_the_level_width_and_leaves_fixed_levels_as_they_were() -> None:
+    """task.shorter: that share of a fixed-width level's tasks draws all numbers but one shorter;
+    at 0 every level draws exactly what it drew before the setting existed."""
+    for level, width in ((2, 2), (3, 3), (4, 2), (7, 2)):
+        tasks = ARITH.generate(random.Random(1), level, 300, shorter=0.4)
+        lengths = [[len(n) for n in t.payload["expression"].split()[::2]] for t in tasks]
+        assert all(max(ls) == width and ls.count(width) >= 1 for ls in lengths)
+        unequal = sum(len(set(ls)) > 1 for ls in lengths) / len(lengths)
+        assert 0.3 < unequal < 0.5, (level, unequal)
+        assert all(("unequal" in ARITH.skills(t)) == (len(set(ls)) > 1) for t, ls in zip(tasks, lengths))
+    assert [t.prompt for t in ARITH.generate(random.Random(4), 1, 20, shorter=0.9)] == \
+        [t.prompt for t in ARITH.generate(random.Random(4), 1, 20)]  # one digit: nothing shorter
+    for level in (1, 2, 3, 4, 5, 6, 7, 8, 10):
+        assert all(len({len(n) for n in t.payload["expression"].split()[::2]}) == 1
+                   for t in ARITH.generate(random.Random(level), level, 100))
+    # The draws of the generator before task.shorter and level 9's ranges (commit 865808e):
+    assert {lvl: [t.payload["expression"] for t in ARITH.generate(random.Random(11), lvl, 3)] for lvl in (2, 3, 7)} == {
+        2: ["67 + 67", "75 + 33", "75 + 90"], 3: ["563 + 562", "620 + 289", "923 + 744"],
+        7: ["67 * 67", "75 * 33", "75 * 90"]}
+
+
 def test_arith_skills_name_what_a_sum_exercises() -> None:
     t = ARITH.parse_proposal("58 + 67", 2)
     assert not isinstance(t, str) and get_domain("arith").skills(t) == ["digits:2", "terms:2", "op:+", "carries:2"]

@@ -26,7 +26,8 @@ def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) 
         rng = random.Random(seed_for(ctx.seed, rnd, "generate", level))
         draw = n * OVERDRAW if rates else n
         drawn = ctx.domain.generate(rng, level, draw,
-                                     accept=lambda k: pool_of(k, ctx.seed) == "train" and k not in known)
+                                     accept=lambda k: pool_of(k, ctx.seed) == "train" and k not in known,
+                                     **({"shorter": spec.shorter} if spec.shorter else {}))
         picked = pick_weak(random.Random(seed_for(ctx.seed, rnd, "pick", level)), drawn, n, rates) if rates else drawn
         candidates += [("generated", t, "") for t in picked]
     proposers = ctx.agents("proposer")
