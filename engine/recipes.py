@@ -134,7 +134,7 @@ class TaskSpec(_Strict):
                               "many rounds.")
     min_rise: float = Field(0.02, ge=0.0, le=1.0, description="A rise smaller than this counts as no rise.")
     shorter: float = Field(0.0, ge=0.0, le=1.0, description="arith: share of a round's generated tasks at a level "
-                           "of one width (1-, 2-, 3-digit sums and differences, 2-digit products) whose numbers but "
+                           "of one width above one digit (2- and 3-digit sums and differences, 2-digit products) whose numbers but "
                            "one are drawn of a shorter width (36 + 4, 7 + 512): sums of numbers of different lengths "
                            "that no such level poses, and that mixed tasks need after a product. Dev and test sets "
                            "are not touched.")

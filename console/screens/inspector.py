@@ -10,8 +10,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
-from console.widgets.table import Table
 
+from console.widgets.table import Table
 from engine.api import Engine
 from engine.protocol import trace_lines
 

@@ -13,8 +13,8 @@ from textual.containers import Grid
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual_plotext import PlotextPlot
-from console.widgets.table import Table
 
+from console.widgets.table import Table
 from engine import events as ev
 from engine.api import Engine
 from engine.report import Curves

@@ -20,8 +20,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, OptionList, Static, TextArea, Tree
-from console.widgets.table import Table
 
+from console.widgets.table import Table
 from engine.api import Engine
 from engine.errors import EngineError
 

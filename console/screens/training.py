@@ -9,8 +9,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static
-from console.widgets.table import Table
 
+from console.widgets.table import Table
 from engine import events as ev
 from engine.api import Engine
 from engine.protocol import DebateScore
