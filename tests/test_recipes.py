@@ -69,6 +69,13 @@ def with_change(old: str, new: str) -> str:
     return text.replace(old, new, 1)
 
 
+def python_with(tmp_path: Path, section: str, line: str) -> Path:
+    """The bundled python recipe with ``line`` added under ``section``, written as r.toml."""
+    python = (DEFAULT.parent / "python.toml").read_text()
+    assert section in python
+    return write(tmp_path, python.replace(section, f"{section}\n{line}", 1))
+
+
 @pytest.mark.parametrize(
     ("old", "new", "key", "reason"),
     [
@@ -119,9 +126,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_a_computing_judge_needs_a_domain_whose_answers_are_values(tmp_path: Path) -> None:
-    python = (DEFAULT.parent / "python.toml").read_text()
-    assert "[round]" in python
-    bad = write(tmp_path, python.replace("[round]", '[round]\njudging = "compute"', 1))
+    bad = python_with(tmp_path, "[round]", 'judging = "compute"')
     with pytest.raises(RecipeError, match=r"r.toml: .*round.judging: 'compute' needs a domain whose answers are values"):
         load_recipe(str(bad))
     good = write(tmp_path, with_change("[round]", '[round]\njudging = "compute"'))
@@ -129,9 +134,7 @@ def test_a_computing_judge_needs_a_domain_whose_answers_are_values(tmp_path: Pat
 
 
 def test_only_arith_draws_shorter_numbers(tmp_path: Path) -> None:
-    python = (DEFAULT.parent / "python.toml").read_text()
-    assert "[task]" in python
-    bad = write(tmp_path, python.replace("[task]", "[task]\nshorter = 0.25", 1))
+    bad = python_with(tmp_path, "[task]", "shorter = 0.25")
     with pytest.raises(RecipeError, match=r"r.toml: .*task.shorter: the python domain has no numbers of a width"):
         load_recipe(str(bad))
     good = write(tmp_path, with_change("[task]", "[task]\nshorter = 0.25"))
@@ -139,8 +142,7 @@ def test_only_arith_draws_shorter_numbers(tmp_path: Path) -> None:
 
 
 def test_a_python_recipe_has_no_swapped_view_for_its_judge(tmp_path: Path) -> None:
-    python = (DEFAULT.parent / "python.toml").read_text()
-    bad = write(tmp_path, python.replace("[round]", '[round]\njudge_view = "swapped"', 1))
+    bad = python_with(tmp_path, "[round]", 'judge_view = "swapped"')
     with pytest.raises(RecipeError, match=r"r.toml: .*round.judge_view: 'swapped' is not a view of the python domain "
                                           r"\(known: asked\)"):
         load_recipe(str(bad))
