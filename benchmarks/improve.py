@@ -233,6 +233,35 @@ def _pts(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:+.0f}"
 
 
+#: The phases a round plays for the debate: critiques and revisions, the judge, hint-guided critiques.
+DEBATE_PHASES = ("debate", "judge", "hint")
+
+
+def debate_time(per_seed: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What the debate's phases (``DEBATE_PHASES``) cost the rounds, measured in the same rounds:
+    per seed, their seconds over all its rounds against the seconds of every other phase
+    (``added``: how much longer a round is than the same round without them) and as a share of the
+    rounds (``share``); {mean, min, max} over seeds. None when no round recorded its phases.
+
+    >>> r = debate_time([{"seed": 7, "per_round": [{"phases": {"solve": 60, "train": 30, "debate": 6, "judge": 3}},
+    ...                                            {"phases": {"solve": 50, "train": 40, "debate": 9}}]}])
+    >>> r["added"]["mean"], round(r["share"]["mean"], 4), r["per_seed"]["7"]["debate_seconds"]
+    (0.1, 0.0909, 18.0)
+    """
+    rows = {}
+    for s in per_seed:
+        phases = [pr.get("phases") or {} for pr in s["per_round"]]
+        debate = float(sum(v for ph in phases for k, v in ph.items() if k in DEBATE_PHASES))
+        other = float(sum(v for ph in phases for k, v in ph.items() if k not in DEBATE_PHASES))
+        if other > 0:
+            rows[str(s["seed"])] = {"debate_seconds": debate, "other_seconds": other, "added": debate / other,
+                                    "share": debate / (debate + other)}
+    if not rows:
+        return None
+    return {"phases": list(DEBATE_PHASES), "added": spread([r["added"] for r in rows.values()]),
+            "share": spread([r["share"] for r in rows.values()]), "per_seed": rows}
+
+
 def debate_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The debate protocol on the test sets (all levels pooled): final-round figures over seeds
     and every seed's per-round curves (index 0: the base model). None when a seed measured no
@@ -381,7 +410,7 @@ def summarise(per_seed: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[s
 #: each existed: left out of the digest at that value, so that a recorded run still matches.
 ADDED_LATER: dict[tuple[str, str], Any] = {("round", "critique"): "text", ("round", "judge_check"): "none",
                                             ("round", "step_check"): "task", ("round", "step_operands"): "any",
-                                            ("task", "shorter"): 0.0}
+                                            ("task", "shorter"): 0.0, ("task", "ahead_top"): None}
 
 
 def recipe_digest(recipe: Any) -> str:
@@ -538,6 +567,10 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
                   f"gain {span(debate['three_way_gain_final'], '+.1%')}, "
                   f"right->wrong {span(debate['three_way_right_to_wrong_final'], '.1%')}, "
                   f"wrong->right {span(debate['three_way_wrong_to_right_final'], '.1%')}")
+    cost = debate_time(per_seed)
+    if cost is not None:
+        say(f"the debate's phases ({', '.join(cost['phases'])}): {span(cost['share'], '.1%')} of the rounds' time, "
+            f"adding {span(cost['added'], '.1%')} to a round without them (same rounds)")
     for seed_run in per_seed:
         say(f"seed {seed_run['seed']}: levels " + " ".join(str(pr["difficulty"]) for pr in seed_run["per_round"])
               + f" ({seed_run['level_ups']} level-up(s))")
@@ -556,7 +589,7 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
             "measure_every": measure_every, "test_only": summary["dev"] is None,
             "seeds": seeds, "minutes": minutes, "ratio_set": start_key, "test": summary["test"], "dev": summary["dev"],
             "control": summary["control"], "control_dev": summary["control_dev"], "test_gain": summary["test_gain"],
-            "debate": debate,
+            "debate": debate, "debate_time": cost,
             "level_ups": spread([float(s["level_ups"]) for s in per_seed]),
             "per_seed": per_seed, "ratios": ratios,
             "versions": versions}

@@ -71,6 +71,13 @@ def level_mix(level: int, generated: int, spec: TaskSpec) -> dict[int, int]:
     {1: 12, 2: 54, 3: 30, 4: 4, 5: 4, 6: 4, 7: 4, 8: 4, 9: 4}
     >>> level_mix(8, 24, TaskSpec(max_difficulty=9, ahead_share=0.2)), level_mix(2, 4, TaskSpec(max_difficulty=9, ahead_share=0.2))
     ({8: 18, 9: 6}, {2: 2, 3: 1, 4: 1})
+
+    ``ahead_top``: that share of the ahead tasks from the top level, the rest evenly over the others:
+
+    >>> level_mix(2, 120, TaskSpec(max_difficulty=9, next_share=0.25, prev_share=0.1, ahead_share=0.2, ahead_top=0.5))
+    {1: 12, 2: 54, 3: 30, 4: 3, 5: 3, 6: 2, 7: 2, 8: 2, 9: 12}
+    >>> level_mix(5, 24, TaskSpec(max_difficulty=9, next_share=0, ahead_share=0.25, ahead_top=1.0))
+    {5: 18, 9: 6}
     """
     mix = {level: generated}
     for other, share in ((level + 1, spec.next_share), (level - 1, spec.prev_share)):
@@ -82,11 +89,14 @@ def level_mix(level: int, generated: int, spec: TaskSpec) -> dict[int, int]:
     if ahead and spec.ahead_share > 0 and mix[level] >= 2:
         n = min(mix[level] - 1, max(1, round(generated * spec.ahead_share)))
         mix[level] -= n
+        if spec.ahead_top is not None and len(ahead) > 1:
+            mix[ahead[-1]] = top = round(n * spec.ahead_top)
+            n, ahead = n - top, ahead[:-1]
         per, extra = divmod(n, len(ahead))
         for i, other in enumerate(ahead):
             if (k := per + (i < extra)):
                 mix[other] = k
-    return dict(sorted(mix.items()))
+    return {lvl: k for lvl, k in sorted(mix.items()) if k or lvl == level}
 
 
 def next_level(scores: list[tuple[int, float]], spec: TaskSpec, exhausted: set[int]) -> tuple[int, str]:

@@ -128,6 +128,10 @@ class TaskSpec(_Strict):
     ahead_share: float = Field(0.0, ge=0.0, le=0.9, description="Share of generated tasks shared out evenly over the "
                                "levels two and more above (what lies ahead seen early: with train.unsolved = 'worked' "
                                "their worked references are trained on before the curriculum reaches them).")
+    ahead_top: float | None = Field(None, ge=0.0, le=1.0, description="Of the ahead_share's tasks, the share drawn "
+                                    "from the top level (max_difficulty), the rest shared out evenly over the other "
+                                    "levels ahead; unset: every level ahead takes an even share. The top level is the "
+                                    "recipe's aim (arith: the mixed level), seen from the first round on.")
     prev_share: float = Field(0.0, ge=0.0, le=0.9, description="Share of generated tasks drawn from the level below "
                               "(solvable tasks that keep verified data coming after a level up).")
     stall_rounds: int = Field(2, ge=1, le=100, description="A level up when the dev score has not risen for this "
@@ -464,6 +468,9 @@ class Recipe(_Strict):
             raise ValueError("round.judge_check: 'steps' needs a computing judge (round.judging = 'compute') that "
                              "works its result out in a worked task.answer_format, in a domain whose answers write out "
                              "their computations (arith), with one result (round.judge_votes = 1)")
+        if self.task.ahead_top is not None and not self.task.ahead_share:
+            raise ValueError(f"task.ahead_top: {self.task.ahead_top} shares out the tasks ahead, and task.ahead_share "
+                             "is 0: there are none (set task.ahead_share, or leave ahead_top out)")
         if self.task.shorter and not getattr(DOMAINS[self.task.domain], "draws_shorter", False):
             raise ValueError(f"task.shorter: the {self.task.domain} domain has no numbers of a width to draw shorter "
                              f"(arith has): leave it at 0")

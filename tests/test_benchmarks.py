@@ -146,11 +146,13 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path, tmp_p
     assert deb["revised_final_final"] is not None  # the revisions' own figures, beside the judged answer
     assert deb["three_way_final_final"] is None and deb["judge_result_final"] is None  # a verdict judge computes nothing
     assert data["per_seed"][0]["per_round"][0]["debate"]["2"]["n"] == 6
+    cost = data["debate_time"]  # the debate's phases against the rest of the same rounds
+    assert set(cost["per_seed"]) == {"7", "8"} and all(0 < r["share"] < 1 for r in cost["per_seed"].values())
     # a figure over seeds played in two sittings is the one figure over all of them
     parts = [{**data, "per_seed": [s], "minutes": 1.5} for s in data["per_seed"]]
     merged = merge(parts)
     assert merged["seeds"] == [7, 8] and merged["minutes"] == 3.0
-    for key in ("test", "dev", "control", "control_dev", "test_gain", "debate", "level_ups", "ratios"):
+    for key in ("test", "dev", "control", "control_dev", "test_gain", "debate", "debate_time", "level_ups", "ratios"):
         assert merged[key] == data[key], key
     # the same settings under another recipe name (a recipe made the default) are the same benchmark
     from engine.recipes import load_recipe
@@ -186,6 +188,24 @@ def test_the_pooled_test_gain_pairs_each_task_with_itself() -> None:
     assert pooled_gain([seed7, None]) is None and pooled_gain([]) is None
     unchanged = pooled_gain([paired_counts({1: True, 2: False}, {1: True, 2: False})])
     assert unchanged["gain"] == 0 and unchanged["ci"] == [0.0, 0.0]
+
+
+def test_the_debates_cost_is_measured_in_the_same_rounds() -> None:
+    """improve's ``debate_time``: the debate, judge and hint phases' seconds against every other
+    phase's in the same rounds, per seed and over seeds; a seed with no phases recorded is left out."""
+    from benchmarks.improve import debate_time
+
+    seeds = [{"seed": 7, "per_round": [{"phases": {"solve": 100, "train": 100, "debate": 20, "judge": 10}},
+                                       {"phases": {"solve": 100, "evaluate": 100, "hint": 10}}]},
+             {"seed": 8, "per_round": [{"phases": {"solve": 300, "debate": 30, "judge": 0}}]},
+             {"seed": 9, "per_round": [{"phases": {}}]}]
+    cost = debate_time(seeds)
+    assert set(cost["per_seed"]) == {"7", "8"}
+    assert cost["per_seed"]["7"] == {"debate_seconds": 40.0, "other_seconds": 400.0, "added": 0.1,
+                                     "share": pytest.approx(40 / 440)}
+    assert cost["added"] == {"mean": pytest.approx(0.1), "min": pytest.approx(0.1), "max": pytest.approx(0.1)}
+    assert cost["share"]["min"] == pytest.approx(30 / 330) and cost["phases"] == ["debate", "judge", "hint"]
+    assert debate_time([seeds[2]]) is None
 
 
 def test_improve_benchmark_measures_every_kth_round_and_the_last(tiny_recipe: Path, tmp_path: Path,
@@ -306,16 +326,25 @@ def test_debate_vote_rules_are_scored_against_the_first_answers():
 
 
 def test_a_setting_added_later_changes_a_recipes_digest_only_away_from_its_old_behaviour() -> None:
-    """round.critique came after the default's 3 seeds were recorded: at "text" (the critic as it
-    was) the digest is the recorded one, at "steps" another."""
+    """Settings added after digests were recorded (``ADDED_LATER``): the default's 3 seeds of
+    improve-fast-seeds7-8-9.json were played before any existed, as each plays at its old value;
+    at that value the digest is the recorded one, at any other value another."""
     import json
 
-    from benchmarks.improve import recipe_digest
+    from benchmarks.improve import ADDED_LATER, recipe_digest
     from engine.recipes import load_recipe
+
+    def with_values(values: dict[tuple[str, str], object]) -> object:
+        sections = {sec: getattr(rec, sec).model_copy(update={k: v for (s, k), v in values.items() if s == sec})
+                    for sec in {s for s, _ in values}}
+        return rec.model_copy(update=sections)
 
     rec = load_recipe("default")[0]
     recorded = json.loads((Path(__file__).parent.parent / "benchmarks" / "results" / "improve-fast-seeds7-8-9.json")
                           .read_text())["per_seed"][0]["recipe_sha256"]
-    assert rec.round.critique == "text" and recipe_digest(rec) == recorded
-    steps = rec.model_copy(update={"round": rec.round.model_copy(update={"critique": "steps"})})
-    assert recipe_digest(steps) != recorded
+    assert recipe_digest(with_values(ADDED_LATER)) == recorded
+    other = {("round", "critique"): "steps", ("round", "judge_check"): "steps", ("round", "step_check"): "inline",
+             ("round", "step_operands"): "digits", ("task", "shorter"): 0.25, ("task", "ahead_top"): 0.5}
+    assert set(other) == set(ADDED_LATER)  # a setting added later is listed here with a value of its own
+    for key, value in other.items():
+        assert recipe_digest(with_values({**ADDED_LATER, key: value})) != recorded, key

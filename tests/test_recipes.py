@@ -141,6 +141,15 @@ def test_only_arith_draws_shorter_numbers(tmp_path: Path) -> None:
     assert load_recipe(str(good))[0].task.shorter == 0.25
 
 
+def test_the_top_levels_share_of_the_tasks_ahead_needs_tasks_ahead(tmp_path: Path) -> None:
+    bad = write(tmp_path, with_change("[task]", "[task]\nahead_top = 0.5"))  # plain.toml: ahead_share 0
+    with pytest.raises(RecipeError, match=r"r.toml: .*task.ahead_top: 0.5 shares out the tasks ahead, and "
+                                          r"task.ahead_share is 0"):
+        load_recipe(str(bad))
+    good = write(tmp_path, with_change("[task]", "[task]\nahead_top = 0.5\nahead_share = 0.4"))
+    assert load_recipe(str(good))[0].task.ahead_top == 0.5
+
+
 def test_a_python_recipe_has_no_swapped_view_for_its_judge(tmp_path: Path) -> None:
     bad = python_with(tmp_path, "[round]", 'judge_view = "swapped"')
     with pytest.raises(RecipeError, match=r"r.toml: .*round.judge_view: 'swapped' is not a view of the python domain "

@@ -520,6 +520,9 @@ def test_curriculum_follows_dev_scores_and_says_why(tiny_recipe: Path) -> None:
     assert glimpse.mix == {2: 22, 3: 10, 4: 2, 5: 2, 6: 1, 7: 1, 8: 1, 9: 1}
     assert glimpse.reason.endswith("10 from level 3, 2 from level 4, 2 from level 5, 1 from level 6, 1 from level 7, "
                                    "1 from level 8 and 1 from level 9")
+    # task.ahead_top: that share of the tasks ahead from the top level (the recipe's aim), the rest even
+    aim = ahead.model_copy(update={"task": ahead.task.model_copy(update={"ahead_top": 0.5})})
+    assert plan(s, run_id, 0, aim).mix == {2: 22, 3: 10, 4: 1, 5: 1, 6: 1, 7: 1, 9: 4}
 
     def done(rnd: int, level: int, dev: float | None) -> None:
         s.insert("rounds", [dict(run_id=run_id, round=rnd, status="complete", phase="evaluate", difficulty=level,
