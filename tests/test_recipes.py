@@ -30,19 +30,23 @@ def test_default_is_used_when_none_named() -> None:
 
 def test_the_default_is_plain_with_the_best_measured_settings() -> None:
     """recipes/default.toml: recipes/plain.toml but for the settings the improve benchmark measured
-    best against the curriculum's targets: those of
+    best against the curriculum's and the debate's targets: those of
     benchmarks/results/improve-columns-ahead-swapjudge-seed7-partial.json (played on plain.toml when it
-    was the default) with those of improve-fast-seeds7-8-9.json on top (played on the default they
-    made); the same settings, digest for digest, as the 3 seeds played."""
+    was the default), with those of improve-fast-seeds7-8-9.json on top (played on the default they
+    made), with those of improve-stepsid-judge-seeds7-8-9.json on top (the step critic and the
+    self-checking judge, played on that default); the same settings, digest for digest, as the last
+    3 seeds played."""
     import json
 
     from benchmarks.improve import recipe_digest
 
     results = DEFAULT.parent.parent / "benchmarks" / "results"
     measured = json.loads((results / "improve-columns-ahead-swapjudge-seed7-partial.json").read_text())["overrides"]
-    fast = json.loads((results / "improve-fast-seeds7-8-9.json").read_text())
-    for section, values in fast["overrides"].items():
-        measured.setdefault(section, {}).update(values)
+    layers = [json.loads((results / f"{name}.json").read_text())
+              for name in ("improve-fast-seeds7-8-9", "improve-stepsid-judge-seeds7-8-9")]
+    for layer in layers:
+        for section, values in layer["overrides"].items():
+            measured.setdefault(section, {}).update(values)
     default_recipe, plain_recipe = load_recipe("default")[0], load_recipe("plain")[0]
     default, plain = default_recipe.model_dump(), plain_recipe.model_dump()
     for section in ("task", "round", "train"):
@@ -53,8 +57,9 @@ def test_the_default_is_plain_with_the_best_measured_settings() -> None:
         assert {k: v for k, v in a.items() if b[k] != v} == want, a["name"]
     rest = [k for k in default if k not in ("task", "round", "train", "agents") and default[k] != plain[k]]
     assert rest == ["name", "description"]
-    assert fast["seeds"] == [7, 8, 9] and fast["rounds"] == 8
-    assert {s["recipe_sha256"] for s in fast["per_seed"]} == {recipe_digest(default_recipe)}
+    latest = layers[-1]
+    assert latest["seeds"] == [7, 8, 9] and latest["rounds"] == 8
+    assert {s["recipe_sha256"] for s in latest["per_seed"]} == {recipe_digest(default_recipe)}
 
 
 def write(tmp_path: Path, text: str) -> Path:
