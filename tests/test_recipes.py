@@ -164,12 +164,12 @@ def test_a_python_recipe_has_no_swapped_view_for_its_judge(tmp_path: Path) -> No
 
 def test_a_judge_checks_its_steps_only_where_it_works_its_result_out(tmp_path: Path) -> None:
     """round.judge_check = "steps" needs a computing judge writing a worked format with one result:
-    the default recipe's judge is one; plain's (a verdict judge, plain answers) is refused."""
-    good = write(tmp_path, DEFAULT.read_text().replace("[round]", '[round]\njudge_check = "steps"', 1))
-    assert load_recipe(str(good))[0].round.judge_check == "steps"
+    the default recipe's judge is one (and checks its steps); plain's (a verdict judge, plain answers)
+    is refused, and so is a computing judge with several results."""
+    assert 'judge_check = "steps"' in DEFAULT.read_text() and load_recipe("default")[0].round.judge_check == "steps"
     bad = write(tmp_path, with_change("[round]", '[round]\njudge_check = "steps"'))
     with pytest.raises(RecipeError, match=r"r.toml: .*round.judge_check: 'steps' needs a computing judge"):
         load_recipe(str(bad))
-    votes = write(tmp_path, DEFAULT.read_text().replace("[round]", '[round]\njudge_check = "steps"\njudge_votes = 3', 1))
+    votes = write(tmp_path, DEFAULT.read_text().replace("[round]", '[round]\njudge_votes = 3', 1))
     with pytest.raises(RecipeError, match=r"round.judge_check: .*round.judge_votes = 1"):
         load_recipe(str(votes))
