@@ -90,13 +90,14 @@ def level_mix(level: int, generated: int, spec: TaskSpec) -> dict[int, int]:
         n = min(mix[level] - 1, max(1, round(generated * spec.ahead_share)))
         mix[level] -= n
         if spec.ahead_top is not None and len(ahead) > 1:
-            mix[ahead[-1]] = top = round(n * spec.ahead_top)
+            if (top := round(n * spec.ahead_top)):
+                mix[ahead[-1]] = top
             n, ahead = n - top, ahead[:-1]
         per, extra = divmod(n, len(ahead))
         for i, other in enumerate(ahead):
             if (k := per + (i < extra)):
                 mix[other] = k
-    return {lvl: k for lvl, k in sorted(mix.items()) if k or lvl == level}
+    return dict(sorted(mix.items()))
 
 
 def next_level(scores: list[tuple[int, float]], spec: TaskSpec, exhausted: set[int]) -> tuple[int, str]:
