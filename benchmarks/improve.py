@@ -410,7 +410,8 @@ def summarise(per_seed: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[s
 #: each existed: left out of the digest at that value, so that a recorded run still matches.
 ADDED_LATER: dict[tuple[str, str], Any] = {("round", "critique"): "text", ("round", "judge_check"): "none",
                                             ("round", "step_check"): "task", ("round", "step_operands"): "any",
-                                            ("task", "shorter"): 0.0, ("task", "ahead_top"): None}
+                                            ("task", "shorter"): 0.0, ("task", "ahead_top"): None,
+                                            ("round", "unsolved_samples"): None}
 
 
 def recipe_digest(recipe: Any) -> str:

@@ -423,3 +423,37 @@ def test_a_round_draws_shorter_numbers_into_its_generated_tasks_only(tiny_recipe
                              [run_id])
     assert held and not any("unequal" in skills for (skills,) in held)
     eng.close()
+
+
+def test_a_level_no_first_answer_solved_the_round_before_takes_fewer_samples(tmp_path: Path, tiny_model: Path) -> None:
+    """round.unsolved_samples: in round 1 each solver answers a task once at the levels of which round 0
+    had no right first answer, round.samples times at the others and at levels round 0 did not play."""
+    from engine.phases.solve import unsolved_levels
+
+    recipe = small_recipe(tmp_path, tiny_model, **{"generated = 24": "generated = 8\nahead_share = 0.5",
+                                                     "samples = 2": "samples = 2\nunsolved_samples = 1"})
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    assert eng.play(run_id) == "finished"
+    q = eng.store.execute
+    per_task = q("select t.difficulty, count(*) from attempts a join tasks t on t.id = a.task_id where a.run_id = ? "
+                 "and a.round = 0 and a.turn = 0 group by t.id, t.difficulty", [run_id])
+    assert {n for _, n in per_task} == {4}  # round 0: 2 solvers x 2 samples everywhere
+    played = {d for d, _ in per_task}
+    assert len(played) >= 2
+    # the verifier's outcomes as a script: one right first answer at the lowest level, none at the others
+    q("update attempts set correct = false where run_id = ? and round = 0", [run_id])
+    solved = min(played)
+    q("update attempts set correct = true where id = (select min(a.id) from attempts a join tasks t on t.id = a.task_id "
+      "where a.run_id = ? and a.round = 0 and a.turn = 0 and t.difficulty = ?)", [run_id, solved])
+    assert eng.play(run_id, rounds=2) == "finished"
+    runner = type("Ctx", (), {"store": eng.store, "run_id": run_id})()
+    assert unsolved_levels(runner, 1) == played - {solved} and unsolved_levels(runner, 0) == set()  # type: ignore[arg-type]
+    per_task = q("select t.difficulty, count(*) from attempts a join tasks t on t.id = a.task_id where a.run_id = ? "
+                 "and a.round = 1 and a.turn = 0 group by t.id, t.difficulty", [run_id])
+    assert per_task and {(d, n) for d, n in per_task} == {(d, 2 if d in played - {solved} else 4) for d, _ in per_task}
+    assert any(n == 2 for _, n in per_task)
+    eng.close()
+    for bad in ("0", "65"):
+        with pytest.raises(RecipeError, match="round.unsolved_samples"):
+            load_recipe(str(small_recipe(tmp_path, tiny_model, **{"samples = 2": f"samples = 2\nunsolved_samples = {bad}"})))
