@@ -20,20 +20,19 @@ def unsolved_levels(ctx: PhaseRunner, rnd: int) -> set[int]:
     return {int(d) for (d,) in rows}
 
 
-def samples_per_level(ctx: PhaseRunner, rnd: int) -> tuple[int, dict[int, int]]:
-    """``(samples, {level: fewer samples})``: how many answers each solver writes per task this round,
-    ``round.samples`` at every level but those the round before solved none of, which take
-    ``round.unsolved_samples`` when it is set below it."""
+def fewer_samples(ctx: PhaseRunner, rnd: int) -> dict[int, int]:
+    """``{level: round.unsolved_samples}`` for the levels round ``rnd - 1`` solved none of, when that
+    setting is below ``round.samples``; every other level takes ``round.samples``."""
     rs = ctx.recipe.round
     if rs.unsolved_samples is None or rs.unsolved_samples >= rs.samples:
-        return rs.samples, {}
-    return rs.samples, {lvl: rs.unsolved_samples for lvl in unsolved_levels(ctx, rnd)}
+        return {}
+    return {lvl: rs.unsolved_samples for lvl in unsolved_levels(ctx, rnd)}
 
 
 def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
-    samples, fewer = samples_per_level(ctx, rnd)
+    fewer = fewer_samples(ctx, rnd)
     items = [(tr, solver, s) for tr in ctx.round_tasks(rnd) for solver in ctx.agents("solver")
-             for s in range(fewer.get(tr.task.difficulty, samples))]
+             for s in range(fewer.get(tr.task.difficulty, ctx.recipe.round.samples))]
     reqs = [request(a, fill(ctx.recipe.prompts.solve, {"task": tr.task.prompt}),
                     seed_for(ctx.seed, rnd, tr.task.fingerprint, a.name, s, 0), task=tr.id) for tr, a, s in items]
     ctx.serve("solver")
