@@ -177,7 +177,8 @@ class RoundSpec(_Strict):
         "in the round before (a level the solvers cannot do yet: its tasks train through worked references or "
         "rationales, train.unsolved), where round.samples answers would all be wrong; a level the round before did "
         "not play, and every level in round 0, takes round.samples. Fewer answers there spend less of the solve "
-        "phase on the longest answers of the round. None: round.samples at every level.")
+        "phase on the longest answers of the round; a value of round.samples or more plays as round.samples (it never "
+        "adds answers). None: round.samples at every level.")
     debate_turns: int = Field(1, ge=0, le=8, description="Critique-and-revise turns after the first answer.")
     critique: Literal["text", "steps"] = Field(
         "text", description="How the critic critiques and the reviser revises. text: the critic writes a critique "
