@@ -201,12 +201,20 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
 
 
 def level_ups(levels: list[int]) -> int:
-    """How many rounds played a higher main level than the round before.
+    """How many rounds played a main level higher than every round before: the climbs to a new
+    level. A return to a level after a step down is not one (the curriculum steps down when a
+    level's data runs out; counting the way back up would count the same climb twice).
 
     >>> level_ups([2, 2, 3, 3, 2, 3, 4])
-    3
+    2
+    >>> level_ups([2, 2, 1, 2, 2, 3])
+    1
     """
-    return sum(b > a for a, b in zip(levels, levels[1:]))
+    ups, top = 0, levels[0] if levels else 0
+    for lvl in levels[1:]:
+        if lvl > top:
+            ups, top = ups + 1, lvl
+    return ups
 
 
 def last(per_round: list[dict[str, Any]], base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -617,7 +625,10 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     ValueError: results differ in the recipe's settings (recipe_sha256 b vs a): not one benchmark
     """
     first = parts[0]
-    per_seed = [s for part in parts for s in part["per_seed"]]
+    # Level-ups counted as level_ups counts them now (a result written before a return to a level
+    # stopped counting as one holds the old count).
+    per_seed = [{**s, "level_ups": level_ups([pr["difficulty"] for pr in s["per_round"]])} if "per_round" in s else s
+                for part in parts for s in part["per_seed"]]
     digests = {s.get("recipe_sha256") for s in per_seed}
     by_settings = None not in digests
     if by_settings and len(digests) > 1:

@@ -34,8 +34,9 @@ def test_the_default_is_plain_with_the_best_measured_settings() -> None:
     benchmarks/results/improve-columns-ahead-swapjudge-seed7-partial.json (played on plain.toml when it
     was the default), with those of improve-fast-seeds7-8-9.json on top (played on the default they
     made), with those of improve-stepsid-judge-seeds7-8-9.json on top (the step critic and the
-    self-checking judge, played on that default); the same settings, digest for digest, as the last
-    3 seeds played."""
+    self-checking judge, played on that default), with those of improve-top-sparse-seeds7-8-9.json
+    on top (the mixed level aimed at, one answer per solver at a level not solved yet, played on
+    that default); the same settings, digest for digest, as the last 3 seeds played."""
     import json
 
     from benchmarks.improve import recipe_digest
@@ -43,7 +44,8 @@ def test_the_default_is_plain_with_the_best_measured_settings() -> None:
     results = DEFAULT.parent.parent / "benchmarks" / "results"
     measured = json.loads((results / "improve-columns-ahead-swapjudge-seed7-partial.json").read_text())["overrides"]
     layers = [json.loads((results / f"{name}.json").read_text())
-              for name in ("improve-fast-seeds7-8-9", "improve-stepsid-judge-seeds7-8-9")]
+              for name in ("improve-fast-seeds7-8-9", "improve-stepsid-judge-seeds7-8-9",
+                           "improve-top-sparse-seeds7-8-9")]
     for layer in layers:
         for section, values in layer["overrides"].items():
             measured.setdefault(section, {}).update(values)
