@@ -202,8 +202,9 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
 
 def level_ups(levels: list[int]) -> int:
     """How many rounds played a main level higher than every round before: the climbs to a new
-    level. A return to a level after a step down is not one (the curriculum steps down when a
-    level's data runs out; counting the way back up would count the same climb twice).
+    level. A return to a level after a step down is not one (the curriculum steps down when the
+    dev score stays low or a level's data runs out; counting the way back up would count the same
+    climb twice).
 
     >>> level_ups([2, 2, 3, 3, 2, 3, 4])
     2
