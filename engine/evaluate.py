@@ -163,13 +163,17 @@ def paired(new: Mapping[K, bool], ref: Mapping[K, bool]) -> Paired:
 
 def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha: float,
          facts: tuple[Mapping[int, bool], Mapping[int, bool], int] | None = None,
-         recall: tuple[Mapping[int, bool], Mapping[int, bool], float] | None = None) -> tuple[bool, str, dict[str, Any]]:
+         recall: tuple[Mapping[int, bool], Mapping[int, bool], float] | None = None,
+         recall_alpha: float | None = None) -> tuple[bool, str, dict[str, Any]]:
     """Keep the new adapter unless, against any reference, it is worse beyond what the pairing
     calls noise (one-sided p < ``alpha``) or it loses more of the tasks than it wins (a tie
     keeps it); or, given ``facts`` = (base's outcomes, new's outcomes, most allowed lost), it
     answers wrong more facts the base model answered right than allowed; or, given ``recall`` =
     (the adapter in use's outcomes on tasks of the levels below, new's, a share), it loses more
-    of those tasks than it wins by over that share of them (it forgot a level learnt before).
+    of those tasks than it wins by over that share of them (it forgot a level learnt before) and,
+    given ``recall_alpha``, the loss is also significant by the same paired test (one-sided p <
+    ``recall_alpha``): on a sample of 7 tasks a share of 0.1 allows none, so two tasks lost by
+    chance would drop an adapter 20 points better on the round's level.
     Returns (keep, the reason in words, the numbers).
 
     Why "loses more than it wins" too: every round trains from the base on all the data so far,
@@ -191,6 +195,14 @@ def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha:
     >>> keep, why, _ = gate({1: True}, {"base": {1: True}}, 0.05, None, (lower_in_use, lower_new, 0.1))
     >>> keep, why.endswith("forgot the levels below: lost 17 of 20 tasks, won 0 (net allowed 2): dropped")
     (False, True)
+    >>> small_in_use, small_new = {i: True for i in range(7)}, {i: i >= 2 for i in range(7)}
+    >>> gate({1: True}, {"base": {1: True}}, 0.05, None, (small_in_use, small_new, 0.1))[0]
+    False
+    >>> keep, why, _ = gate({1: True}, {"base": {1: True}}, 0.05, None, (small_in_use, small_new, 0.1), 0.05)
+    >>> keep, "levels below 5/7 (in use 7), lost 2, won 0, p=0.250: not worse" in why
+    (True, True)
+    >>> gate({1: True}, {"base": {1: True}}, 0.05, None, (lower_in_use, lower_new, 0.1), 0.05)[0]
+    False
     """
     comps = {label: paired(new, ref) for label, ref in refs.items()}
     worse = [label for label, c in comps.items() if c.p_worse < alpha]
@@ -221,6 +233,10 @@ def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha:
                                  "net_allowed": recall_allowed}
         reason += f"; levels below {r['new']}/{r['n']} (in use {r['in_use']})"
         recall_net = lost - won if lost - won > recall_allowed else 0
+        if recall_alpha is not None:
+            r["p_worse"], r["alpha"] = sign_test(lost, lost + won), recall_alpha
+            reason += f", lost {lost}, won {won}, p={r['p_worse']:.3f}"
+            recall_net = recall_net if r["p_worse"] < recall_alpha else 0
     keep = not worse and not net_loss and not forgot and not recall_net
     if worse:
         reason += f": worse than {', '.join(worse)} (p < {alpha:g}): dropped"
@@ -230,7 +246,8 @@ def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha:
         reason += f": forgot {forgot} facts the base knew (allowed {facts[2] if facts else 0}): dropped"
     elif recall_net:
         reason += (f": forgot the levels below: lost {r['lost']} of {r['n']} tasks, won {r['won']} "
-                   f"(net allowed {r['net_allowed']}): dropped")
+                   f"(net allowed {r['net_allowed']}{', p < %g' % recall_alpha if recall_alpha is not None else ''}): "
+                   "dropped")
     else:
         reason += ": not worse, wins at least as many as it loses: kept"
     numbers["kept"] = keep

@@ -407,6 +407,10 @@ class EvalSpec(_Strict):
     recall_lost_max: float = Field(
         0.1, ge=0.0, le=1.0, description="With eval.recall: the share of the lower levels' tasks a new adapter may "
         "lose, net of those it wins, against the adapter in use.")
+    recall_test: Literal["share", "paired"] = Field(
+        "share", description="With eval.recall: 'share' drops a new adapter on eval.recall_lost_max alone; "
+        "'paired' drops it only when that loss is also significant by the exact one-sided McNemar test at "
+        "eval.alpha, so that a small sample (7 one-digit sums: none allowed) does not decide on one or two tasks.")
 
     @model_validator(mode="before")
     @classmethod

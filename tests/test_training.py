@@ -745,7 +745,7 @@ def test_train_now_twice_gives_two_adapters_each_scored_on_its_own(tmp_path: Pat
 
     # task.target_high = 0.01: any level below its answers pass counts as learnt (the tiny model gets few right)
     recipe = small_recipe(tmp_path, tiny_model, **{"max_per_task = 2": "max_per_task = 2\nmin_examples = 1",
-                                                   "[eval]": "[eval]\nrecall_learnt = 0.0"})
+                                                   "[eval]": "[eval]\nrecall_learnt = 0.0\nrecall_test = \"paired\""})
     eng = Engine.open()
     run_id = eng.create_run(str(recipe), rounds=1, train=False)
     assert eng.play(run_id) == "finished"
@@ -776,6 +776,9 @@ def test_train_now_twice_gives_two_adapters_each_scored_on_its_own(tmp_path: Pat
         gate_numbers = json.loads(q("select gate from adapters where id = ?", [aid])[0][0])
         assert gate_numbers["recall"]["n"] == 6 and "recall-1" in gate_numbers["sets"]
         assert "levels below" in decision
+        # eval.recall_test = "paired": the loss on them is weighed by the paired test at eval.alpha
+        assert gate_numbers["recall"]["alpha"] == 0.05 and 0.0 <= gate_numbers["recall"]["p_worse"] <= 1.0
+        assert f"p={gate_numbers['recall']['p_worse']:.3f}" in decision
     scored = {r[0] for r in q("select coalesce(adapter_id, 0) from evals where run_id = ? and eval_set = 'recall-1'",
                               [run_id])}
     assert {0, adapters[0][0], adapters[1][0]} <= scored
@@ -796,6 +799,25 @@ def test_the_gate_drops_an_adapter_that_forgets_the_levels_below() -> None:
     better = {i: i < 60 for i in range(100)}
     keep, why, _ = gate(better, {"base": dev}, 0.05, None, (in_use_below, {100 + i: i >= 30 for i in range(40)}, 0.1))
     assert not keep and why.endswith("forgot the levels below: lost 30 of 40 tasks, won 0 (net allowed 4): dropped")
+
+
+def test_the_paired_recall_test_weighs_the_loss_against_the_sample() -> None:
+    """eval.recall_test = "paired": seed 9's first adapter (default recipe) lost 7 of the 16
+    one-digit sums the base model knew and won 3; net 4 is over the 1 a share of 0.1 allows, so
+    "share" drops it (and the curriculum, seeing no gain, stepped down a level), while the paired
+    test calls it noise (p = 0.172) and keeps it. A loss the test calls significant still drops."""
+    dev, better = {i: i < 10 for i in range(100)}, {i: i < 60 for i in range(100)}
+    in_use = {i: i < 13 for i in range(16)}  # 13 of 16 right
+    new = {i: 7 <= i for i in range(16)}  # tasks 0-6 lost, 13-15 won
+    numbers = gate(better, {"base": dev}, 0.05, None, (in_use, new, 0.1))[2]["recall"]
+    assert (numbers["lost"], numbers["won"], numbers["net_allowed"]) == (7, 3, 1)
+    assert not gate(better, {"base": dev}, 0.05, None, (in_use, new, 0.1))[0]
+    keep, why, numbers = gate(better, {"base": dev}, 0.05, None, (in_use, new, 0.1), 0.05)
+    assert keep and round(numbers["recall"]["p_worse"], 3) == 0.172 and "(in use 13), lost 7, won 3, p=0.172: not" in why
+    # 30 of 40 lost, none won: p < 0.05, dropped all the same
+    keep, why, _ = gate(better, {"base": dev}, 0.05, None,
+                        ({i: True for i in range(40)}, {i: i >= 30 for i in range(40)}, 0.1), 0.05)
+    assert not keep and why.endswith("(net allowed 4, p < 0.05): dropped")
 
 
 def test_recall_sets_are_the_first_dev_tasks_of_each_level_below(tmp_path: Path, tiny_model: Path) -> None:

@@ -96,7 +96,8 @@ def gate_solver(ctx: PhaseRunner, rnd: int, difficulty: int, new: Any, last: boo
         recall = ({t: ok for name in learnt for t, ok in in_use_lower[name].items()},
                   outcomes(new_id, new_path, new_sha, learnt), ctx.recipe.eval.recall_lost_max)
     keep, reason, numbers = gate(new_out, refs, ctx.recipe.eval.alpha,
-                                 (base_facts, new_facts, ctx.recipe.eval.facts_lost_max) if facts else None, recall)
+                                 (base_facts, new_facts, ctx.recipe.eval.facts_lost_max) if facts else None, recall,
+                                 ctx.recipe.eval.alpha if ctx.recipe.eval.recall_test == "paired" else None)
     numbers["sets"] = list(sets) + list(facts) + list(learnt)
     keep_path = new_path if keep else cur_path
     if not ctx.rt.serves(keep_path):
