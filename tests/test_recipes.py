@@ -36,7 +36,9 @@ def test_the_default_is_plain_with_the_best_measured_settings() -> None:
     made), with those of improve-stepsid-judge-seeds7-8-9.json on top (the step critic and the
     self-checking judge, played on that default), with those of improve-top-sparse-seeds7-8-9.json
     on top (the mixed level aimed at, one answer per solver at a level not solved yet, played on
-    that default); the same settings, digest for digest, as the last 3 seeds played."""
+    that default), with those of improve-recallpaired-seeds7-8-9.json on top (the gate's paired
+    test on the levels below, played on that default); the same settings, digest for digest, as
+    the last 3 seeds played."""
     import json
 
     from benchmarks.improve import recipe_digest
@@ -45,19 +47,19 @@ def test_the_default_is_plain_with_the_best_measured_settings() -> None:
     measured = json.loads((results / "improve-columns-ahead-swapjudge-seed7-partial.json").read_text())["overrides"]
     layers = [json.loads((results / f"{name}.json").read_text())
               for name in ("improve-fast-seeds7-8-9", "improve-stepsid-judge-seeds7-8-9",
-                           "improve-top-sparse-seeds7-8-9")]
+                           "improve-top-sparse-seeds7-8-9", "improve-recallpaired-seeds7-8-9")]
     for layer in layers:
         for section, values in layer["overrides"].items():
             measured.setdefault(section, {}).update(values)
     default_recipe, plain_recipe = load_recipe("default")[0], load_recipe("plain")[0]
     default, plain = default_recipe.model_dump(), plain_recipe.model_dump()
-    for section in ("task", "round", "train"):
+    for section in ("task", "round", "train", "eval"):
         changed = {k: v for k, v in default[section].items() if plain[section][k] != v}
         assert changed == {k: v for k, v in measured[section].items() if plain[section][k] != v}, section
     for a, b in zip(default["agents"], plain["agents"]):
         want = measured.get(f"agents.{a['role']}", {})
         assert {k: v for k, v in a.items() if b[k] != v} == want, a["name"]
-    rest = [k for k in default if k not in ("task", "round", "train", "agents") and default[k] != plain[k]]
+    rest = [k for k in default if k not in ("task", "round", "train", "eval", "agents") and default[k] != plain[k]]
     assert rest == ["name", "description"]
     latest = layers[-1]
     assert latest["seeds"] == [7, 8, 9] and latest["rounds"] == 8
