@@ -224,19 +224,17 @@ def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha:
     recall_net = 0
     if recall is not None:
         ref_r, new_r, share = recall
-        common = [t for t in ref_r if t in new_r]
-        lost = sum(1 for t in common if ref_r[t] and not new_r[t])
-        won = sum(1 for t in common if new_r[t] and not ref_r[t])
-        recall_allowed = int(share * len(common))
-        r = numbers["recall"] = {"n": len(common), "in_use": sum(ref_r[t] for t in common),
-                                 "new": sum(new_r[t] for t in common), "lost": lost, "won": won,
-                                 "net_allowed": recall_allowed}
+        c = paired(new_r, ref_r)  # the tasks both were scored on
+        lost, won = c.worse, c.better
+        recall_allowed = int(share * c.n)
+        r = numbers["recall"] = {"n": c.n, "in_use": round(c.ref_accuracy * c.n), "new": round(c.new_accuracy * c.n),
+                                 "lost": lost, "won": won, "net_allowed": recall_allowed}
         reason += f"; levels below {r['new']}/{r['n']} (in use {r['in_use']})"
         recall_net = lost - won if lost - won > recall_allowed else 0
         if recall_alpha is not None:
-            r["p_worse"], r["alpha"] = sign_test(lost, lost + won), recall_alpha
-            reason += f", lost {lost}, won {won}, p={r['p_worse']:.3f}"
-            recall_net = recall_net if r["p_worse"] < recall_alpha else 0
+            r["p_worse"], r["alpha"] = c.p_worse, recall_alpha
+            reason += f", lost {lost}, won {won}, p={c.p_worse:.3f}"
+            recall_net = recall_net if c.p_worse < recall_alpha else 0
     keep = not worse and not net_loss and not forgot and not recall_net
     if worse:
         reason += f": worse than {', '.join(worse)} (p < {alpha:g}): dropped"
@@ -246,8 +244,8 @@ def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha:
         reason += f": forgot {forgot} facts the base knew (allowed {facts[2] if facts else 0}): dropped"
     elif recall_net:
         reason += (f": forgot the levels below: lost {r['lost']} of {r['n']} tasks, won {r['won']} "
-                   f"(net allowed {r['net_allowed']}{', p < %g' % recall_alpha if recall_alpha is not None else ''}): "
-                   "dropped")
+                   f"(net allowed {r['net_allowed']}" + (f", p < {recall_alpha:g}" if recall_alpha is not None else "")
+                   + "): dropped")
     else:
         reason += ": not worse, wins at least as many as it loses: kept"
     numbers["kept"] = keep

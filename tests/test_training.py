@@ -802,8 +802,8 @@ def test_the_gate_drops_an_adapter_that_forgets_the_levels_below() -> None:
 
 
 def test_the_paired_recall_test_weighs_the_loss_against_the_sample() -> None:
-    """eval.recall_test = "paired": seed 9's first adapter (default recipe) lost 7 of the 16
-    one-digit sums the base model knew and won 3; net 4 is over the 1 a share of 0.1 allows, so
+    """eval.recall_test = "paired": seed 9's first adapter (default recipe, Intel host) lost 7 of
+    the 13 of 16 one-digit sums the base model got right and won 3; net 4 is over the 1 a share of 0.1 allows, so
     "share" drops it (and the curriculum, seeing no gain, stepped down a level), while the paired
     test calls it noise (p = 0.172) and keeps it. A loss the test calls significant still drops."""
     dev, better = {i: i < 10 for i in range(100)}, {i: i < 60 for i in range(100)}
