@@ -209,7 +209,7 @@ def gate(new: Mapping[int, bool], refs: Mapping[str, Mapping[int, bool]], alpha:
     net_loss = [label for label, c in comps.items() if c.worse > c.better and label not in worse]
     parts = [f"{label} {c.ref_accuracy:.1%} (lost {c.worse}, won {c.better}, p={c.p_worse:.3f})"
              for label, c in comps.items()]
-    head = f"dev {next(iter(comps.values())).new_accuracy:.1%}" if comps else "dev -"
+    head = f"dev {sum(new.values()) / len(new):.1%}" if new else "dev -"
     numbers: dict[str, Any] = {"alpha": alpha, "test": "exact one-sided McNemar",
                                "vs": {k: c.as_dict() for k, c in comps.items()}}
     reason = f"{head} vs {'; '.join(parts)}"

@@ -785,6 +785,49 @@ def test_train_now_twice_gives_two_adapters_each_scored_on_its_own(tmp_path: Pat
     eng.close()
 
 
+def test_the_base_model_is_scored_on_a_new_level_only_while_it_is_in_use(
+        tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While no adapter is in use the gate scores the base model on every dev set of the round;
+    once one is, a level the base model was never scored on (dev-4 here, the round having moved to
+    level 3) is scored for the adapter in use and the new one only, and the base model stays a
+    reference on the sets it was scored on before (dev-3)."""
+    from engine.train import runner
+
+    recipe = small_recipe(tmp_path, tiny_model, **{"max_per_task = 2": "max_per_task = 2\nmin_examples = 1"})
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    assert eng.play(run_id) == "finished"
+    q = eng.store.execute
+    eng.store.insert("examples", [dict(id=eng.store.allocate_ids("examples", 1)[0], run_id=run_id, round=0, task_id=None,
+                                       attempt_id=None, source="verified",
+                                       messages=[{"role": "user", "content": "What is 1 + 1?"},
+                                                 {"role": "assistant", "content": "2"}])])
+    monkeypatch.setattr(runner, "train_lora", _fake_trainer([]))
+
+    def scored_sets(adapter_id: int | None) -> set[str]:
+        return {r[0] for r in q("select eval_set from evals where run_id = ? and adapter_id is not distinct from ? "
+                                "and eval_set like 'dev-%'", [run_id, adapter_id])}
+
+    eng.train_now(run_id)  # round 0 at level 2: the base model is in use, scored on dev-2 and dev-3
+    (first,) = [r[0] for r in q("select id from adapters where run_id = ?", [run_id])]
+    assert scored_sets(None) == {"dev-2", "dev-3"} and scored_sets(first) == {"dev-2", "dev-3"}
+    q("update adapters set promoted = true where id = ?", [first])  # in use, whatever its gate said
+    q("update rounds set difficulty = 3 where run_id = ? and round = 0", [run_id])
+    eng.train_now(run_id)  # level 3: dev-3 and dev-4
+    second = q("select max(id) from adapters where run_id = ?", [run_id])[0][0]
+    assert scored_sets(None) == {"dev-2", "dev-3"}  # not dev-4
+    assert scored_sets(first) == {"dev-2", "dev-3", "dev-4"} and scored_sets(second) == {"dev-3", "dev-4"}
+    numbers = json.loads(q("select gate from adapters where id = ?", [second])[0][0])
+    n3, n4 = (q("select count(*) from tasks where run_id = ? and task_set = ?", [run_id, s])[0][0]
+              for s in ("dev-3", "dev-4"))
+    assert n4 > 0 and numbers["vs"]["base"]["n"] == n3 and numbers["vs"][f"best kept #{first}"]["n"] == n3 + n4
+    right = q("select sum(correct) from evals where run_id = ? and adapter_id = ? and eval_set in ('dev-3', 'dev-4')",
+              [run_id, second])[0][0]
+    decision = q("select decision from adapters where id = ?", [second])[0][0]
+    assert decision.startswith(f"dev {right / (n3 + n4):.1%} vs base ")  # the head counts every dev task
+    eng.close()
+
+
 def test_the_gate_drops_an_adapter_that_forgets_the_levels_below() -> None:
 
     dev = {i: i < 50 for i in range(100)}
