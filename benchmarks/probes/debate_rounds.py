@@ -43,6 +43,10 @@ def main(src: str, rounds: list[str], name: str) -> dict[str, Any]:
     out: dict[str, Any] = {"home": src, "run_id": run_id, "seed": seed, "levels": list(LEVELS), "rounds": {}}
     for r in rounds:
         aid = None if r == "base" else in_use_after(q, run_id, int(r))
+        same = [k for k, v in out["rounds"].items() if v["adapter"] == aid]
+        if same:  # the adapter in use did not change: the same greedy play
+            out["rounds"][r] = {**out["rounds"][same[0]], "same_as": same[0]}
+            continue
         path = None if aid is None else q("select path from adapters where id = ?", [aid])[0][0]
         rt.set_adapter(path).result()
         t0 = time.perf_counter()
