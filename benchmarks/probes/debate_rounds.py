@@ -61,9 +61,8 @@ def main(src: str, rounds: list[str], name: str) -> dict[str, Any]:
             sc = debate_score(rt, rec, tasks, firsts)
             per[str(lvl)] = sc.summary()
             total = total + sc
-        out["rounds"][r] = {"adapter": aid, "all": total.summary(), "levels": per,
-                            "seconds": time.perf_counter() - t0}
         s = total.summary()
+        out["rounds"][r] = {"adapter": aid, "all": s, "levels": per, "seconds": time.perf_counter() - t0}
         print(f"round {r} (adapter {aid}): first {s['first']:.1%}, after the debate {s['final']:.1%}, "
               f"gain {100 * s['gain']:+.1f} points, right->wrong {s['right_to_wrong']}, "
               f"judge balanced {s['judge_balanced_accuracy']}", flush=True)

@@ -67,7 +67,7 @@ def gate_solver(ctx: PhaseRunner, rnd: int, difficulty: int, new: Any, last: boo
         out: dict[int, bool] = {}
         for name, tasks in (sets if which is None else which).items():
             sc = recorded_score(ctx, adapter_id, name, pending)
-            if sc is None or not scored(sc, tasks):  # none, or on other tasks
+            if not scored(sc, tasks):  # none, or on other tasks
                 if not ctx.rt.serves(path):
                     ctx.rt.set_adapter(path, sha256=sha).result()
                 sc, texts = score(ctx.rt, ctx.recipe, tasks, ctx.seed)
