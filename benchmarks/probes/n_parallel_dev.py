@@ -2,7 +2,7 @@
 Under each chosen adapter of a finished run, the dev sets of the chosen levels are scored greedily at
 each size, and each size's answers are paired by task with the first size's: the tasks right only at
 the first size and only at the other, with the exact one-sided sign test's p that the other size loses more than it wins
-(engine.evaluate.sign_test).
+(engine.evaluate.paired, as the gate pairs two adapters).
 A larger batch changes the arithmetic and so some greedy answers; the question is whether it
 changes them one way (benchmarks/results/improve-np16-seeds7-8-9.json: every seed's level-ups as
 late or later with 16 sequences, and its mixed set lower).
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from benchmarks.probes.common import open_copy
-from engine.evaluate import score, sign_test
+from engine.evaluate import paired, score
 from engine.pools import pool_tasks
 
 home, eng, run_id, rec, dom = open_copy(sys.argv[1])
@@ -23,7 +23,7 @@ rounds = [int(x) for x in sys.argv[2].split(",")]
 levels = [int(x) for x in sys.argv[3].split(",")]
 sizes = [int(x) for x in sys.argv[4].split(",")] if len(sys.argv) > 4 else [8, 16]
 sets = {lvl: pool_tasks(eng.store, run_id, "dev", lvl) for lvl in levels}
-total = {n: [0, 0] for n in sizes[1:]}  # right only at the first size, right only at this one
+pooled: dict[int, dict[tuple[int, int], bool]] = {n: {} for n in sizes}  # (round, task id) -> right, per size
 for rnd in rounds:
     adapter = next(Path(home, "runs", str(run_id), f"round-{rnd}").glob("train-*/adapter.gguf"))
     for lvl, tasks in sets.items():
@@ -35,14 +35,13 @@ for rnd in rounds:
             rt = eng.runtime_for(r, run_id)
             rt.set_adapter(str(adapter)).result()
             t0 = time.perf_counter()
-            sc, answers = score(rt, r, tasks)
-            oks[n] = [dom.verify(tr.task, a).correct for tr, a in zip(tasks, answers)]
+            sc, _texts = score(rt, r, tasks)
+            oks[n] = sc.outcomes
+            pooled[n].update({(rnd, tid): ok for tid, ok in sc.outcomes.items()})
             print(f"round {rnd} dev-{lvl} n_parallel {n}: {sc.accuracy:.1%} ({time.perf_counter() - t0:.0f} s)", flush=True)
         for n in sizes[1:]:
-            a = sum(x and not y for x, y in zip(oks[sizes[0]], oks[n]))
-            b = sum(y and not x for x, y in zip(oks[sizes[0]], oks[n]))
-            total[n][0] += a
-            total[n][1] += b
-            print(f"  paired: right only at {sizes[0]}: {a}, only at {n}: {b}", flush=True)
-for n, (a, b) in total.items():
-    print(f"all: right only at {sizes[0]}: {a}, only at {n}: {b}, one-sided sign test p = {sign_test(a, a + b):.3f}")
+            pr = paired(oks[n], oks[sizes[0]])
+            print(f"  paired: right only at {sizes[0]}: {pr.worse}, only at {n}: {pr.better}", flush=True)
+for n in sizes[1:]:
+    pr = paired(pooled[n], pooled[sizes[0]])
+    print(f"all: right only at {sizes[0]}: {pr.worse}, only at {n}: {pr.better}, one-sided sign test p = {pr.p_worse:.3f}")
