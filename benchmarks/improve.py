@@ -24,6 +24,7 @@ This is the number the project lives by; it is reported as measured, flat or not
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -42,13 +43,14 @@ N_SEEDS = 3
 
 def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ...], log: Any = print,
               on_round: Callable[[dict[str, Any]], None] | None = None, measure_every: int = 1,
-              test_only: bool = False) -> dict[str, Any]:
+              test_only: bool = False, home: Path | None = None) -> dict[str, Any]:
     """One run of the recipe with this seed: base and per-round test/dev scores (after every
     ``measure_every``-th round and the last; a round between has ``"test": None``). ``on_round``
     is given the seed's results so far (marked ``"partial": True``) after each round, so that a
     long run stopped early keeps what it measured. ``test_only``: the test sets and facts alone,
     no dev sets and no debate on them (``"dev"`` and ``"debate"`` read None), about a third of
-    the measuring time."""
+    the measuring time. ``home``: the run's data dir, kept when the seed is done (its store and
+    adapters, for the console or a probe); by default a temporary one, removed."""
     from engine.api import Engine
     from engine.evaluate import control_answers, drift, record_score, score, stored_score
     from engine.events import PhaseFinished
@@ -65,8 +67,8 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
         if isinstance(e, PhaseFinished):
             phases[e.phase] = phases.get(e.phase, 0.0) + e.seconds
 
-    with tempfile.TemporaryDirectory() as d:
-        eng = Engine.open(Path(d) / "home")
+    with tempfile.TemporaryDirectory() if home is None else contextlib.nullcontext(str(home.parent)) as d:
+        eng = Engine.open(Path(d) / "home" if home is None else home)
         try:
             eng.subscribe(on_event)
             run_id = eng.create_run(str(recipe_path), rounds=n_rounds, train=True, seed=seed)
@@ -130,7 +132,7 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
             def result() -> dict[str, Any]:
                 final = measured[tuple(last(per_round)["measure_key"])] if any(
                     pr["test"] is not None for pr in per_round) else None
-                return {"seed": seed, "run_id": run_id,
+                return {"seed": seed, "run_id": run_id, **({"home": str(home)} if home is not None else {}),
                         "level_names": {str(lvl): domain.level_name(lvl) for lvl in levels},
                         "base": {"test": base["test"], "dev": base["dev"], "debate": base["debate"],
                                  "seconds": base_seconds, "control_answers": base["control_answers"]},
@@ -449,14 +451,18 @@ def results_name(recipe: str) -> str:
 
 def run(quick: bool = False, rounds: int | None = None, recipe: str = "default", overrides: dict[str, Any] | None = None,
         levels: tuple[int, ...] = LEVELS, write: bool = True, seeds: list[int] | None = None,
-        name: str | None = None, measure_every: int = 1, test_only: bool = False) -> dict[str, Any]:
+        name: str | None = None, measure_every: int = 1, test_only: bool = False,
+        keep: str | Path | None = None) -> dict[str, Any]:
     """Play each seed for ``rounds`` rounds and report, measuring the test sets after every
     ``measure_every``-th round and the last (1: every round). With ``write``, the results go to
     ``name`` (default: ``results_name(recipe)``) at the end, and after every round until then to
     ``NAME-partial`` (the seeds so far, the last one marked ``"partial": true``; removed when the
     whole run is written), so that a run stopped early keeps every round it measured. ``test_only``:
     measure the test sets and facts alone (no dev sets, no debate): the issue-13 scoreboard at about
-    a third of the measuring time."""
+    a third of the measuring time. ``keep``: a folder in which each seed's data dir is kept
+    (``KEEP/seed-S``: its store and adapters, to open in the console with ``swarm --home`` or to
+    replay with a probe such as ``benchmarks/probes/debate_rounds.py``); a seed's folder must not
+    hold anything yet."""
     from engine.recipes import load_recipe
 
     if measure_every < 1:
@@ -472,6 +478,9 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
             base_seed = rec.seed
             levels = tuple(lvl for lvl in levels if lvl <= rec.task.max_difficulty)  # python: no level 9
             seeds = seeds or [base_seed + i for i in range(N_SEEDS)]
+            for h in ([] if keep is None else [Path(keep) / f"seed-{s}" for s in seeds]):
+                if h.exists() and any(h.iterdir()):  # checked for every seed before the first plays
+                    raise ValueError(f"{h} is not empty: a kept run is never overwritten (choose another folder)")
             name = name or results_name(recipe)
             used = versions("llama-cpp-python", "torch", "unsloth", "peft", "transformers")
             per_seed: list[dict[str, Any]] = []
@@ -486,8 +495,9 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
 
             for seed in seeds:
                 print(f"seed {seed}: {n_rounds} round(s)")
+                kept = None if keep is None else Path(keep).resolve() / f"seed-{seed}"
                 per_seed.append({**play_seed(seed, path, n_rounds, levels, on_round=so_far if write else None,
-                                             measure_every=measure_every, test_only=test_only),
+                                             measure_every=measure_every, test_only=test_only, home=kept),
                                   "recipe_sha256": digest})
                 if write and seed != seeds[-1]:
                     so_far()

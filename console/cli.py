@@ -381,9 +381,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import importlib
 
     names = BENCHMARKS if args.name == "all" else (args.name,)
-    if (args.seeds or args.rounds or args.recipe or args.measure_every != 1 or args.test_only) and args.name != "improve":
-        print("swarm: --seeds, --rounds, --recipe, --measure-every and --test-only are options of 'swarm bench improve'",
-              file=sys.stderr)
+    if (args.seeds or args.rounds or args.recipe or args.measure_every != 1 or args.test_only or args.keep) \
+            and args.name != "improve":
+        print("swarm: --seeds, --rounds, --recipe, --measure-every, --test-only and --keep are options of "
+              "'swarm bench improve'", file=sys.stderr)
         return 2
     if args.measure_every < 1:
         print(f"swarm: --measure-every must be at least 1 (got {args.measure_every})", file=sys.stderr)
@@ -399,7 +400,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         extra: dict[str, object] = {}
         if name == "improve":
             extra = {"seeds": args.seeds, "rounds": args.rounds, "measure_every": args.measure_every,
-                     "test_only": args.test_only,
+                     "test_only": args.test_only, "keep": args.keep,
                      **({"recipe": args.recipe} if args.recipe else {})}
         importlib.import_module(f"benchmarks.{name}").run(quick=args.quick, **extra)
     return 0
@@ -544,6 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--test-only", action="store_true",
                    help="improve: measure the test sets and facts alone, no dev sets and no debate (about a third "
                    "of the measuring time)")
+    b.add_argument("--keep", metavar="DIR",
+                   help="improve: keep each seed's data dir (store and adapters) in DIR/seed-S, to open with "
+                   "'swarm --home DIR/seed-S' (default: a temporary one, removed)")
     b.add_argument("--out", metavar="DIR", help="write NAME.json here instead")
     b.set_defaults(func=_cmd_bench)
 

@@ -296,7 +296,7 @@ def test_improve_benchmark_measures_the_test_sets_alone_when_told(tiny_recipe: P
 
     monkeypatch.setenv(common.OUT_ENV, str(tmp_path))
     lean = run(rounds=1, recipe=str(tiny_recipe), overrides={}, levels=(1,), seeds=[7], name="improve-lean",
-               test_only=True)
+               test_only=True, keep=tmp_path / "kept")
     full = run(rounds=1, recipe=str(tiny_recipe), overrides={}, levels=(1,), seeds=[7], name="improve-full",
                write=False)
     assert lean["test_only"] and not full["test_only"]
@@ -305,6 +305,23 @@ def test_improve_benchmark_measures_the_test_sets_alone_when_told(tiny_recipe: P
     assert s["base"]["dev"] is None and s["base"]["debate"] is None and s["per_round"][0]["dev"] is None
     assert lean["test"] == full["test"] and lean["control"] == full["control"]
     assert "the debate: not measured (test sets only)" in capsys.readouterr().out
+    # keep: the seed's data dir stays, its store holding the run and its adapters' files beside it
+    from engine.api import Engine
+
+    home = tmp_path / "kept" / "seed-7"
+    assert s["home"] == str(home.resolve()) and "home" not in full["per_seed"][0]
+    eng = Engine.open(home)
+    try:
+        q = eng.store.execute
+        assert q("select count(*) from rounds where run_id = ?", [s["run_id"]])[0][0] == 1
+        paths = [p for (p,) in q("select path from adapters where run_id = ?", [s["run_id"]])]
+        assert len(paths) == (s["per_round"][0]["new_adapter"] is not None)
+        assert all(Path(p).exists() and p.startswith(str(home.resolve())) for p in paths)
+    finally:
+        eng.close()
+    with pytest.raises(ValueError, match="seed-7 is not empty: a kept run is never overwritten"):
+        run(rounds=1, recipe=str(tiny_recipe), overrides={}, levels=(1,), seeds=[7], name="improve-again",
+            test_only=True, keep=tmp_path / "kept")
 
 
 def test_debate_vote_rules_are_scored_against_the_first_answers():

@@ -193,7 +193,7 @@ def test_eval_scores_the_test_sets_and_records_them(tmp_path: Path, tiny_model: 
     assert f"run {run_id} has no adapter 99" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag", [["--test-only"], ["--measure-every", "2"], ["--seeds", "7"]])
+@pytest.mark.parametrize("flag", [["--test-only"], ["--measure-every", "2"], ["--seeds", "7"], ["--keep", "kept"]])
 def test_bench_refuses_improve_options_for_another_benchmark(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "store", *flag]) == 2
     assert "are options of 'swarm bench improve'" in capsys.readouterr().err

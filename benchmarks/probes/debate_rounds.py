@@ -2,7 +2,8 @@
 sets) with the adapter that was in use after each of some rounds of a finished run, so that issue
 12's per-round curve of a test-only benchmark run can be read without playing the run again.
 
-HOME needs only the run's store and its adapters (``runs/...``, as the run wrote them); adapter
+HOME needs only the run's store and its adapters (``runs/...``, as the run wrote them: ``swarm
+bench improve --keep DIR`` keeps each seed's in ``DIR/seed-S``); adapter
 paths recorded under another home (a benchmark's temporary one) are looked up under HOME. One
 shared adapter is assumed (train.adapters = "shared"): every role runs under the one in use.
 ROUNDS: comma-separated 0-based rounds (``1,3,5,7``: after the 2nd, 4th, 6th and 8th), ``base``
