@@ -422,7 +422,8 @@ def summarise(per_seed: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[s
 ADDED_LATER: dict[tuple[str, str], Any] = {("round", "critique"): "text", ("round", "judge_check"): "none",
                                             ("round", "step_check"): "task", ("round", "step_operands"): "any",
                                             ("task", "shorter"): 0.0, ("task", "ahead_top"): None,
-                                            ("round", "unsolved_samples"): None, ("eval", "recall_test"): "share"}
+                                            ("round", "unsolved_samples"): None, ("eval", "recall_test"): "share",
+                                            ("round", "step_spaced"): False}
 
 
 def recipe_digest(recipe: Any) -> str:

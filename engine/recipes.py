@@ -203,6 +203,13 @@ class RoundSpec(_Strict):
         "left unchecked: measured on one adapter (seed 8, round 6), every false alarm of the inline check on 2- and "
         "3-digit sums was a carry sum's second step (11+1 answered 2, as a column's digit) and most checks with a "
         "2-digit number were wrong both ways.")
+    step_spaced: bool = Field(
+        False, description="With round.step_check = \"inline\": each operation is also asked written spaced "
+        "(\"4 + 5 = \" beside \"4+5=\", in the order checked), and a checked value stands only where that form "
+        "reaches it too, else the step is left unchecked. An adapter's false beliefs in the compact form are seldom "
+        "the spaced form's (seen on seed 7's round-4 adapter, Intel host: 4+4, 4+5 and 5+4 answered 10 compact in "
+        "both orders and as tasks, 9, 9 and 5 spaced; every right answer the step critic turned wrong on its 2- and "
+        "3-digit test sets, 16 of them, was one of those beliefs or a carry sum reaching 10 for 8 or 9).")
     judge_check: Literal["none", "steps"] = Field(
         "none", description="With round.judging = \"compute\" and a worked answer format: whether the judge's own "
         "worked result is checked before it judges. steps: its computations are checked as the step critic checks an "
@@ -501,6 +508,9 @@ class Recipe(_Strict):
         if self.round.debate_answer in ("three-way", "majority") and self.round.judging != "compute":
             raise ValueError(f"round.debate_answer: {self.round.debate_answer!r} needs round.judging = 'compute' (the "
                              "third answer is the result the judge works out)")
+        if self.round.step_spaced and self.round.step_check != "inline":
+            raise ValueError("round.step_spaced: true needs round.step_check = 'inline' (the spaced form is a second "
+                             "way of writing the step an inline check starts its reply with)")
         if self.train.role_fallback != "base" and self.train.adapters != "per-role":
             raise ValueError(f"train.role_fallback: {self.train.role_fallback!r} needs train.adapters = 'per-role' "
                              "(one shared adapter serves every role)")

@@ -113,13 +113,15 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
 
     inline = recipe.round.step_check == "inline"
 
-    def ask(a: str, op: str, b: str) -> tuple[Any, Any] | None:
+    spaced = inline and recipe.round.step_spaced
+
+    def ask(a: str, op: str, b: str, as_spaced: bool = False) -> tuple[Any, Any] | None:
         try:
             task = domain.step_task(a, op, b)
         except ValueError:  # not an operation the domain can pose (too large, say): left unchecked
             return None
         return task, request(greedy, fill(recipe.prompts.solve, {"task": task.prompt}), seed, greedy=True,
-                             prefix=domain.step_prefix(a, op, b) if inline else "")
+                             prefix=domain.step_prefix(a, op, b, spaced=as_spaced) if inline else "")
 
     def value_of(task: Any, text: str) -> str | None:
         if inline:  # the value the reply starts with, as a step is written ("7+9=" then "16")
@@ -141,7 +143,8 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
         asked: list[list[tuple[Any, Any]]] = []
         for c in todo:
             a, op, b = str(value[c]), parts[c][k], str(number(parts[c][k + 1]))
-            qs = [ask(a, op, b)] + ([ask(b, op, a)] if op in "+*" and a != b else [])
+            qs = [ask(a, op, b)] + ([ask(b, op, a)] if op in "+*" and a != b else []) + \
+                ([ask(a, op, b, as_spaced=True)] if spaced else [])
             asked.append([q for q in qs if q is not None] if all(q is not None for q in qs) else [])
         comps = iter(runtime.submit_many([r for qs in asked for _t, r in qs]))
         for c, qs in zip(todo, asked):

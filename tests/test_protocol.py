@@ -298,8 +298,9 @@ class StepScripted:
     computing judge's results, all read from the request."""
 
     def __init__(self, first: dict[str, str], cont: dict[str, str], results: dict[str, str],
-                 checks: dict[str, str]) -> None:
+                 checks: dict[str, str], spaced: dict[str, str] | None = None) -> None:
         self.first, self.cont, self.results, self.checks = first, cont, results, checks
+        self.spaced = spaced  # an inline check written spaced ("4 + 5 = "): answered from here, else as checks
         self.asked: list[Request] = []
 
     def submit_many(self, reqs: list[Request]) -> list[_Done]:
@@ -312,7 +313,9 @@ class StepScripted:
                                  next(v for k, v in self.results.items() if f"What is {k}?" in user)))
                 continue
             expr = user.removeprefix("What is ").removesuffix("?")
-            if r.assistant_prefix and r.assistant_prefix.endswith("="):  # an inline check (round.step_check)
+            if r.assistant_prefix and r.assistant_prefix.endswith(" = ") and self.spaced is not None:
+                out.append(_Done(self.spaced.get(expr, str(eval(expr)))))
+            elif r.assistant_prefix and r.assistant_prefix.rstrip().endswith("="):  # an inline check (round.step_check)
                 out.append(_Done(self.checks.get(expr, str(eval(expr)))))
             elif r.assistant_prefix:  # a continuation: by its prefix where ``cont`` names it, else by its task
                 out.append(_Done(self.cont.get(r.assistant_prefix) or self.cont[expr]))
@@ -471,3 +474,33 @@ def test_a_digits_step_critic_checks_one_digit_operations_a_carry_sum_smallest_f
     assert [sc.traces[i].revision for i in (1, 2)] == [first["56 + 67"], first["8 * 5 + 4"]]
     prefixes = {r.assistant_prefix for r in rt.asked if r.assistant_prefix}
     assert {"6+7=", "7+6=", "1+5=", "5+1=", "6+6=", "8*5=", "5*8="} == prefixes
+
+
+def test_a_spaced_check_must_reach_the_same_value_before_a_step_is_a_slip() -> None:
+    """round.step_spaced: each inline check is asked written spaced too ("4 + 5 = "), and a value
+    stands only where both forms reach it. An adapter that believes 4+5 is 10 in the compact form,
+    both orders, turns a right answer wrong without it; with it, the step is left unchecked and the
+    answer stands, while a real slip, which both forms see, is still mended."""
+    base = load_recipe("recipes/plain.toml")[0]
+    rnd = base.round.model_copy(update={"judging": "compute", "critique": "steps", "step_check": "inline",
+                                        "step_operands": "digits"})
+    compact = base.model_copy(update={"round": rnd})
+    spaced = base.model_copy(update={"round": rnd.model_copy(update={"step_spaced": True})})
+    tasks = [TaskRow(1, Task("arith", "What is 45 + 54?", "99", 2, "fp1", {"expression": "45 + 54"})),
+             TaskRow(2, Task("arith", "What is 28 + 63?", "91", 2, "fp2", {"expression": "28 + 63"}))]
+    first = {"45 + 54": "45+54: 5+4=9, 4+5=9, so 99",  # right
+             "28 + 63": "28+63: 8+3=11, 2+6+1=8, so 81"}  # wrong: 2+6+1 is 9
+    cont = {"45+54: 5+4=10": ", 4+5+1=10, so 1009", "28+63: 8+3=11, 2+6+1=9": ", so 91"}
+    beliefs = {"4 + 5": "10", "5 + 4": "10"}  # compact, both orders; the spaced form answers 9
+    results = {"45 + 54": "99", "28 + 63": "91"}
+    told = debate_score(StepScripted(first, cont, results, beliefs), compact, tasks)  # type: ignore[arg-type]
+    assert told.traces[1].critique == "5+4=9 is wrong: 5+4 is 10." and not told.traces[1].revision_right
+    rt = StepScripted(first, cont, results, beliefs, spaced={})
+    sc = debate_score(rt, spaced, tasks)  # type: ignore[arg-type]
+    assert sc.traces[1].critique == "Every step checks out." and sc.traces[1].revision == first["45 + 54"]
+    assert sc.traces[2].critique == "2+6+1=8 is wrong: 2+6+1 is 9." and sc.traces[2].revision_right
+    prefixes = {r.assistant_prefix for r in rt.asked if r.assistant_prefix and r.assistant_prefix.endswith("=")}
+    spaced_asked = {r.assistant_prefix for r in rt.asked if r.assistant_prefix and r.assistant_prefix.endswith(" = ")}
+    assert {"4+5=", "5+4=", "1+2=", "2+1="} <= prefixes and {"4 + 5 = ", "1 + 2 = ", "3 + 6 = "} <= spaced_asked
+    assert "5 + 4 = " not in spaced_asked  # the spaced form in the order checked only
+    assert (sc.first, sc.final, sc.right_to_wrong) == (1, 2, 0)

@@ -107,6 +107,12 @@ def test_bad_values_name_file_key_reason(tmp_path: Path, old: str, new: str, key
     assert reason in msg
 
 
+def test_a_spaced_step_check_needs_an_inline_one(tmp_path: Path) -> None:
+    p = write(tmp_path, with_change("[round]", "[round]\nstep_spaced = true"))  # plain.toml: step_check = "task"
+    with pytest.raises(RecipeError, match=rf"{p}: .*round.step_spaced: true needs round.step_check = 'inline'"):
+        load_recipe(str(p))
+
+
 def test_broken_toml(tmp_path: Path) -> None:
     p = write(tmp_path, "name = 'x'\n[model\npath = 1")
     with pytest.raises(RecipeError, match=rf"{p}: not valid TOML"):

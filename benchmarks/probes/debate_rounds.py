@@ -9,9 +9,13 @@ shared adapter is assumed (train.adapters = "shared"): every role runs under the
 ROUNDS: comma-separated 0-based rounds (``1,3,5,7``: after the 2nd, 4th, 6th and 8th), ``base``
 for the base model. First answers recorded with the adapter's test scores are reused.
 
-Usage: debate_rounds.py HOME ROUNDS [NAME]"""
+SETTINGS (optional): the debate played with some of the run recipe's settings changed, each
+``SECTION.KEY=VALUE`` (VALUE a TOML value), comma-separated: ``round.step_spaced=true``.
+
+Usage: debate_rounds.py HOME ROUNDS [NAME [SETTINGS]]"""
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +35,35 @@ def in_use_after(q: Any, run_id: int, rnd: int) -> int | None:
     return row[0][0] if row else None
 
 
-def main(src: str, rounds: list[str], name: str) -> dict[str, Any]:
+def with_settings(rec: Any, settings: str) -> Any:
+    """``rec`` with ``SECTION.KEY=VALUE,...`` set (VALUE a TOML value), validated as a recipe is.
+
+    >>> from engine.recipes import load_recipe
+    >>> r = with_settings(load_recipe("default")[0], "round.step_spaced=true,round.debate_turns=2")
+    >>> r.round.step_spaced, r.round.debate_turns
+    (True, 2)
+    """
+    data = rec.model_dump()
+    for item in filter(None, settings.split(",")):
+        key, value = item.split("=", 1)
+        section, field = key.split(".")
+        data[section][field] = tomllib.loads(f"v = {value}")["v"]
+    return type(rec).model_validate(data)
+
+
+def main(src: str, rounds: list[str], name: str, settings: str = "") -> dict[str, Any]:
     with shared_cache():
         home, eng, run_id, rec, dom = open_copy(src)
     assert rec.train.adapters == "shared", "one shared adapter assumed"
+    rec = with_settings(rec, settings)
     q = eng.store.execute
     for aid, path in q("select id, path from adapters where run_id = ?", [run_id]):
         if not Path(path).exists() and "/runs/" in path:  # written under another home
             q("update adapters set path = ? where id = ?", [str(home / path[path.index("runs/"):]), aid])
     rt = eng.runtime_for(rec, run_id)
     seed = eng.run_info(run_id).seed
-    out: dict[str, Any] = {"home": src, "run_id": run_id, "seed": seed, "levels": list(LEVELS), "rounds": {}}
+    out: dict[str, Any] = {"home": src, "run_id": run_id, "seed": seed, "levels": list(LEVELS), "settings": settings,
+                           "rounds": {}}
     for r in rounds:
         aid = None if r == "base" else in_use_after(q, run_id, int(r))
         same = [k for k, v in out["rounds"].items() if v["adapter"] == aid]
@@ -73,4 +95,5 @@ def main(src: str, rounds: list[str], name: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2].split(","), sys.argv[3] if len(sys.argv) > 3 else "probe-debate-rounds")
+    main(sys.argv[1], sys.argv[2].split(","), sys.argv[3] if len(sys.argv) > 3 else "probe-debate-rounds",
+         sys.argv[4] if len(sys.argv) > 4 else "")

@@ -575,10 +575,15 @@ class Arith:
         written: ``05`` as ``5``), asked as any task is."""
         return _task(f"{int(a)} {op} {int(b)}", 1)
 
-    def step_prefix(self, a: str, op: str, b: str) -> str:
+    def step_prefix(self, a: str, op: str, b: str, spaced: bool = False) -> str:
         """How a worked answer writes that operation before its value (``7+9=``): the start of an
-        inline check's reply (round.step_check = "inline")."""
-        return f"{int(a)}{op}{int(b)}="
+        inline check's reply (round.step_check = "inline"); ``spaced``: written with spaces
+        (``7 + 9 = ``), a second form of the same check (round.step_spaced).
+
+        >>> ARITH.step_prefix("07", "+", "9"), ARITH.step_prefix("7", "*", "9", spaced=True)
+        ('7+9=', '7 * 9 = ')
+        """
+        return f"{int(a)} {op} {int(b)} = " if spaced else f"{int(a)}{op}{int(b)}="
 
     def verify(self, task: Task, text: str) -> Verdict:
         answer = extract_answer(text)
