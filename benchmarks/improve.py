@@ -67,8 +67,8 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
         if isinstance(e, PhaseFinished):
             phases[e.phase] = phases.get(e.phase, 0.0) + e.seconds
 
-    with tempfile.TemporaryDirectory() if home is None else contextlib.nullcontext(str(home.parent)) as d:
-        eng = Engine.open(Path(d) / "home" if home is None else home)
+    with tempfile.TemporaryDirectory() if home is None else contextlib.nullcontext() as d:
+        eng = Engine.open(home or Path(d) / "home")
         try:
             eng.subscribe(on_event)
             run_id = eng.create_run(str(recipe_path), rounds=n_rounds, train=True, seed=seed)
@@ -479,7 +479,8 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
             base_seed = rec.seed
             levels = tuple(lvl for lvl in levels if lvl <= rec.task.max_difficulty)  # python: no level 9
             seeds = seeds or [base_seed + i for i in range(N_SEEDS)]
-            for h in ([] if keep is None else [Path(keep) / f"seed-{s}" for s in seeds]):
+            homes = {} if keep is None else {s: Path(keep).resolve() / f"seed-{s}" for s in seeds}
+            for h in homes.values():
                 if h.exists() and any(h.iterdir()):  # checked for every seed before the first plays
                     raise ValueError(f"{h} is not empty: a kept run is never overwritten (choose another folder)")
             name = name or results_name(recipe)
@@ -496,9 +497,8 @@ def run(quick: bool = False, rounds: int | None = None, recipe: str = "default",
 
             for seed in seeds:
                 print(f"seed {seed}: {n_rounds} round(s)")
-                kept = None if keep is None else Path(keep).resolve() / f"seed-{seed}"
                 per_seed.append({**play_seed(seed, path, n_rounds, levels, on_round=so_far if write else None,
-                                             measure_every=measure_every, test_only=test_only, home=kept),
+                                             measure_every=measure_every, test_only=test_only, home=homes.get(seed)),
                                   "recipe_sha256": digest})
                 if write and seed != seeds[-1]:
                     so_far()

@@ -110,6 +110,14 @@ def stored_answers(store: Store, run_id: int, adapter_id: int | None, eval_set: 
         [run_id, adapter_id, eval_set])}
 
 
+def recorded_answers(store: Store, run_id: int, adapter_id: int | None, eval_set: str,
+                     tasks: Sequence[TaskRow]) -> list[str] | None:
+    """The answers ``stored_answers`` holds for ``tasks`` (by task id), in their order; None
+    unless every task has one (then they are scored again)."""
+    got = stored_answers(store, run_id, adapter_id, eval_set)
+    return [got[t.id] for t in tasks] if all(t.id in got for t in tasks) else None
+
+
 @dataclass(frozen=True)
 class Paired:
     """A new adapter against a reference on the same tasks."""

@@ -15,7 +15,7 @@ import sys
 
 from benchmarks.probes.common import open_copy
 from benchmarks.probes.debate_rounds import with_settings
-from engine.evaluate import stored_answers
+from engine.evaluate import recorded_answers
 from engine.pools import pool_tasks, set_name
 from engine.protocol import debate_score
 
@@ -28,9 +28,7 @@ def main(src: str, aid: int, levels: list[int], settings: str = "") -> None:
     rt.set_adapter(q("select path from adapters where id = ?", [aid])[0][0]).result()
     for lvl in levels:
         tasks = pool_tasks(eng.store, run_id, "test", lvl)
-        recorded = stored_answers(eng.store, run_id, aid, set_name("test", lvl))
-        firsts = [recorded[t.id] for t in tasks] if all(t.id in recorded for t in tasks) else None
-        sc = debate_score(rt, rec, tasks, firsts)
+        sc = debate_score(rt, rec, tasks, recorded_answers(eng.store, run_id, aid, set_name("test", lvl), tasks))
         s = sc.summary()
         print(f"== test-{lvl}: {s['first']:.1%} -> {s['final']:.1%}", flush=True)
         for t in tasks:

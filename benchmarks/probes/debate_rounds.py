@@ -3,8 +3,8 @@ sets) with the adapter that was in use after each of some rounds of a finished r
 12's per-round curve of a test-only benchmark run can be read without playing the run again.
 
 HOME needs only the run's store and its adapters (``runs/...``, as the run wrote them: ``swarm
-bench improve --keep DIR`` keeps each seed's in ``DIR/seed-S``); adapter
-paths recorded under another home (a benchmark's temporary one) are looked up under HOME. One
+bench improve --keep DIR`` keeps each seed's in ``DIR/seed-S``; ``open_copy`` finds adapters
+recorded under another home). One
 shared adapter is assumed (train.adapters = "shared"): every role runs under the one in use.
 ROUNDS: comma-separated 0-based rounds (``1,3,5,7``: after the 2nd, 4th, 6th and 8th), ``base``
 for the base model. First answers recorded with the adapter's test scores are reused.
@@ -16,12 +16,11 @@ Usage: debate_rounds.py HOME ROUNDS [NAME [SETTINGS]]"""
 import sys
 import time
 import tomllib
-from pathlib import Path
 from typing import Any
 
 from benchmarks.common import shared_cache, write_results
 from benchmarks.probes.common import open_copy
-from engine.evaluate import stored_answers
+from engine.evaluate import recorded_answers
 from engine.pools import pool_tasks, set_name
 from engine.protocol import DebateScore, debate_score
 
@@ -53,13 +52,10 @@ def with_settings(rec: Any, settings: str) -> Any:
 
 def main(src: str, rounds: list[str], name: str, settings: str = "") -> dict[str, Any]:
     with shared_cache():
-        home, eng, run_id, rec, dom = open_copy(src)
+        _home, eng, run_id, rec, dom = open_copy(src)
     assert rec.train.adapters == "shared", "one shared adapter assumed"
     rec = with_settings(rec, settings)
     q = eng.store.execute
-    for aid, path in q("select id, path from adapters where run_id = ?", [run_id]):
-        if not Path(path).exists() and "/runs/" in path:  # written under another home
-            q("update adapters set path = ? where id = ?", [str(home / path[path.index("runs/"):]), aid])
     rt = eng.runtime_for(rec, run_id)
     seed = eng.run_info(run_id).seed
     out: dict[str, Any] = {"home": src, "run_id": run_id, "seed": seed, "levels": list(LEVELS), "settings": settings,
@@ -79,9 +75,7 @@ def main(src: str, rounds: list[str], name: str, settings: str = "") -> dict[str
             tasks = pool_tasks(eng.store, run_id, "test", lvl)
             if not tasks:
                 continue
-            recorded = stored_answers(eng.store, run_id, aid, set_name("test", lvl))
-            firsts = [recorded[t.id] for t in tasks] if all(t.id in recorded for t in tasks) else None
-            sc = debate_score(rt, rec, tasks, firsts)
+            sc = debate_score(rt, rec, tasks, recorded_answers(eng.store, run_id, aid, set_name("test", lvl), tasks))
             per[str(lvl)] = sc.summary()
             total = total + sc
         s = total.summary()

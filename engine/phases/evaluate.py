@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from engine.curriculum import dev_skill_counts, write_skill_scores
-from engine.evaluate import Score, gate, paired, record_score, score, stored_answers, stored_score
+from engine.evaluate import Score, gate, paired, record_score, recorded_answers, score, stored_score
 from engine.events import AdapterPromoted, EvalScored
 from engine.faults import checkpoint
 from engine.pools import dev_sets, fact_set, pool_tasks, recall_sets, set_name
@@ -181,10 +181,8 @@ def gate_debate(ctx: PhaseRunner, rnd: int, difficulty: int, new: dict[str, Any]
         for name, tasks in sets.items():
             # The solver in use was scored on this dev set (a gate, this round's or an earlier
             # one): its recorded greedy answers are the debate's first answers; else scored now.
-            recorded = stored_answers(ctx.store, ctx.run_id, solver_id, name)
-            if all(tr.id in recorded for tr in tasks):
-                firsts = [recorded[tr.id] for tr in tasks]
-            else:
+            firsts = recorded_answers(ctx.store, ctx.run_id, solver_id, name, tasks)
+            if firsts is None:
                 server(ctx.rt, ref)("solver")
                 _sc, firsts = score(ctx.rt, ctx.recipe, tasks, ctx.seed)
                 checkpoint("evaluate")
