@@ -28,7 +28,7 @@ from engine.agents import (fill, join_votes, judge_consensus, judge_requests, ju
 from engine.recipes import AgentSpec, Recipe
 from engine.roundbase import TaskRow
 from engine.runtime import Request, Runtime
-from engine.stepcheck import Slip, critique_of, mend
+from engine.stepcheck import Fault, critique_of, mend
 from engine.store import Store
 from engine.tasks import get_domain
 
@@ -195,7 +195,7 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
     critiques: list[str | None] = [None] * len(tasks)
     known: dict[str, str | None] = {}  # computations the step checks have asked: none is asked again
     if critics and recipe.round.critique == "steps":  # engine.stepcheck: the slip located, the answer continued from it
-        def note(found_in: list[int], slips: list[Slip | None]) -> None:  # a later turn checks only continued answers
+        def note(found_in: list[int], slips: list[Fault | None]) -> None:  # a later turn checks only continued answers
             for i, s in zip(found_in, slips):
                 critiques[i] = critique_of(s)
 
@@ -203,7 +203,7 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
             runtime, recipe, domain, solver, texts,
             lambda i, pre: request(solver, fill(p.solve, {"task": tasks[i].task.prompt}), 0, greedy=True, prefix=pre),
             turns=recipe.round.debate_turns, before_check=lambda: use("solver"), before_go_on=lambda: use("reviser"),
-            known=known, on_slips=note)]
+            known=known, on_slips=note, tasks=[tr.task for tr in tasks])]
     elif critics:
         critic = _greedy(critics[0])
         for _turn in range(recipe.round.debate_turns):
@@ -242,7 +242,8 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
                 return request(judge, fill(p.judge_compute, {"task": asked_as}), 0, greedy=True, prefix=pre)
             saids = [t for t, _n in mend(runtime, recipe, domain, solver, saids, go_on,
                                          turns=max(1, recipe.round.debate_turns), before_check=lambda: use("solver"),
-                                         before_go_on=lambda: use("judge"), known=known)]
+                                         before_go_on=lambda: use("judge"), known=known,
+                                         tasks=[judge_task(recipe, domain, tasks[i].task) for i, _w, _t in asked])]
         for (i, which, t), said in zip(asked, saids):
             if which == "first":
                 judged_first[i] = judge_verdict(recipe, domain, tasks[i].task, t, said)

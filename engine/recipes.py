@@ -210,6 +210,15 @@ class RoundSpec(_Strict):
         "the spaced form's (seen on seed 7's round-4 adapter, Intel host: 4+4, 4+5 and 5+4 answered 10 compact in "
         "both orders and as tasks, 9, 9 and 5 spaced; every right answer the step critic turned wrong on its 2- and "
         "3-digit test sets, 16 of them, was one of those beliefs or a carry sum reaching 10 for 8 or 9).")
+    step_plan: bool = Field(
+        False, description="With a step critic (round.critique = \"steps\", or round.judge_check = \"steps\"), "
+        "arith: each answer's operations are also read against the order the task's expression takes them in (its "
+        "products before its sums, left to right): where the answer takes another operation than the one due (\"74*74\" "
+        "for 2 + 4 * 74), or stops before the last (\"so 86\" for 69 + 43 * 2), before any slip the checks find, "
+        "that is the fault: the critique names the operation due, written with the values the answer wrote, and the "
+        "answer goes on from there with it in place (\"...so 86; 69+86\"). No request is asked for it and no value "
+        "is computed: the order is read from the task, each value is still the model's. Seen on seed 7's final adapter "
+        "(Intel host): 34 of the 86 wrong first answers on the mixed test set left the order, no right one did.")
     judge_check: Literal["none", "steps"] = Field(
         "none", description="With round.judging = \"compute\" and a worked answer format: whether the judge's own "
         "worked result is checked before it judges. steps: its computations are checked as the step critic checks an "
@@ -511,6 +520,9 @@ class Recipe(_Strict):
         if self.round.step_spaced and self.round.step_check != "inline":
             raise ValueError("round.step_spaced: true needs round.step_check = 'inline' (the spaced form is a second "
                              "way of writing the step an inline check starts its reply with)")
+        if self.round.step_plan and "steps" not in (self.round.critique, self.round.judge_check):
+            raise ValueError("round.step_plan: true needs a step critic, round.critique = 'steps' or round.judge_check "
+                             "= 'steps' (the plan check is one of its checks)")
         if self.train.role_fallback != "base" and self.train.adapters != "per-role":
             raise ValueError(f"train.role_fallback: {self.train.role_fallback!r} needs train.adapters = 'per-role' "
                              "(one shared adapter serves every role)")

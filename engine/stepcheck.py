@@ -9,6 +9,14 @@ written is the slip: the critique names it ("3+9+1=17 is wrong: 3+9+1 is 13."), 
 continues the answer from that step with the checked value in place (the answer's text up to it,
 as the start of the reply to the task). An answer with no slip found is kept as it is.
 
+With round.step_plan the critic also reads the answer's order of work against the task's (the
+domain's ``next_step``; arith: products before sums, left to right): an answer that takes another
+operation than the one due ("74*74: ..." for 2 + 4 * 74), or stops before the last ("43*2: ...,
+so 86" for 69 + 43 * 2), has a gap there (``Gap``); where it comes before the first slip it is
+the fault, and the answer is continued with the operation due in place ("...so 86; 69+86"),
+written with the values the answer wrote. The order is read from the task's text, as a reader
+would; no value is computed for it.
+
 Every check is a greedy solver answer: the model checks its long computations with the short
 ones it is good at (a factored check, as in chain-of-verification); no verifier is read. Measured
 before this module on one adapter (seed 8, round 4; test levels 1, 2, 3 and mixed, 312 tasks): the
@@ -60,7 +68,42 @@ class Slip:
         return answer[:self.at] + self.checked
 
 
-def critique_of(slip: Slip | None) -> str:
+@dataclass(frozen=True)
+class Gap:
+    """Where an answer leaves the order of the task's operations (round.step_plan, the domain's
+    ``next_step``): it takes another operation than the one due, or stops before the last."""
+
+    at: int  # where the operation due should start in the answer (its end, when it stopped short)
+    head: str  # the operation due, with the values the answer wrote before it: "69+86"
+    short: bool  # the answer stopped before it (else it took another there)
+
+    def critique(self) -> str:
+        """
+        >>> Gap(25, "69+86", True).critique(), Gap(0, "4*74", False).critique()
+        ('The answer stops too soon: 69+86 is still to do.', 'The step to take there is 4*74.')
+        """
+        if self.short:
+            return f"The answer stops too soon: {self.head} is still to do."
+        return f"The step to take there is {self.head}."
+
+    def prefix(self, answer: str) -> str:
+        """The answer up to the gap, the operation due in place: where the reviser goes on.
+
+        >>> Gap(25, "69+86", True).prefix("43*2: 3*2=6, 4*2=8, so 86")
+        '43*2: 3*2=6, 4*2=8, so 86; 69+86'
+        >>> Gap(0, "4*74", False).prefix("74*74: 4*7=24, so 424")
+        '4*74'
+        """
+        if self.short:
+            return f"{answer[:self.at].rstrip()}; {self.head}"
+        return answer[:self.at] + self.head
+
+
+#: What a step critic finds first in an answer: a slip in a value, or a gap in the order of the work.
+Fault = Slip | Gap
+
+
+def critique_of(slip: Fault | None) -> str:
     return NO_SLIP if slip is None else slip.critique()
 
 
@@ -98,11 +141,14 @@ def _one_digit(text: str | None) -> bool:
 
 def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec, answers: Sequence[str],
                seed: int = 0, before: Callable[[], None] | None = None,
-               known: dict[str, str | None] | None = None) -> list[Slip | None]:
+               known: dict[str, str | None] | None = None,
+               tasks: Sequence[Any] | None = None) -> list[Fault | None]:
     """Each answer's first slip (None: none found), every check a greedy request of ``solver``
     (``before()`` runs first, e.g. to serve its adapter). All answers' checks go out together, one
     operation deep at a time. ``known``: computations already checked under the same adapter (a
-    later debate turn's), not asked again; the new ones are added to it."""
+    later debate turn's), not asked again; the new ones are added to it. ``tasks``: the task each
+    answer answers; with round.step_plan, where an answer leaves the order of the task's
+    operations before its first slip, that gap is its fault instead (``Gap``; no request asked)."""
     known = {} if known is None else known
     digits = recipe.round.step_operands == "digits"
     claims = [domain.claims(a) for a in answers]
@@ -152,7 +198,7 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
             value[c] = got.pop() if len(got) == 1 else None  # the two forms disagree (or none was asked): unchecked
         k += 2
     known.update(value)
-    out: list[Slip | None] = []
+    out: list[Fault | None] = []
     for cs in claims:
         slip = None
         for at, c, written in cs:
@@ -161,6 +207,12 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
                 slip = Slip(at, c, written, checked)
                 break
         out.append(slip)
+    plan_of = getattr(domain, "next_step", None)  # a domain whose answers take operations in an order
+    if tasks is not None and recipe.round.step_plan and plan_of is not None:
+        for i, (task, answer) in enumerate(zip(tasks, answers)):
+            found = plan_of(task, answer)
+            if found is not None and (out[i] is None or found[0] < out[i].at):
+                out[i] = Gap(*found)
     return out
 
 
@@ -168,12 +220,14 @@ def mend(runtime: Runtime, recipe: Recipe, domain: Any, checker: AgentSpec, text
          go_on: Callable[[int, str], Request], *, turns: int = 1, seed: int = 0,
          before_check: Callable[[], None] | None = None, before_go_on: Callable[[], None] | None = None,
          known: dict[str, str | None] | None = None,
-         on_slips: Callable[[list[int], list[Slip | None]], None] | None = None) -> list[tuple[str, int]]:
+         on_slips: Callable[[list[int], list[Fault | None]], None] | None = None,
+         tasks: Sequence[Any] | None = None) -> list[tuple[str, int]]:
     """``texts`` with their slips mended: each one's first slip found (``find_slips``, ``checker``'s
     greedy requests) and the text continued from it by ``go_on(i, prefix)``'s request, for up to
     ``turns`` turns, each turn checking only the texts the last one continued (``on_slips(indices,
     slips)`` is told each turn's findings). Each text as mended, with the tokens its continuations
-    cost (0: it stood as written). How the debate protocol's step critic mends answers, and a
+    cost (0: it stood as written). ``tasks``: the task each text answers, for the plan check
+    (round.step_plan; ``find_slips``). How the debate protocol's step critic mends answers, and a
     computing judge its own work (round.judge_check = "steps")."""
     out = [(t, 0) for t in texts]
     known = {} if known is None else known
@@ -182,7 +236,8 @@ def mend(runtime: Runtime, recipe: Recipe, domain: Any, checker: AgentSpec, text
         if not todo:
             break
         slips = find_slips(runtime, recipe, domain, checker, [out[i][0] for i in todo], seed=seed,
-                           before=before_check, known=known)
+                           before=before_check, known=known,
+                           tasks=None if tasks is None else [tasks[i] for i in todo])
         if on_slips is not None:
             on_slips(todo, slips)
         cont = [(i, s.prefix(out[i][0])) for i, s in zip(todo, slips) if s is not None]

@@ -504,3 +504,41 @@ def test_a_spaced_check_must_reach_the_same_value_before_a_step_is_a_slip() -> N
     assert {"4+5=", "5+4=", "1+2=", "2+1="} <= prefixes and {"4 + 5 = ", "1 + 2 = ", "3 + 6 = "} <= spaced_asked
     assert "5 + 4 = " not in spaced_asked  # the spaced form in the order checked only
     assert (sc.first, sc.final, sc.right_to_wrong) == (1, 2, 0)
+
+
+def test_a_plan_check_continues_an_answer_that_stops_short_or_takes_the_wrong_operation() -> None:
+    """round.step_plan: an answer that stops before the task's last operation ("so 86" for 69 + 43 * 2)
+    or takes another than the one due ("74*74" for 2 + 4 * 74) is continued with the operation due in
+    place, written with the answer's own values; the computing judge's own work is read the same way
+    (round.judge_check = "steps"). A right answer, one that adds a sum's numbers the other way round
+    included, stands. Without it both wrong answers stand, and the judge, stopping short too, passes one."""
+    base = load_recipe("recipes/plain.toml")[0]
+    rnd = base.round.model_copy(update={"judging": "compute", "critique": "steps", "judge_check": "steps"})
+    recipe = base.model_copy(update={"round": rnd, "task": base.task.model_copy(update={"answer_format": "columns"})})
+    planned = recipe.model_copy(update={"round": rnd.model_copy(update={"step_plan": True})})
+    exprs = ["69 + 43 * 2", "2 + 4 * 74", "45 + 12 * 3", "5 + 36"]
+    tasks = [TaskRow(i, Task("arith", f"What is {e}?", str(eval(e)), 9, f"fp{i}", {"expression": e}))
+             for i, e in enumerate(exprs, 1)]
+    first = {"69 + 43 * 2": "43*2: 3*2=6, 4*2=8, so 86",  # stops short: 69+86 is still to do
+             "2 + 4 * 74": "74*74: 4*7=28, 7*7+2=51, so 518",  # the wrong operation first
+             "45 + 12 * 3": "12*3: 2*3=6, 1*3=3, so 36; 45+36: 5+6=11, 4+3+1=8, so 81",  # right, in order
+             "5 + 36": "36+5: 6+5=11, 3+0+1=4, so 41"}  # right, its numbers the other way round
+    cont = {"43*2: 3*2=6, 4*2=8, so 86; 69+86": ": 9+6=15, 6+8+1=15, so 155",
+            "4*74": " = 74*4: 4*4=16, 7*4+1=29, so 296; 2+296: 2+6=8, 0+9=9, 0+2=2, so 298"}
+    results = {e: first[e] for e in exprs}  # the judge works each out as the solver did
+    plain = debate_score(StepScripted(first, cont, results, {}), recipe, tasks)  # type: ignore[arg-type]
+    assert [plain.traces[i].revision for i in (1, 2)] == [first["69 + 43 * 2"], first["2 + 4 * 74"]]
+    assert plain.traces[1].judge_first is True  # its own result stopped short too: the wrong answer passes
+    rt = StepScripted(first, cont, results, {})
+    sc = debate_score(rt, planned, tasks)  # type: ignore[arg-type]
+    assert sc.traces[1].critique == "The answer stops too soon: 69+86 is still to do."
+    assert sc.traces[2].critique == "The step to take there is 4*74."
+    assert [sc.traces[i].revision for i in (1, 2)] == [
+        "43*2: 3*2=6, 4*2=8, so 86; 69+86: 9+6=15, 6+8+1=15, so 155",
+        "4*74 = 74*4: 4*4=16, 7*4+1=29, so 296; 2+296: 2+6=8, 0+9=9, 0+2=2, so 298"]
+    assert [sc.traces[i].critique for i in (3, 4)] == ["Every step checks out."] * 2
+    assert [sc.traces[i].revision for i in (3, 4)] == [first["45 + 12 * 3"], first["5 + 36"]]
+    assert [sc.traces[i].judge_first for i in (1, 2, 3, 4)] == [False, False, True, True]  # the judge mended too
+    assert (plain.final, sc.first, sc.final, sc.right_to_wrong) == (2, 2, 4, 0)
+    judge_prefixes = [r.assistant_prefix for r in rt.asked if r.tag == "judge" and r.assistant_prefix]
+    assert sorted(judge_prefixes) == sorted(cont)

@@ -113,6 +113,14 @@ def test_a_spaced_step_check_needs_an_inline_one(tmp_path: Path) -> None:
         load_recipe(str(p))
 
 
+def test_a_plan_check_needs_a_step_critic(tmp_path: Path) -> None:
+    p = write(tmp_path, with_change("[round]", "[round]\nstep_plan = true"))  # plain.toml: critique = "text"
+    with pytest.raises(RecipeError, match=rf"{p}: .*round.step_plan: true needs a step critic"):
+        load_recipe(str(p))
+    ok = write(tmp_path, with_change("[round]", '[round]\nstep_plan = true\ncritique = "steps"'))
+    assert load_recipe(str(ok))[0].round.step_plan
+
+
 def test_broken_toml(tmp_path: Path) -> None:
     p = write(tmp_path, "name = 'x'\n[model\npath = 1")
     with pytest.raises(RecipeError, match=rf"{p}: not valid TOML"):

@@ -15,7 +15,7 @@ from engine.events import CritiqueMade
 from engine.recipes import AgentSpec
 from engine.roundbase import PhaseRunner
 from engine.runtime import Result
-from engine.stepcheck import Slip, critique_of, find_slips
+from engine.stepcheck import Fault, critique_of, find_slips
 
 
 def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
@@ -96,8 +96,9 @@ def _steps(ctx: PhaseRunner, rnd: int, turn: int, tasks: dict[int, Any], solvers
         stood = {i for i, (_aid, tid, agent, s, text) in enumerate(prev) if before.get((tid, agent, s)) == text}
     ask = [i for i in range(len(prev)) if i not in stood]
     found = find_slips(ctx.rt, ctx.recipe, ctx.domain, first_solver, [prev[i][4] for i in ask],
-                       seed=seed_for(ctx.seed, rnd, "steps", turn), before=lambda: ctx.serve("solver"), known=known)
-    slips: list[Slip | None] = [None] * len(prev)
+                       seed=seed_for(ctx.seed, rnd, "steps", turn), before=lambda: ctx.serve("solver"), known=known,
+                       tasks=[tasks[prev[i][1]].task for i in ask])
+    slips: list[Fault | None] = [None] * len(prev)
     for i, slip in zip(ask, found):
         slips[i] = slip
     checked = time.perf_counter() - t0

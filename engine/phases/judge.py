@@ -12,6 +12,7 @@ from engine.recipes import AgentSpec
 from engine.roundbase import PhaseRunner
 from engine.runtime import Request
 from engine.stepcheck import mend
+from engine.tasks.common import Task
 
 
 def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
@@ -31,12 +32,12 @@ def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) 
     judge_of = [judges[i % len(judges)] for i in range(len(finals))]
     slot: dict[object, int] = {}
     asks: list[list[Request]] = []
-    whose: list[tuple[AgentSpec, int, str]] = []  # each ask's judge, task and the task as put to the judge
+    whose: list[tuple[AgentSpec, int, Task]] = []  # each ask's judge, task and the task as put to the judge
     asked = []
     for i, (_aid, tid, text, _c, _s, agent, sample) in enumerate(finals):
         judge = judge_of[i]
-        asked_as = judge_task(ctx.recipe, ctx.domain, tasks[tid].task).prompt
-        reqs = judge_requests(ctx.recipe, judge, asked_as, text or "",
+        asked_as = judge_task(ctx.recipe, ctx.domain, tasks[tid].task)
+        reqs = judge_requests(ctx.recipe, judge, asked_as.prompt, text or "",
                               seed_for(ctx.seed, rnd, tasks[tid].task.fingerprint, agent, sample, "judge"),
                               greedy=judge.temperature == 0, task=tid)
         key: object = (judge.name, tid, reqs[0].messages[-1]["content"]) if judge.temperature == 0 else i
@@ -53,12 +54,13 @@ def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) 
     if ctx.recipe.round.judging == "compute" and ctx.recipe.round.judge_check == "steps":
         def go_on(k: int, pre: str) -> Request:  # the judge goes on with its own work from its slip
             judge, tid, asked_as = whose[k]
-            return request(judge, fill(ctx.recipe.prompts.judge_compute, {"task": asked_as}),
+            return request(judge, fill(ctx.recipe.prompts.judge_compute, {"task": asked_as.prompt}),
                            seed_for(ctx.seed, rnd, tasks[tid].task.fingerprint, "judge-mend"),
                            greedy=judge.temperature == 0, task=tid, prefix=pre)
         mended = mend(ctx.rt, ctx.recipe, ctx.domain, ctx.agents("solver")[0], [t[0] for t in texts], go_on,
                       turns=max(1, ctx.recipe.round.debate_turns), seed=seed_for(ctx.seed, rnd, "judge-steps"),
-                      before_check=lambda: ctx.serve("solver"), before_go_on=lambda: ctx.serve("judge"))
+                      before_check=lambda: ctx.serve("solver"), before_go_on=lambda: ctx.serve("judge"),
+                      tasks=[asked_as for _j, _t, asked_as in whose])
         for k, (text, tokens) in enumerate(mended):
             texts[k][0], extra[k] = text, tokens
     ids = ctx.store.allocate_ids("verdicts", len(finals))

@@ -441,6 +441,106 @@ def operations(computation: str) -> list[str]:
     return re.findall(r"\d+|[+\-*]", computation)
 
 
+#: The start of a worked step: the operation it does, as the answer writes it ("69+86", "-7+12").
+_HEAD = re.compile(r"\s*(-?\d+)([+\-*])(-?\d+)")
+
+
+def plan(expr: str) -> list[tuple[tuple[str, int], str, tuple[str, int]]] | None:
+    """The operations ``expr`` takes, in the order a worked answer does them (``worked``): each as
+    (left, operator, right), an operand ``("n", number)`` or ``("step", k)``, the value of the k-th
+    operation. None: an expression with a bracketed negation, which the plan does not follow.
+
+    >>> plan("69 + 43 * 2")
+    [(('n', 43), '*', ('n', 2)), (('n', 69), '+', ('step', 0))]
+    >>> plan("-7 + 12"), plan("5"), plan("-(3 + 4)")
+    ([(('n', -7), '+', ('n', 12))], [], None)
+    """
+    steps: list[tuple[tuple[str, int], str, tuple[str, int]]] = []
+
+    def walk(node: ast.AST) -> tuple[str, int]:
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return ("n", node.value)
+        if (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant)
+                and type(node.operand.value) is int):
+            return ("n", -node.operand.value)
+        if isinstance(node, ast.BinOp) and type(node.op) in _SYMBOLS:
+            left, right = walk(node.left), walk(node.right)
+            steps.append((left, _SYMBOLS[type(node.op)], right))
+            return ("step", len(steps) - 1)
+        raise ValueError("not a plain expression")
+
+    try:
+        walk(ast.parse(expr.strip(), mode="eval").body)
+    except (SyntaxError, ValueError):
+        return None
+    return steps
+
+
+def _parts_of(a: int, op: str, b: int) -> int:
+    """How many "; "-separated parts ``worked`` writes for one operation: a product of two numbers
+    of two digits or more one per partial product and one per partial sum, and one more for a
+    negative one's sign; any other operation one.
+
+    >>> _parts_of(67, "*", 39), _parts_of(-12, "*", 3), _parts_of(85, "*", 50), _parts_of(52, "-", 17)
+    (3, 2, 1, 1)
+    """
+    x, y = abs(a), abs(b)
+    if op != "*" or max(x, y) < 10:
+        return 1
+    small = y if len(str(x)) >= len(str(y)) else x
+    if small == 0:
+        return 1
+    partials = sum(1 for ch in str(small) if ch != "0")
+    return 2 * partials - 1 + ((a < 0) != (b < 0))
+
+
+def next_step(expr: str, text: str) -> tuple[int, str, bool] | None:
+    """Where a worked answer to ``expr`` leaves the order of its operations (``plan``): (where in
+    ``text``, the operation it should take there, written with the values the answer wrote before,
+    whether the answer stopped short rather than took another); None: it takes them in order to
+    the end (a sum's or product's numbers either way round; its values may still be wrong: the
+    step checks look at those), or it cannot be read that far.
+
+    >>> next_step("69 + 43 * 2", "43*2: 3*2=6, 4*2=8, so 86")
+    (25, '69+86', True)
+    >>> next_step("2 + 4 * 74", "74*74: 4*7=24, 7*7+2=42, so 424")
+    (0, '4*74', False)
+    >>> next_step("70 - 4 + 9", "70-4: 0-4=0, 7-4=1, so 10; 10+9: 0+9=9, 1+0=1, so 19")
+    >>> next_step("18 - 8 * 51", "8*51 = 51*8: 1*8=8, 5*8=40, so 408; 408-18: 8-8=0, so 390")
+    (36, '18-408', False)
+    >>> next_step("69 + 43 * 2", "43*2: 3*2=6, 4*2=8, so 86; 86+69: 6+9=15, 8+6+1=15, so 155")
+    >>> next_step("45 + 12 * 3", worked("45 + 12 * 3", "columns")), next_step("67 * 39 - 5", worked("67 * 39 - 5", "columns"))
+    (None, None)
+    """
+    steps = plan(expr)
+    if not steps:
+        return None
+    parts, at = [], 0
+    for piece in text.split("; "):
+        parts.append((at, piece))
+        at += len(piece) + 2
+    values: list[int] = []
+    i = 0
+    for left, op, right in steps:
+        a, b = (v if kind == "n" else values[v] for kind, v in (left, right))
+        head = f"{a}{op}{b}"
+        if i >= len(parts):
+            return len(text.rstrip()), head, True
+        start, piece = parts[i]
+        m = _HEAD.match(piece)
+        if m is None or m.group(0).strip() not in (head, f"{b}{op}{a}" if op in "+*" else head):
+            return start, head, False
+        n = _parts_of(a, op, b)
+        if i + n > len(parts):  # stopped inside a long product: not read further
+            return None
+        value = extract_answer(parts[i + n - 1][1])
+        if value is None:
+            return None
+        values.append(int(value))
+        i += n
+    return None
+
+
 def swapped(expr: str) -> str:
     """``expr`` with its commutative operands swapped where that keeps its value: each product's
     two numbers (``c * d`` -> ``d * c``) and a leading sum's (``a + b`` -> ``b + a``, unless ``b``
@@ -569,6 +669,12 @@ class Arith:
     def claims(self, text: str) -> list[tuple[int, str, str]]:
         """The computations a worked answer writes out (``claims``): what a step critic checks."""
         return claims(text)
+
+    def next_step(self, task: Task, text: str) -> tuple[int, str, bool] | None:
+        """Where a worked answer leaves the order of the task's operations (``next_step``): what
+        the step critic's plan check reads (round.step_plan)."""
+        expr = task.payload.get("expression")
+        return next_step(expr, text) if expr else None
 
     def step_task(self, a: str, op: str, b: str) -> Task:
         """One operation of a claim as a task of its own (``a op b``, each number as an integer is
