@@ -33,7 +33,7 @@ from typing import Any
 
 from engine.agents import fill, request
 from engine.recipes import AgentSpec, Recipe
-from engine.runtime import Request, Runtime
+from engine.runtime import Request, Result, Runtime
 from engine.tasks.arith import operations
 
 #: An inline check's value: the number its reply starts with.
@@ -216,6 +216,33 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
     return out
 
 
+#: How many more times a continued answer that stops short is continued in the same turn
+#: (round.step_plan): the levels' tasks have at most two operations to do after the first.
+FINISH_PASSES = 2
+
+
+def finish(recipe: Recipe, domain: Any, tasks: Sequence[Any], continued: Sequence[tuple[int, str]],
+           go_on: Callable[[int, str], Request],
+           submit: Callable[[list[Request]], list[Result]]) -> dict[int, tuple[str, int]]:
+    """With round.step_plan, each text the turn continued (index, text) that still stops before the
+    task's last operation (``tasks[index]``; a ``Gap`` that is short) goes on again with the
+    operation due in place, by ``go_on(index, prefix)``'s request, up to ``FINISH_PASSES`` times: a
+    continuation written from a slip or a gap often stops after the operation it was given. Each
+    text as finished, with the tokens that cost (without step_plan: as it was, 0)."""
+    out = {i: (t, 0) for i, t in continued}
+    plan_of = getattr(domain, "next_step", None)
+    if not recipe.round.step_plan or plan_of is None:
+        return out
+    for _pass in range(FINISH_PASSES):
+        due = [(i, Gap(*found).prefix(text)) for i, (text, _n) in out.items()
+               if (found := plan_of(tasks[i], text)) is not None and found[2]]
+        if not due:
+            break
+        for (i, pre), r in zip(due, submit([go_on(i, pre) for i, pre in due])):
+            out[i] = (pre + r.text, out[i][1] + r.completion_tokens)
+    return out
+
+
 def mend(runtime: Runtime, recipe: Recipe, domain: Any, checker: AgentSpec, texts: Sequence[str],
          go_on: Callable[[int, str], Request], *, turns: int = 1, seed: int = 0,
          before_check: Callable[[], None] | None = None, before_go_on: Callable[[], None] | None = None,
@@ -225,7 +252,8 @@ def mend(runtime: Runtime, recipe: Recipe, domain: Any, checker: AgentSpec, text
     """``texts`` with their slips mended: each one's first slip found (``find_slips``, ``checker``'s
     greedy requests) and the text continued from it by ``go_on(i, prefix)``'s request, for up to
     ``turns`` turns, each turn checking only the texts the last one continued (``on_slips(indices,
-    slips)`` is told each turn's findings). Each text as mended, with the tokens its continuations
+    slips)`` is told each turn's findings), a continued text that stops short continued again
+    (``finish``). Each text as mended, with the tokens its continuations
     cost (0: it stood as written). ``tasks``: the task each text answers, for the plan check
     (round.step_plan; ``find_slips``). How the debate protocol's step critic mends answers, and a
     computing judge its own work (round.judge_check = "steps")."""
@@ -247,5 +275,10 @@ def mend(runtime: Runtime, recipe: Recipe, domain: Any, checker: AgentSpec, text
         for (i, pre), c in zip(cont, comps):
             r = c.result()
             out[i] = (pre + r.text, out[i][1] + r.completion_tokens)
+        if tasks is not None:
+            done = finish(recipe, domain, tasks, [(i, out[i][0]) for i, _pre in cont], go_on,
+                          lambda reqs: [c.result() for c in runtime.submit_many(reqs)])
+            for i, (text, n) in done.items():
+                out[i] = (text, out[i][1] + n)
         todo = [i for i, _pre in cont]
     return out

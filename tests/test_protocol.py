@@ -509,7 +509,7 @@ def test_a_spaced_check_must_reach_the_same_value_before_a_step_is_a_slip() -> N
 def test_a_plan_check_continues_an_answer_that_stops_short_or_takes_the_wrong_operation() -> None:
     """round.step_plan: an answer that stops before the task's last operation ("so 86" for 69 + 43 * 2)
     or takes another than the one due ("74*74" for 2 + 4 * 74) is continued with the operation due in
-    place, written with the answer's own values; the computing judge's own work is read the same way
+    place, written with the answer's own values, and again while it stops short; the computing judge's own work is read the same way
     (round.judge_check = "steps"). A right answer, one that adds a sum's numbers the other way round
     included, stands. Without it both wrong answers stand, and the judge, stopping short too, passes one."""
     base = load_recipe("recipes/plain.toml")[0]
@@ -524,7 +524,8 @@ def test_a_plan_check_continues_an_answer_that_stops_short_or_takes_the_wrong_op
              "45 + 12 * 3": "12*3: 2*3=6, 1*3=3, so 36; 45+36: 5+6=11, 4+3+1=8, so 81",  # right, in order
              "5 + 36": "36+5: 6+5=11, 3+0+1=4, so 41"}  # right, its numbers the other way round
     cont = {"43*2: 3*2=6, 4*2=8, so 86; 69+86": ": 9+6=15, 6+8+1=15, so 155",
-            "4*74": " = 74*4: 4*4=16, 7*4+1=29, so 296; 2+296: 2+6=8, 0+9=9, 0+2=2, so 298"}
+            "4*74": " = 74*4: 4*4=16, 7*4+1=29, so 296",  # stops short again: continued again (stepcheck.finish)
+            "4*74 = 74*4: 4*4=16, 7*4+1=29, so 296; 2+296": ": 2+6=8, 0+9=9, 0+2=2, so 298"}
     results = {e: first[e] for e in exprs}  # the judge works each out as the solver did
     plain = debate_score(StepScripted(first, cont, results, {}), recipe, tasks)  # type: ignore[arg-type]
     assert [plain.traces[i].revision for i in (1, 2)] == [first["69 + 43 * 2"], first["2 + 4 * 74"]]

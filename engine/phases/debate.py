@@ -14,8 +14,8 @@ from engine.agents import fill, request, seed_for
 from engine.events import CritiqueMade
 from engine.recipes import AgentSpec
 from engine.roundbase import PhaseRunner
-from engine.runtime import Result
-from engine.stepcheck import Fault, critique_of, find_slips
+from engine.runtime import Request, Result
+from engine.stepcheck import Fault, critique_of, find_slips, finish
 
 
 def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) -> None:
@@ -103,14 +103,21 @@ def _steps(ctx: PhaseRunner, rnd: int, turn: int, tasks: dict[int, Any], solvers
         slips[i] = slip
     checked = time.perf_counter() - t0
     cont = [(i, slip.prefix(prev[i][4])) for i, slip in enumerate(slips) if slip is not None]
-    reqs = [request(solvers[prev[i][2]], fill(ctx.recipe.prompts.solve, {"task": tasks[prev[i][1]].task.prompt}),
-                    seed_for(ctx.seed, rnd, tasks[prev[i][1]].task.fingerprint, prev[i][2], prev[i][3], turn),
-                    prefix=pre, task=prev[i][1]) for i, pre in cont]
+
+    def go_on(i: int, pre: str) -> Request:
+        return request(solvers[prev[i][2]], fill(ctx.recipe.prompts.solve, {"task": tasks[prev[i][1]].task.prompt}),
+                       seed_for(ctx.seed, rnd, tasks[prev[i][1]].task.fingerprint, prev[i][2], prev[i][3], turn),
+                       prefix=pre, task=prev[i][1])
+
+    reqs = [go_on(i, pre) for i, pre in cont]
     if reqs:
         ctx.serve("reviser")
     done = dict(zip((i for i, _pre in cont), ctx.generate(reqs)))
     pres = dict(cont)
-    revs = [replace(done[i], text=pres[i] + done[i].text) if i in done else
+    finished = finish(ctx.recipe, ctx.domain, [tasks[row[1]].task for row in prev],
+                      [(i, pres[i] + done[i].text) for i in done], go_on, ctx.generate)  # round.step_plan
+    revs = [replace(done[i], text=finished[i][0], completion_tokens=done[i].completion_tokens + finished[i][1])
+            if i in done else
             Result(text=row[4], finish_reason="stop", prompt_tokens=0, completion_tokens=0, seconds=0.0)
             for i, row in enumerate(prev)]
     each = checked / len(prev) if prev else 0.0
