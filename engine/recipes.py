@@ -216,9 +216,11 @@ class RoundSpec(_Strict):
         "products before its sums, left to right): where the answer takes another operation than the one due (\"74*74\" "
         "for 2 + 4 * 74), or stops before the last (\"so 86\" for 69 + 43 * 2), before any slip the checks find, "
         "that is the fault: the critique names the operation due, written with the values the answer wrote, and the "
-        "answer goes on from there with it in place (\"...so 86; 69+86\"). No request is asked for it and no value "
+        "answer goes on from there with it in place (\"...so 86; 69+86\"), and again, up to twice, while the "
+        "continued answer still stops short. No request is asked for it and no value "
         "is computed: the order is read from the task, each value is still the model's. Seen on seed 7's final adapter "
-        "(Intel host): 34 of the 86 wrong first answers on the mixed test set left the order, no right one did.")
+        "(Intel host): 34 of the 86 wrong first answers on the mixed test set left the order, no right one did; with "
+        "round.step_spaced too, the debate's gain on that adapter's test sets +4.2 points against +2.6 without it.")
     judge_check: Literal["none", "steps"] = Field(
         "none", description="With round.judging = \"compute\" and a worked answer format: whether the judge's own "
         "worked result is checked before it judges. steps: its computations are checked as the step critic checks an "

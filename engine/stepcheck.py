@@ -14,8 +14,10 @@ domain's ``next_step``; arith: products before sums, left to right): an answer t
 operation than the one due ("74*74: ..." for 2 + 4 * 74), or stops before the last ("43*2: ...,
 so 86" for 69 + 43 * 2), has a gap there (``Gap``); where it comes before the first slip it is
 the fault, and the answer is continued with the operation due in place ("...so 86; 69+86"),
-written with the values the answer wrote. The order is read from the task's text, as a reader
-would; no value is computed for it.
+written with the values the answer wrote; a continued answer that still stops short goes on again
+(``finish``). The order is read from the task's text, as a reader would; no value is computed for
+it. Measured on seed 7's adapters (README, the plan check): the debate's gain on the last one
+-1.6 points without the spaced and plan checks, +2.6 with the spaced one, +4.2 with both.
 
 Every check is a greedy solver answer: the model checks its long computations with the short
 ones it is good at (a factored check, as in chain-of-verification); no verifier is read. Measured
@@ -217,7 +219,7 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
 
 
 #: How many more times a continued answer that stops short is continued in the same turn
-#: (round.step_plan): the levels' tasks have at most two operations to do after the first.
+#: (round.step_plan): a task of arith's levels has at most three terms, two operations.
 FINISH_PASSES = 2
 
 

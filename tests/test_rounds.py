@@ -314,7 +314,7 @@ def _play_scripted_slips(recipe: Path, monkeypatch: pytest.MonkeyPatch) -> tuple
 
     checked: list[list[str]] = []
 
-    def slips(rt, recipe, domain, solver, answers, seed=0, before=None, known=None):  # type: ignore[no-untyped-def]
+    def slips(rt, recipe, domain, solver, answers, seed=0, before=None, known=None, tasks=None):  # type: ignore[no-untyped-def]
         checked.append(list(answers))
         return [Slip(len(a) // 2, "1+1", "3", "2") if i % 2 == 0 else None for i, a in enumerate(answers)]
 
@@ -364,6 +364,42 @@ def test_a_second_step_turn_in_a_round_checks_only_the_answers_the_first_continu
     continued = [b for a, b in zip(turns[0], turns[1]) if a != b]
     assert continued and sorted(checked[1]) == sorted(continued)
     assert q("select count(*) from critiques where run_id = ? and turn = 2", [run_id])[0][0] == len(turns[0])
+    eng.close()
+
+
+def test_a_plan_check_in_a_round_continues_an_answer_that_stops_short_until_it_is_done(
+        tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """round.step_plan in a round: an answer the critic finds stopping short is continued with the
+    operation due in place, and, while the continued answer still stops short, continued again
+    (engine.stepcheck.finish) within the same turn, each continuation's tokens counted. The critic's
+    findings and the plan are scripted here (the tiny model writes no computations); the reading of
+    the plan is tested in test_protocol and arith's doctests."""
+    import engine.phases.debate
+    from engine.stepcheck import NO_SLIP, Gap
+    from engine.tasks.arith import Arith
+
+    def slips(rt, recipe, domain, solver, answers, seed=0, before=None, known=None, tasks=None):  # type: ignore[no-untyped-def]
+        assert tasks is not None and len(tasks) == len(answers)
+        return [Gap(len(a), "1+1", True) if i % 2 == 0 else None for i, a in enumerate(answers)]
+
+    monkeypatch.setattr(engine.phases.debate, "find_slips", slips)
+    monkeypatch.setattr(Arith, "next_step", lambda self, task, text: None if "; 2+2" in text else (len(text), "2+2", True))
+    recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": 'debate_turns = 1\ncritique = "steps"\nstep_plan = true'})
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    assert eng.play(run_id) == "finished"
+    rows = eng.store.execute(
+        "select a.text, c.text, r.text, r.tokens from attempts a join critiques c on c.attempt_id = a.id "
+        "join attempts r on r.task_id = a.task_id and r.agent = a.agent and r.sample = a.sample and r.turn = 1 "
+        "where a.run_id = ? and a.turn = 0 order by c.id", [run_id])
+    assert rows and any(c != NO_SLIP for _f, c, _r, _n in rows)
+    for first, critique, revision, tokens in rows:
+        if critique == NO_SLIP:
+            assert revision == first
+        else:
+            assert critique == "The answer stops too soon: 1+1 is still to do."
+            assert revision.startswith(first.rstrip() + "; 1+1") and "; 2+2" in revision[len(first.rstrip()) + 5:]
+            assert tokens > 0
     eng.close()
 
 
