@@ -231,19 +231,17 @@ def debate_score(runtime: Runtime, recipe: Recipe, tasks: Sequence[TaskRow],
         # computing judge's request names no answer: one per task).
         asked = [(i, which, t) for i, (a, b) in enumerate(zip(first_texts, texts))
                  for which, t in (("first", a), ("final", b)) if which == "first" or (b != a and not compute)]
+        views = [judge_task(recipe, domain, tasks[i].task) for i, _w, _t in asked]  # each task as put to the judge
         use("judge")
-        reqs = [judge_requests(recipe, judge, judge_task(recipe, domain, tasks[i].task).prompt, t, 0, greedy=True)
-                for i, _w, t in asked]
+        reqs = [judge_requests(recipe, judge, v.prompt, t, 0, greedy=True) for v, (_i, _w, t) in zip(views, asked)]
         comps = iter(runtime.submit_many([r for rs in reqs for r in rs]))
         saids = [join_votes([judge_text(recipe, next(comps).result().text) for _ in rs]) for rs in reqs]
         if compute and recipe.round.judge_check == "steps":  # the judge's own work checked and mended first
             def go_on(k: int, pre: str) -> Request:
-                asked_as = judge_task(recipe, domain, tasks[asked[k][0]].task).prompt
-                return request(judge, fill(p.judge_compute, {"task": asked_as}), 0, greedy=True, prefix=pre)
+                return request(judge, fill(p.judge_compute, {"task": views[k].prompt}), 0, greedy=True, prefix=pre)
             saids = [t for t, _n in mend(runtime, recipe, domain, solver, saids, go_on,
                                          turns=max(1, recipe.round.debate_turns), before_check=lambda: use("solver"),
-                                         before_go_on=lambda: use("judge"), known=known,
-                                         tasks=[judge_task(recipe, domain, tasks[i].task) for i, _w, _t in asked])]
+                                         before_go_on=lambda: use("judge"), known=known, tasks=views)]
         for (i, which, t), said in zip(asked, saids):
             if which == "first":
                 judged_first[i] = judge_verdict(recipe, domain, tasks[i].task, t, said)

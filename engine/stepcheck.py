@@ -105,6 +105,14 @@ class Gap:
 Fault = Slip | Gap
 
 
+def gap_in(recipe: Recipe, domain: Any, task: Any, answer: str) -> Gap | None:
+    """Where ``answer`` leaves the order of ``task``'s operations, with round.step_plan in a domain
+    whose answers take operations in an order (its ``next_step``); else None."""
+    plan_of = getattr(domain, "next_step", None)
+    found = plan_of(task, answer) if recipe.round.step_plan and plan_of is not None else None
+    return None if found is None else Gap(*found)
+
+
 def critique_of(slip: Fault | None) -> str:
     return NO_SLIP if slip is None else slip.critique()
 
@@ -209,12 +217,10 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
                 slip = Slip(at, c, written, checked)
                 break
         out.append(slip)
-    plan_of = getattr(domain, "next_step", None)  # a domain whose answers take operations in an order
-    if tasks is not None and recipe.round.step_plan and plan_of is not None:
-        for i, (task, answer) in enumerate(zip(tasks, answers)):
-            found = plan_of(task, answer)
-            if found is not None and (out[i] is None or found[0] < out[i].at):
-                out[i] = Gap(*found)
+    for i, (task, answer) in enumerate(zip(tasks or (), answers)):
+        gap = gap_in(recipe, domain, task, answer)
+        if gap is not None and (out[i] is None or gap.at < out[i].at):
+            out[i] = gap
     return out
 
 
@@ -232,12 +238,9 @@ def finish(recipe: Recipe, domain: Any, tasks: Sequence[Any], continued: Sequenc
     continuation written from a slip or a gap often stops after the operation it was given. Each
     text as finished, with the tokens that cost (without step_plan: as it was, 0)."""
     out = {i: (t, 0) for i, t in continued}
-    plan_of = getattr(domain, "next_step", None)
-    if not recipe.round.step_plan or plan_of is None:
-        return out
     for _pass in range(FINISH_PASSES):
-        due = [(i, Gap(*found).prefix(text)) for i, (text, _n) in out.items()
-               if (found := plan_of(tasks[i], text)) is not None and found[2]]
+        due = [(i, gap.prefix(text)) for i, (text, _n) in out.items()
+               if (gap := gap_in(recipe, domain, tasks[i], text)) is not None and gap.short]
         if not due:
             break
         for (i, pre), r in zip(due, submit([go_on(i, pre) for i, pre in due])):

@@ -310,6 +310,18 @@ def _column_product(big: int, d: int) -> str:
     return ", ".join(cols)
 
 
+def _partials(a: int, b: int) -> tuple[int, int, list[int]]:
+    """How ``_worked_product`` splits ``a * b``: the longer size, the shorter, and the shorter's
+    nonzero digits in place (its partial products' factors), right to left.
+
+    >>> _partials(67, 39), _partials(7, -45), _partials(85, 50), _partials(12, 0)
+    ((67, 39, [9, 30]), (45, 7, [7]), (85, 50, [50]), (12, 0, []))
+    """
+    x, y = abs(a), abs(b)
+    big, small = (x, y) if len(str(x)) >= len(str(y)) else (y, x)
+    return big, small, [int(ch) * 10**p for p, ch in enumerate(reversed(str(small))) if ch != "0"]
+
+
 def _worked_product(a: int, b: int, value: int) -> str:
     """``a * b`` (one of them two digits or more) as the longer size times each digit of the
     shorter, each partial product worked in columns, the partials then added in columns; a
@@ -322,14 +334,12 @@ def _worked_product(a: int, b: int, value: int) -> str:
     >>> _worked_product(-12, 3, -36), _worked_product(12, 0, 0)
     ('-12*3 = -(12*3): 2*3=6, 1*3=3, so 36; so -36', '12*0=0')
     """
-    x, y = abs(a), abs(b)
-    big, small = (x, y) if len(str(x)) >= len(str(y)) else (y, x)
+    big, small, partials = _partials(a, b)
     head = f"{a}*{b}"
     if small == 0:
         return f"{head}=0"
     if (big, small) != (a, b):
         head += f" = -({big}*{small})" if value < 0 else f" = {big}*{small}"
-    partials = [(int(ch) * 10**p) for p, ch in enumerate(reversed(str(small))) if ch != "0"]
     if partials == [small]:  # one digit that is not zero: one partial product, the answer
         parts = [f"{head}: {_column_product(big, int(str(small)[0]))}, so {big * small}"]
     else:
@@ -477,21 +487,19 @@ def plan(expr: str) -> list[tuple[tuple[str, int], str, tuple[str, int]]] | None
 
 
 def _parts_of(a: int, op: str, b: int) -> int:
-    """How many "; "-separated parts ``worked`` writes for one operation: a product of two numbers
+    """How many "; "-separated parts ``worked`` writes for one operation: a product with a number
     of two digits or more one per partial product and one per partial sum, and one more for a
     negative one's sign; any other operation one.
 
     >>> _parts_of(67, "*", 39), _parts_of(-12, "*", 3), _parts_of(85, "*", 50), _parts_of(52, "-", 17)
     (3, 2, 1, 1)
     """
-    x, y = abs(a), abs(b)
-    if op != "*" or max(x, y) < 10:
+    if op != "*" or max(abs(a), abs(b)) < 10:
         return 1
-    small = y if len(str(x)) >= len(str(y)) else x
+    _big, small, partials = _partials(a, b)
     if small == 0:
         return 1
-    partials = sum(1 for ch in str(small) if ch != "0")
-    return 2 * partials - 1 + ((a < 0) != (b < 0))
+    return 2 * len(partials) - 1 + ((a < 0) != (b < 0))
 
 
 def next_step(expr: str, text: str) -> tuple[int, str, bool] | None:
