@@ -423,7 +423,8 @@ ADDED_LATER: dict[tuple[str, str], Any] = {("round", "critique"): "text", ("roun
                                             ("round", "step_check"): "task", ("round", "step_operands"): "any",
                                             ("task", "shorter"): 0.0, ("task", "ahead_top"): None,
                                             ("round", "unsolved_samples"): None, ("eval", "recall_test"): "share",
-                                            ("round", "step_spaced"): False, ("round", "step_plan"): False}
+                                            ("round", "step_spaced"): False, ("round", "step_plan"): False,
+                                            ("round", "step_columns"): False}
 
 
 def recipe_digest(recipe: Any) -> str:

@@ -221,6 +221,17 @@ class RoundSpec(_Strict):
         "is computed: the order is read from the task, each value is still the model's. Seen on seed 7's final adapter "
         "(Intel host): 34 of the 86 wrong first answers on the mixed test set left the order, no right one did; with "
         "round.step_spaced too, the debate's gain on that adapter's test sets +4.2 points against +2.6 without it.")
+    step_columns: bool = Field(
+        False, description="With a step critic (round.critique = \"steps\", or round.judge_check = \"steps\"), "
+        "arith: each worked step's columns are also read against the layout of the operation its head names: each "
+        "column's digits the ones above it, its carry read off the total written before it, no column left out, "
+        "and the result the one its totals give (the last whole, then each earlier one's last digit). Where the "
+        "answer leaves that layout before any slip the checks find, that is the fault: the critique names what is "
+        "due (\"The column there is 9+9+1, not 9+9.\", \"The columns give 1658, not 158.\") and the answer goes on "
+        "from there with it in place. No request is asked and no value computed: the digits are read off the "
+        "answer's own head and totals. Seen on seed 8's round-2 adapter (Intel host): 28 of the 42 wrong first "
+        "answers on the 3-digit test set left the layout (carries dropped or added, a column left out, the result "
+        "misread), no right one did.")
     judge_check: Literal["none", "steps"] = Field(
         "none", description="With round.judging = \"compute\" and a worked answer format: whether the judge's own "
         "worked result is checked before it judges. steps: its computations are checked as the step critic checks an "
@@ -525,6 +536,9 @@ class Recipe(_Strict):
         if self.round.step_plan and "steps" not in (self.round.critique, self.round.judge_check):
             raise ValueError("round.step_plan: true needs a step critic, round.critique = 'steps' or round.judge_check "
                              "= 'steps' (the plan check is one of its checks)")
+        if self.round.step_columns and "steps" not in (self.round.critique, self.round.judge_check):
+            raise ValueError("round.step_columns: true needs a step critic, round.critique = 'steps' or "
+                             "round.judge_check = 'steps' (the column check is one of its checks)")
         if self.train.role_fallback != "base" and self.train.adapters != "per-role":
             raise ValueError(f"train.role_fallback: {self.train.role_fallback!r} needs train.adapters = 'per-role' "
                              "(one shared adapter serves every role)")

@@ -101,8 +101,31 @@ class Gap:
         return answer[:self.at] + self.head
 
 
-#: What a step critic finds first in an answer: a slip in a value, or a gap in the order of the work.
-Fault = Slip | Gap
+@dataclass(frozen=True)
+class Misstep:
+    """Where an answer's columns leave the layout of the operation they work (round.step_columns,
+    the domain's ``column_fault``): a column with other digits or another carry than the ones due,
+    a column left out, or a result that is not the one its columns give."""
+
+    at: int  # where what is due belongs in the answer
+    due: str  # "9+9+1", ", 7+1+1" (a column left out), "1658" (the result the columns give)
+    why: str  # the critique: "The column there is 9+9+1, not 9+9."
+
+    def critique(self) -> str:
+        return self.why
+
+    def prefix(self, answer: str) -> str:
+        """The answer up to the misstep, what is due in place: where the reviser goes on.
+
+        >>> Misstep(24, "9+9+1", "").prefix("922+987: 2+7=9, 2+8=10, 9+9=18, so 1809")
+        '922+987: 2+7=9, 2+8=10, 9+9+1'
+        """
+        return answer[:self.at] + self.due
+
+
+#: What a step critic finds first in an answer: a slip in a value, a gap in the order of the work,
+#: or a misstep in the layout of its columns.
+Fault = Slip | Gap | Misstep
 
 
 def gap_in(recipe: Recipe, domain: Any, task: Any, answer: str) -> Gap | None:
@@ -111,6 +134,14 @@ def gap_in(recipe: Recipe, domain: Any, task: Any, answer: str) -> Gap | None:
     plan_of = getattr(domain, "next_step", None)
     found = plan_of(task, answer) if recipe.round.step_plan and plan_of is not None else None
     return None if found is None else Gap(*found)
+
+
+def misstep_in(recipe: Recipe, domain: Any, answer: str) -> Misstep | None:
+    """Where ``answer``'s columns leave their layout, with round.step_columns in a domain whose
+    answers work in columns (its ``column_fault``); else None."""
+    read = getattr(domain, "column_fault", None)
+    found = read(answer) if recipe.round.step_columns and read is not None else None
+    return None if found is None else Misstep(*found)
 
 
 def critique_of(slip: Fault | None) -> str:
@@ -158,7 +189,8 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
     operation deep at a time. ``known``: computations already checked under the same adapter (a
     later debate turn's), not asked again; the new ones are added to it. ``tasks``: the task each
     answer answers; with round.step_plan, where an answer leaves the order of the task's
-    operations before its first slip, that gap is its fault instead (``Gap``; no request asked)."""
+    operations before its first slip, that gap is its fault instead (``Gap``; no request asked);
+    with round.step_columns, so is a misstep in its columns' layout that comes first (``Misstep``)."""
     known = {} if known is None else known
     digits = recipe.round.step_operands == "digits"
     claims = [domain.claims(a) for a in answers]
@@ -221,6 +253,10 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
         gap = gap_in(recipe, domain, task, answer)
         if gap is not None and (out[i] is None or gap.at < out[i].at):
             out[i] = gap
+    for i, answer in enumerate(answers):
+        miss = misstep_in(recipe, domain, answer)
+        if miss is not None and (out[i] is None or miss.at < out[i].at):
+            out[i] = miss
     return out
 
 

@@ -318,7 +318,7 @@ class StepScripted:
             elif r.assistant_prefix and r.assistant_prefix.rstrip().endswith("="):  # an inline check (round.step_check)
                 out.append(_Done(self.checks.get(expr, str(eval(expr)))))
             elif r.assistant_prefix:  # a continuation: by its prefix where ``cont`` names it, else by its task
-                out.append(_Done(self.cont.get(r.assistant_prefix) or self.cont[expr]))
+                out.append(_Done(self.cont[r.assistant_prefix] if r.assistant_prefix in self.cont else self.cont[expr]))
             elif expr in self.first:
                 out.append(_Done(self.first[expr]))
             else:
@@ -541,5 +541,43 @@ def test_a_plan_check_continues_an_answer_that_stops_short_or_takes_the_wrong_op
     assert [sc.traces[i].revision for i in (3, 4)] == [first["45 + 12 * 3"], first["5 + 36"]]
     assert [sc.traces[i].judge_first for i in (1, 2, 3, 4)] == [False, False, True, True]  # the judge mended too
     assert (plain.final, sc.first, sc.final, sc.right_to_wrong) == (2, 2, 4, 0)
+    judge_prefixes = [r.assistant_prefix for r in rt.asked if r.tag == "judge" and r.assistant_prefix]
+    assert sorted(judge_prefixes) == sorted(cont)
+
+
+def test_a_column_check_mends_a_dropped_carry_a_left_out_column_and_a_misread_result() -> None:
+    """round.step_columns: columns whose every sum is right can still be laid out wrong: a carry
+    left out ("9+9=18" after "2+8=10"), a column left out, a result read wrong off right columns.
+    The critic reads each against the head's digits and the totals written before it, and the answer
+    goes on with what is due in place; the computing judge's own work is read the same way. A right
+    answer stands; without the setting the three wrong ones stand and the judge passes them."""
+    base = load_recipe("recipes/plain.toml")[0]
+    rnd = base.round.model_copy(update={"judging": "compute", "critique": "steps", "judge_check": "steps"})
+    recipe = base.model_copy(update={"round": rnd, "task": base.task.model_copy(update={"answer_format": "columns"})})
+    laid = recipe.model_copy(update={"round": rnd.model_copy(update={"step_columns": True})})
+    exprs = ["922 + 987", "777 + 179", "893 + 765", "19 + 72"]
+    tasks = [TaskRow(i, Task("arith", f"What is {e}?", str(eval(e)), 3, f"fp{i}", {"expression": e}))
+             for i, e in enumerate(exprs, 1)]
+    first = {"922 + 987": "922+987: 2+7=9, 2+8=10, 9+9=18, so 1809",  # the carry left out
+             "777 + 179": "777+179: 7+9=16, 7+7+1=15, so 156",  # the hundreds left out
+             "893 + 765": "893+765: 3+5=8, 9+6=15, 8+7+1=16, so 158",  # the result misread
+             "19 + 72": "19+72: 9+2=11, 1+7+1=9, so 91"}  # right
+    cont = {"922+987: 2+7=9, 2+8=10, 9+9+1": "=19, so 1909",
+            "777+179: 7+9=16, 7+7+1=15, 7+1+1": "=9, so 956",
+            "893+765: 3+5=8, 9+6=15, 8+7+1=16, so 1658": ""}
+    results = {e: first[e] for e in exprs}  # the judge works each out as the solver did
+    plain = debate_score(StepScripted(first, cont, results, {}), recipe, tasks)  # type: ignore[arg-type]
+    assert [plain.traces[i].revision for i in (1, 2, 3)] == [first[e] for e in exprs[:3]]
+    assert [plain.traces[i].judge_first for i in (1, 2, 3)] == [True] * 3  # its own columns alike: passed
+    rt = StepScripted(first, cont, results, {})
+    sc = debate_score(rt, laid, tasks)  # type: ignore[arg-type]
+    assert [sc.traces[i].critique for i in (1, 2, 3, 4)] == [
+        "The column there is 9+9+1, not 9+9.", "A column is left out: 7+1+1.",
+        "The columns give 1658, not 158.", "Every step checks out."]
+    assert [sc.traces[i].revision for i in (1, 2, 3, 4)] == [
+        "922+987: 2+7=9, 2+8=10, 9+9+1=19, so 1909", "777+179: 7+9=16, 7+7+1=15, 7+1+1=9, so 956",
+        "893+765: 3+5=8, 9+6=15, 8+7+1=16, so 1658", first["19 + 72"]]
+    assert [sc.traces[i].judge_first for i in (1, 2, 3, 4)] == [False, False, False, True]  # the judge mended too
+    assert (plain.final, sc.first, sc.final, sc.right_to_wrong) == (1, 1, 4, 0)
     judge_prefixes = [r.assistant_prefix for r in rt.asked if r.tag == "judge" and r.assistant_prefix]
     assert sorted(judge_prefixes) == sorted(cont)

@@ -121,6 +121,14 @@ def test_a_plan_check_needs_a_step_critic(tmp_path: Path) -> None:
     assert load_recipe(str(ok))[0].round.step_plan
 
 
+def test_a_column_check_needs_a_step_critic(tmp_path: Path) -> None:
+    p = write(tmp_path, with_change("[round]", "[round]\nstep_columns = true"))  # plain.toml: critique = "text"
+    with pytest.raises(RecipeError, match=rf"{p}: .*round.step_columns: true needs a step critic"):
+        load_recipe(str(p))
+    ok = write(tmp_path, with_change("[round]", '[round]\nstep_columns = true\ncritique = "steps"'))
+    assert load_recipe(str(ok))[0].round.step_columns
+
+
 def test_broken_toml(tmp_path: Path) -> None:
     p = write(tmp_path, "name = 'x'\n[model\npath = 1")
     with pytest.raises(RecipeError, match=rf"{p}: not valid TOML"):

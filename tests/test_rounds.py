@@ -403,6 +403,38 @@ def test_a_plan_check_in_a_round_continues_an_answer_that_stops_short_until_it_i
     eng.close()
 
 
+def test_a_column_check_in_a_round_continues_an_answer_from_its_misstep(
+        tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """round.step_columns in a round: the step critic's own search (engine.stepcheck.find_slips,
+    not scripted) takes the domain's column reading as the fault where it finds one, its critique
+    recorded, and the solver goes on from it with what is due in place. The reading is scripted here
+    (the tiny model writes no columns); the reading itself is tested in arith's doctests and
+    test_protocol."""
+    from engine.stepcheck import NO_SLIP
+    from engine.tasks.arith import Arith
+
+    def fault(self, text):  # type: ignore[no-untyped-def]
+        return None if len(text) % 2 else (len(text) // 2, "[due]", "The column there is [due].")
+
+    monkeypatch.setattr(Arith, "column_fault", fault)
+    recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": 'debate_turns = 1\ncritique = "steps"\nstep_columns = true'})
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    assert eng.play(run_id) == "finished"
+    rows = eng.store.execute(
+        "select a.text, c.text, r.text from attempts a join critiques c on c.attempt_id = a.id "
+        "join attempts r on r.task_id = a.task_id and r.agent = a.agent and r.sample = a.sample and r.turn = 1 "
+        "where a.run_id = ? and a.turn = 0 order by c.id", [run_id])
+    assert rows and {c for _f, c, _r in rows} <= {NO_SLIP, "The column there is [due]."}
+    assert any(c != NO_SLIP for _f, c, _r in rows)
+    for first, critique, revision in rows:
+        if len(first) % 2:
+            assert critique == NO_SLIP and revision == first
+        else:
+            assert critique != NO_SLIP and revision.startswith(first[:len(first) // 2] + "[due]")
+    eng.close()
+
+
 def test_a_judge_that_checks_its_steps_judges_with_its_mended_work(
         tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """round.judge_check = "steps" in a round: the judge's results go to engine.stepcheck.mend (the

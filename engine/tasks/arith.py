@@ -549,6 +549,116 @@ def next_step(expr: str, text: str) -> tuple[int, str, bool] | None:
     return None
 
 
+#: The operation a worked step's columns work, at the end of its head ("893+765", "45*7" in "7*45 =
+#: 45*7", "52-17" in "17-52 = -(52-17)", "67*9" in "67*39: 67*9").
+_WORKED_OP = re.compile(r"(-?\d+)([+\-*])(\d+)\)?\s*:?\s*$")
+
+
+def _columns_due(a: int, op: str, b: int) -> tuple[list[tuple[str, str]], int] | None:
+    """The columns ``worked`` writes for ``a op b`` as (top digit, bottom digit) pairs, right to
+    left (a product's: each digit of the longer number and the shorter's one digit), and the zeros a partial product's result ends with; None: not an operation worked in
+    columns (a negative number, a product of two numbers of two digits or more, a difference of
+    a smaller number).
+
+    >>> _columns_due(893, "+", 65), _columns_due(67, "*", 30), _columns_due(8, "+", 45)
+    (([('3', '5'), ('9', '6'), ('8', '0')], 0), ([('7', '3'), ('6', '3')], 1), ([('8', '5'), ('0', '4')], 0))
+    """
+    if a < 0 or b < 0:
+        return None
+    if op == "*":
+        big, m = (a, b) if len(str(a)) >= len(str(b)) else (b, a)
+        d = str(m).rstrip("0")
+        if len(d) != 1:
+            return None
+        return [(x, d) for x in reversed(str(big))], len(str(m)) - 1
+    if op == "-" and a < b:
+        return None
+    width = max(len(str(a)), len(str(b)))
+    return list(zip(reversed(str(a).zfill(width)), reversed(str(b).zfill(width)))), 0
+
+
+def column_fault(text: str) -> tuple[int, str, str] | None:
+    """Where a worked answer's columns leave the layout of the operation they work (its head's,
+    as ``worked`` lays it out): (where in ``text``, what belongs there, the critique); None: none
+    found, or the answer cannot be read that far. Each column's digits are the ones above it (a
+    sum's or product's either way round; a difference's top digit may carry the ten it borrows),
+    its carry is read off the total written before it (a sum's or product's: the total without
+    its last digit; a difference's: the ten the column before borrowed), and the result is read
+    off the totals (the last one whole, then each earlier one's last digit). Every value is the
+    answer's; nothing is computed but the reading.
+
+    >>> column_fault("922+987: 2+7=9, 2+8=10, 9+9=18, so 1809")
+    (24, '9+9+1', 'The column there is 9+9+1, not 9+9.')
+    >>> column_fault("777+179: 7+9=16, 7+7+1=15, so 156")
+    (25, ', 7+1+1', 'A column is left out: 7+1+1.')
+    >>> column_fault("893+765: 3+5=8, 9+6=15, 8+7+1=16, so 158")
+    (37, '1658', 'The columns give 1658, not 158.')
+    >>> column_fault("85+4: 5+4=9, 8+4=12, so 129"), column_fault("6*72: 6*2=12, 6*7=42, so 422")
+    ((13, '8+0', 'The column there is 8+0, not 8+4.'), (14, '7*6+1', 'The column there is 7*6+1, not 6*7.'))
+    >>> column_fault("5-25 = -(25-5): 5-5=0, 2-0=2, so -2")
+    (33, '-20', 'The columns give -20, not -2.')
+    >>> exprs = ("893 + 765", "67 * 39 - 5", "52 - 17", "17 - 52", "8 + 45", "-7 + 12", "7 * 45", "1000 - 1")
+    >>> [column_fault(worked(e, "columns")) for e in exprs] == [None] * len(exprs)
+    True
+    """
+    at = 0
+    for piece in text.split("; "):
+        cols = claims(piece)
+        if cols:
+            first = cols[0][0] - len(cols[0][1]) - 1
+            m = _WORKED_OP.search(piece[:first])
+            due = _columns_due(int(m.group(1)), m.group(2), int(m.group(3))) if m else None
+            if due is None:
+                return None
+            op = m.group(2)
+            pairs, zeros = due
+            carry, totals = 0, []
+            for k, (top, bottom) in enumerate(pairs):
+                if k >= len(cols):  # stopped before the last column
+                    end = cols[-1][0] + len(cols[-1][2])
+                    col = _column_text(top, op, bottom, carry)
+                    return at + end, f", {col}", f"A column is left out: {col}."
+                pos, comp, value = cols[k]
+                parts = operations(comp)
+                want = _column_text(top, op, bottom, carry)
+                if not _column_fits(parts, top, op, bottom, carry):
+                    start = pos - len(comp) - 1
+                    return at + start, want, f"The column there is {want}, not {comp}."
+                v = (value or "0").lstrip("-")
+                totals.append(v)
+                if op == "-":
+                    carry = int(int(parts[0]) >= 10)
+                else:
+                    carry = int(v[:-1] or 0)
+            if len(cols) > len(pairs):  # more columns than the numbers have: not read further
+                return None
+            so = re.search(r"so (-?\d+)\s*$", piece[cols[-1][0]:])
+            if so is not None:
+                digits = totals[-1] + "".join(t[-1] for t in reversed(totals[:-1])) + "0" * zeros
+                given = int(digits) * (-1 if re.search(r"=\s*-\(", piece[:first]) else 1)
+                if so.group(1).lstrip("-").isdigit() and int(so.group(1)) != given:
+                    return (at + cols[-1][0] + so.start(1), str(given),
+                            f"The columns give {given}, not {so.group(1)}.")
+        at += len(piece) + 2
+    return None
+
+
+def _column_text(top: str, op: str, bottom: str, carry: int) -> str:
+    """A column as ``worked`` writes it (a difference's top digit as it stands; the carry after)."""
+    tail = "" if not carry else (f"-{carry}" if op == "-" else f"+{carry}")
+    return f"{top}{op}{bottom}{tail}"
+
+
+def _column_fits(parts: list[str], top: str, op: str, bottom: str, carry: int) -> bool:
+    """Whether a written column (its numbers and operators) has the digits and carry due: a sum's
+    or product's two digits either way round, a difference's top digit with or without the ten
+    it borrows."""
+    tail = [] if not carry else (["-", str(carry)] if op == "-" else ["+", str(carry)])
+    if op == "-":
+        return parts in ([top, "-", bottom] + tail, [str(int(top) + 10), "-", bottom] + tail)
+    return parts in ([top, op, bottom] + tail, [bottom, op, top] + tail)
+
+
 def swapped(expr: str) -> str:
     """``expr`` with its commutative operands swapped where that keeps its value: each product's
     two numbers (``c * d`` -> ``d * c``) and a leading sum's (``a + b`` -> ``b + a``, unless ``b``
@@ -683,6 +793,11 @@ class Arith:
         the step critic's plan check reads (round.step_plan)."""
         expr = task.payload.get("expression")
         return next_step(expr, text) if expr else None
+
+    def column_fault(self, text: str) -> tuple[int, str, str] | None:
+        """Where a worked answer's columns leave the layout of the operation they work
+        (``column_fault``): what the step critic's column check reads (round.step_columns)."""
+        return column_fault(text)
 
     def step_task(self, a: str, op: str, b: str) -> Task:
         """One operation of a claim as a task of its own (``a op b``, each number as an integer is
