@@ -4,7 +4,7 @@ pure read of the store: no model is loaded. ``show``: print each flagged answer.
 
 Run 2026-12-07 on the Intel host: seed 8's candidate run, adapter 3 (round 2's): 3-digit 28 of 42
 wrong answers flagged, 0 of 58 right; mixed 40 of 83 wrong, 1 of 17 right (5*61 answered 305 with a
-column 6*6=30). Seed 7's spaced run, adapter 5: 3-digit 16 of 26 wrong, 0 of 74 right; mixed 33 of
+column 6*6=30). Seed 7's spaced run, adapter 5: 3-digit 16 of 26 wrong, 0 of 74 right; mixed 34 of
 86 wrong, 0 of 14 right (README, the column check).
 
 Usage: column_reads.py HOME ADAPTERS [show]"""

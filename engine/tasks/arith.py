@@ -597,6 +597,8 @@ def column_fault(text: str) -> tuple[int, str, str] | None:
     ((13, '8+0', 'The column there is 8+0, not 8+4.'), (14, '7*6+1', 'The column there is 7*6+1, not 6*7.'))
     >>> column_fault("5-25 = -(25-5): 5-5=0, 2-0=2, so -2")
     (33, '-20', 'The columns give -20, not -2.')
+    >>> column_fault("8*3=24; 45+24: 5+4=9, 4+2=6, so 96")
+    (32, '69', 'The columns give 69, not 96.')
     >>> exprs = ("893 + 765", "67 * 39 - 5", "52 - 17", "17 - 52", "8 + 45", "-7 + 12", "7 * 45", "1000 - 1")
     >>> [column_fault(worked(e, "columns")) for e in exprs] == [None] * len(exprs)
     True
@@ -606,6 +608,9 @@ def column_fault(text: str) -> tuple[int, str, str] | None:
         cols = claims(piece)
         if cols:
             first = cols[0][0] - len(cols[0][1]) - 1
+            if not piece[:first].strip():  # a step of one-digit numbers ("8*3=24"): no columns
+                at += len(piece) + 2
+                continue
             m = _WORKED_OP.search(piece[:first])
             due = _columns_due(int(m.group(1)), m.group(2), int(m.group(3))) if m else None
             if due is None:
@@ -636,7 +641,7 @@ def column_fault(text: str) -> tuple[int, str, str] | None:
             if so is not None:
                 digits = totals[-1] + "".join(t[-1] for t in reversed(totals[:-1])) + "0" * zeros
                 given = int(digits) * (-1 if re.search(r"=\s*-\(", piece[:first]) else 1)
-                if so.group(1).lstrip("-").isdigit() and int(so.group(1)) != given:
+                if int(so.group(1)) != given:
                     return (at + cols[-1][0] + so.start(1), str(given),
                             f"The columns give {given}, not {so.group(1)}.")
         at += len(piece) + 2
