@@ -263,6 +263,17 @@ def describe_skill(skill: str) -> str:
 FORMATS = ("plain", "value", "columns", "reversed", "digits")
 
 
+def _column_text(top: str, op: str, bottom: str, carry: int) -> str:
+    """A column as ``worked`` writes it, without its total: the top digit (a difference's with the
+    ten it borrows, if it does), the bottom one, the carry after (a difference's: the one it pays back).
+
+    >>> _column_text("9", "+", "9", 1), _column_text("12", "-", "7", 0), _column_text("6", "*", "9", 6)
+    ('9+9+1', '12-7', '6*9+6')
+    """
+    tail = "" if not carry else (f"-{carry}" if op == "-" else f"+{carry}")
+    return f"{top}{op}{bottom}{tail}"
+
+
 def _column_sum(a: int, b: int) -> str:
     """``a + b`` worked column by column from the right (``+1``: the carry).
 
@@ -273,7 +284,7 @@ def _column_sum(a: int, b: int) -> str:
     for col in range(max(len(str(a)), len(str(b)))):
         x, y = a // 10**col % 10, b // 10**col % 10
         total = x + y + carry
-        cols.append(f"{x}+{y}{'+1' if carry else ''}={total}")
+        cols.append(f"{_column_text(str(x), '+', str(y), carry)}={total}")
         carry = total // 10
     return ", ".join(cols)
 
@@ -289,7 +300,7 @@ def _column_diff(big: int, small: int) -> str:
     for col in range(len(str(big))):
         x, y = big // 10**col % 10, small // 10**col % 10
         need = x - y - borrow < 0
-        cols.append(f"{x + 10 if need else x}-{y}{'-1' if borrow else ''}={x + 10 * need - y - borrow}")
+        cols.append(f"{_column_text(str(x + 10 if need else x), '-', str(y), borrow)}={x + 10 * need - y - borrow}")
         borrow = int(need)
     return ", ".join(cols)
 
@@ -305,7 +316,7 @@ def _column_product(big: int, d: int) -> str:
     for ch in reversed(str(big)):
         x = int(ch)
         total = x * d + carry
-        cols.append(f"{x}*{d}{f'+{carry}' if carry else ''}={total}")
+        cols.append(f"{_column_text(str(x), '*', str(d), carry)}={total}")
         carry = total // 10
     return ", ".join(cols)
 
@@ -648,20 +659,18 @@ def column_fault(text: str) -> tuple[int, str, str] | None:
     return None
 
 
-def _column_text(top: str, op: str, bottom: str, carry: int) -> str:
-    """A column as ``worked`` writes it (a difference's top digit as it stands; the carry after)."""
-    tail = "" if not carry else (f"-{carry}" if op == "-" else f"+{carry}")
-    return f"{top}{op}{bottom}{tail}"
-
-
 def _column_fits(parts: list[str], top: str, op: str, bottom: str, carry: int) -> bool:
     """Whether a written column (its numbers and operators) has the digits and carry due: a sum's
     or product's two digits either way round, a difference's top digit with or without the ten
-    it borrows."""
-    tail = [] if not carry else (["-", str(carry)] if op == "-" else ["+", str(carry)])
-    if op == "-":
-        return parts in ([top, "-", bottom] + tail, [str(int(top) + 10), "-", bottom] + tail)
-    return parts in ([top, op, bottom] + tail, [bottom, op, top] + tail)
+    it borrows.
+
+    >>> _column_fits(["8", "+", "9", "+", "1"], "9", "+", "8", 1), _column_fits(["12", "-", "7"], "2", "-", "7", 0)
+    (True, True)
+    >>> _column_fits(["9", "+", "8"], "9", "+", "8", 1), _column_fits(["2", "-", "7", "-", "1"], "2", "-", "7", 0)
+    (False, False)
+    """
+    forms = ((top, bottom), (str(int(top) + 10), bottom)) if op == "-" else ((top, bottom), (bottom, top))
+    return any(parts == operations(_column_text(x, op, y, carry)) for x, y in forms)
 
 
 def swapped(expr: str) -> str:
