@@ -259,14 +259,9 @@ def find_slips(runtime: Runtime, recipe: Recipe, domain: Any, solver: AgentSpec,
                 slip = Slip(at, c, written, checked)
                 break
         out.append(slip)
-    for i, (task, answer) in enumerate(zip(tasks or (), answers)):
-        gap = gap_in(recipe, domain, task, answer)
-        if gap is not None and (out[i] is None or gap.at < out[i].at):
-            out[i] = gap
     for i, answer in enumerate(answers):
-        miss = misstep_in(recipe, domain, answer)
-        if miss is not None and (out[i] is None or miss.at < out[i].at):
-            out[i] = miss
+        read = [gap_in(recipe, domain, tasks[i], answer) if tasks else None, misstep_in(recipe, domain, answer)]
+        out[i] = min((f for f in [out[i], *read] if f is not None), key=lambda f: f.at, default=None)
     return out
 
 

@@ -113,20 +113,13 @@ def test_a_spaced_step_check_needs_an_inline_one(tmp_path: Path) -> None:
         load_recipe(str(p))
 
 
-def test_a_plan_check_needs_a_step_critic(tmp_path: Path) -> None:
-    p = write(tmp_path, with_change("[round]", "[round]\nstep_plan = true"))  # plain.toml: critique = "text"
-    with pytest.raises(RecipeError, match=rf"{p}: .*round.step_plan: true needs a step critic"):
+@pytest.mark.parametrize("key", ["step_plan", "step_columns"])
+def test_a_plan_or_column_check_needs_a_step_critic(tmp_path: Path, key: str) -> None:
+    p = write(tmp_path, with_change("[round]", f"[round]\n{key} = true"))  # plain.toml: critique = "text"
+    with pytest.raises(RecipeError, match=rf"{p}: .*round.{key}: true needs a step critic"):
         load_recipe(str(p))
-    ok = write(tmp_path, with_change("[round]", '[round]\nstep_plan = true\ncritique = "steps"'))
-    assert load_recipe(str(ok))[0].round.step_plan
-
-
-def test_a_column_check_needs_a_step_critic(tmp_path: Path) -> None:
-    p = write(tmp_path, with_change("[round]", "[round]\nstep_columns = true"))  # plain.toml: critique = "text"
-    with pytest.raises(RecipeError, match=rf"{p}: .*round.step_columns: true needs a step critic"):
-        load_recipe(str(p))
-    ok = write(tmp_path, with_change("[round]", '[round]\nstep_columns = true\ncritique = "steps"'))
-    assert load_recipe(str(ok))[0].round.step_columns
+    ok = write(tmp_path, with_change("[round]", f'[round]\n{key} = true\ncritique = "steps"'))
+    assert getattr(load_recipe(str(ok))[0].round, key)
 
 
 def test_broken_toml(tmp_path: Path) -> None:

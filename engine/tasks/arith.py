@@ -577,7 +577,7 @@ def _columns_due(a: int, op: str, b: int) -> tuple[list[tuple[str, str]], int] |
     if a < 0 or b < 0:
         return None
     if op == "*":
-        big, m = (a, b) if len(str(a)) >= len(str(b)) else (b, a)
+        big, m, _parts = _partials(a, b)
         d = str(m).rstrip("0")
         if len(d) != 1:
             return None
