@@ -506,16 +506,22 @@ def test_a_spaced_check_must_reach_the_same_value_before_a_step_is_a_slip() -> N
     assert (sc.first, sc.final, sc.right_to_wrong) == (1, 2, 0)
 
 
+def _step_critic_recipes(setting: str) -> tuple[Recipe, Recipe]:
+    """plain.toml answering in columns, with the step critic and the computing judge that checks its
+    own steps: as it is, and with the round's ``setting`` (a check of the step critic's) on."""
+    base = load_recipe("recipes/plain.toml")[0]
+    rnd = base.round.model_copy(update={"judging": "compute", "critique": "steps", "judge_check": "steps"})
+    recipe = base.model_copy(update={"round": rnd, "task": base.task.model_copy(update={"answer_format": "columns"})})
+    return recipe, recipe.model_copy(update={"round": rnd.model_copy(update={setting: True})})
+
+
 def test_a_plan_check_continues_an_answer_that_stops_short_or_takes_the_wrong_operation() -> None:
     """round.step_plan: an answer that stops before the task's last operation ("so 86" for 69 + 43 * 2)
     or takes another than the one due ("74*74" for 2 + 4 * 74) is continued with the operation due in
     place, written with the answer's own values, and again while it stops short; the computing judge's own work is read the same way
     (round.judge_check = "steps"). A right answer, one that adds a sum's numbers the other way round
     included, stands. Without it both wrong answers stand, and the judge, stopping short too, passes one."""
-    base = load_recipe("recipes/plain.toml")[0]
-    rnd = base.round.model_copy(update={"judging": "compute", "critique": "steps", "judge_check": "steps"})
-    recipe = base.model_copy(update={"round": rnd, "task": base.task.model_copy(update={"answer_format": "columns"})})
-    planned = recipe.model_copy(update={"round": rnd.model_copy(update={"step_plan": True})})
+    recipe, planned = _step_critic_recipes("step_plan")
     exprs = ["69 + 43 * 2", "2 + 4 * 74", "45 + 12 * 3", "5 + 36"]
     tasks = [TaskRow(i, Task("arith", f"What is {e}?", str(eval(e)), 9, f"fp{i}", {"expression": e}))
              for i, e in enumerate(exprs, 1)]
@@ -551,10 +557,7 @@ def test_a_column_check_mends_a_dropped_carry_a_left_out_column_and_a_misread_re
     The critic reads each against the head's digits and the totals written before it, and the answer
     goes on with what is due in place; the computing judge's own work is read the same way. A right
     answer stands; without the setting the three wrong ones stand and the judge passes them."""
-    base = load_recipe("recipes/plain.toml")[0]
-    rnd = base.round.model_copy(update={"judging": "compute", "critique": "steps", "judge_check": "steps"})
-    recipe = base.model_copy(update={"round": rnd, "task": base.task.model_copy(update={"answer_format": "columns"})})
-    laid = recipe.model_copy(update={"round": rnd.model_copy(update={"step_columns": True})})
+    recipe, laid = _step_critic_recipes("step_columns")
     exprs = ["922 + 987", "777 + 179", "893 + 765", "19 + 72"]
     tasks = [TaskRow(i, Task("arith", f"What is {e}?", str(eval(e)), 3, f"fp{i}", {"expression": e}))
              for i, e in enumerate(exprs, 1)]

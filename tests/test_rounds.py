@@ -367,6 +367,21 @@ def test_a_second_step_turn_in_a_round_checks_only_the_answers_the_first_continu
     eng.close()
 
 
+def _debated_with(tmp_path: Path, tiny_model: Path, setting: str) -> tuple[Engine, list[tuple[str, str, str, int]]]:
+    """One round, untrained, with the step critic and ``setting`` under [round]: the engine and, in
+    the order the critic checked them, each first answer with its critique, its turn-1 revision and
+    the revision's tokens."""
+    recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": f'debate_turns = 1\ncritique = "steps"\n{setting}'})
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe), rounds=1, train=False)
+    assert eng.play(run_id) == "finished"
+    rows = eng.store.execute(
+        "select a.text, c.text, r.text, r.tokens from attempts a join critiques c on c.attempt_id = a.id "
+        "join attempts r on r.task_id = a.task_id and r.agent = a.agent and r.sample = a.sample and r.turn = 1 "
+        "where a.run_id = ? and a.turn = 0 order by c.id", [run_id])
+    return eng, rows
+
+
 def test_a_plan_check_in_a_round_continues_an_answer_that_stops_short_until_it_is_done(
         tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """round.step_plan in a round: an answer the critic finds stopping short is continued with the
@@ -384,14 +399,7 @@ def test_a_plan_check_in_a_round_continues_an_answer_that_stops_short_until_it_i
 
     monkeypatch.setattr(engine.phases.debate, "find_slips", slips)
     monkeypatch.setattr(Arith, "next_step", lambda self, task, text: None if "; 2+2" in text else (len(text), "2+2", True))
-    recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": 'debate_turns = 1\ncritique = "steps"\nstep_plan = true'})
-    eng = Engine.open()
-    run_id = eng.create_run(str(recipe), rounds=1, train=False)
-    assert eng.play(run_id) == "finished"
-    rows = eng.store.execute(
-        "select a.text, c.text, r.text, r.tokens from attempts a join critiques c on c.attempt_id = a.id "
-        "join attempts r on r.task_id = a.task_id and r.agent = a.agent and r.sample = a.sample and r.turn = 1 "
-        "where a.run_id = ? and a.turn = 0 order by c.id", [run_id])
+    eng, rows = _debated_with(tmp_path, tiny_model, "step_plan = true")
     assert rows and any(c != NO_SLIP for _f, c, _r, _n in rows)
     for first, critique, revision, tokens in rows:
         if critique == NO_SLIP:
@@ -417,17 +425,10 @@ def test_a_column_check_in_a_round_continues_an_answer_from_its_misstep(
         return None if len(text) % 2 else (len(text) // 2, "[due]", "The column there is [due].")
 
     monkeypatch.setattr(Arith, "column_fault", fault)
-    recipe = small_recipe(tmp_path, tiny_model, **{"debate_turns = 1": 'debate_turns = 1\ncritique = "steps"\nstep_columns = true'})
-    eng = Engine.open()
-    run_id = eng.create_run(str(recipe), rounds=1, train=False)
-    assert eng.play(run_id) == "finished"
-    rows = eng.store.execute(
-        "select a.text, c.text, r.text from attempts a join critiques c on c.attempt_id = a.id "
-        "join attempts r on r.task_id = a.task_id and r.agent = a.agent and r.sample = a.sample and r.turn = 1 "
-        "where a.run_id = ? and a.turn = 0 order by c.id", [run_id])
-    assert rows and {c for _f, c, _r in rows} <= {NO_SLIP, "The column there is [due]."}
-    assert any(c != NO_SLIP for _f, c, _r in rows)
-    for first, critique, revision in rows:
+    eng, rows = _debated_with(tmp_path, tiny_model, "step_columns = true")
+    assert rows and {c for _f, c, _r, _n in rows} <= {NO_SLIP, "The column there is [due]."}
+    assert any(c != NO_SLIP for _f, c, _r, _n in rows)
+    for first, critique, revision, _tokens in rows:
         if len(first) % 2:
             assert critique == NO_SLIP and revision == first
         else:

@@ -1,0 +1,74 @@
+"""Offline: which kinds of written step a run's worked answers get wrong, round by round. Each
+step an answer writes out (``engine.tasks.arith.claims``: ``8+7+1=15``) is put in a kind by its
+numbers' widths (``d``: one digit, ``n``: more; ``d+d+d`` a column sum with its carry, ``d*d+d``
+a product's column with its carry) and checked against its exact value. For the kinds that add a
+carry, how many wrong ones wrote the value without it (``8+7+1=15``, ``7*2+1=14``). A pure read
+of the store (the rounds' first answers, turn 0, every solver and sample), nothing loaded.
+
+Run 2026-12-07 on three kept runs of the default with the step checks (README, what the first
+answers get wrong): one-digit sums (``d+d``) are wrong in about 1% of the steps, from round 1 on;
+a column sum with its carry (``d+d+d``) in 10-30%, nearly all of them the carry left out; a
+product's column with its carry (``d*d+d``) in most.
+
+Usage: step_kinds.py HOME [ROUNDS]   (ROUNDS: e.g. 0,3,7; default every round)"""
+import sys
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+
+from engine.tasks.arith import claims, operations
+
+
+def kind(computation: str) -> str:
+    """A step's kind: its operators, each number as ``d`` (one digit) or ``n`` (more).
+
+    >>> kind("8+7+1"), kind("12-7"), kind("7*2+1")
+    ('d+d+d', 'n-d', 'd*d+d')
+    """
+    return "".join(x if not x.isdigit() else ("d" if len(x) == 1 else "n") for x in operations(computation))
+
+
+def carry_left_out(computation: str, written: str) -> bool:
+    """A step that adds a carry (``a+b+c``, ``a*b+c``) written as if it did not: the value of
+    its first operation alone.
+
+    >>> carry_left_out("8+7+1", "15"), carry_left_out("7*2+1", "14"), carry_left_out("8+7+1", "17")
+    (True, True, False)
+    """
+    p = operations(computation)
+    return len(p) == 5 and p[3] == "+" and str(eval("".join(p[:3]))) == written  # noqa: S307 - digits and + - *
+
+
+def main(home: str, rounds: list[int] | None = None) -> None:
+    con = duckdb.connect(str(Path(home) / "swarm.duckdb"), read_only=True)
+    run_id = con.execute("select max(id) from runs").fetchone()[0]  # type: ignore[index]
+    rows = con.execute("select round, text from attempts where run_id = ? and turn = 0 and text is not null "
+                       "order by round, id", [run_id]).fetchall()
+    by_round: dict[int, list[str]] = {}
+    for rnd, text in rows:
+        by_round.setdefault(rnd, []).append(text)
+    kinds = ("d+d", "d+d+d", "d-d", "n-d", "d-d-d", "d*d", "d*d+d")
+    print("round  " + "  ".join(f"{k:>14}" for k in kinds) + "   carry left out")
+    for rnd in sorted(by_round):
+        if rounds is not None and rnd not in rounds:
+            continue
+        seen: Counter[str] = Counter()
+        wrong: Counter[str] = Counter()
+        dropped = carried_wrong = 0
+        for text in by_round[rnd]:
+            for _at, comp, written in claims(text):
+                k = kind(comp)
+                seen[k] += 1
+                if eval(comp) != int(written):  # noqa: S307 - digits and + - *
+                    wrong[k] += 1
+                    if k in ("d+d+d", "d*d+d"):
+                        carried_wrong += 1
+                        dropped += carry_left_out(comp, written)
+        cells = [f"{wrong[k]:>4}/{seen[k]:<4} {100 * wrong[k] / seen[k]:>3.0f}%" if seen[k] else f"{'-':>14}"
+                 for k in kinds]
+        print(f"{rnd:>5}  " + "  ".join(cells) + f"   {dropped} of {carried_wrong}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], [int(r) for r in sys.argv[2].split(",")] if len(sys.argv) > 2 else None)
