@@ -362,6 +362,13 @@ class TrainSpec(_Strict):
         None, ge=0.0, le=100.0, description="With one shared adapter: each role other than the solver trains on at "
         "most this many examples per verified solver example in a round's set (a fresh seeded draw each round), so "
         "the judge's verdicts, which pile up fastest, do not crowd out the answers. None: every example.")
+    focus_steps: float = Field(
+        0.0, ge=0.0, le=50.0, description="How far a round's training leans toward the examples that write the "
+        "kinds of step the round's first answers get wrong most (the domain's step_kinds, each written step checked "
+        "against its exact value; arith: a column sum with its carry, a column that borrows, a product's column with "
+        "its carry): the round's steps x batch_size examples are drawn from the set without replacement, each with "
+        "weight 1 + focus_steps x the mean error rate of the kinds its reply writes (an example that writes none: "
+        "1). 0 (default): the whole set, every example as likely. Needs a worked task.answer_format.")
     learnable_max: float = Field(
         1.0, ge=0.0, le=1.0, description="The learnable filter: a task whose share of right first answers (every "
         "solver, every sample) is above this is easy; its verified solver answers are kept as source 'easy' and "
@@ -551,6 +558,10 @@ class Recipe(_Strict):
         if self.train.critiques == "steps" and not self.task.worked:
             raise ValueError(f"train.critiques: 'steps' needs a worked task.answer_format (a value has no steps to "
                              f"point at; {self.task.answer_format!r} is not worked)")
+        if self.train.focus_steps and not (self.task.worked and hasattr(DOMAINS[self.task.domain], "step_kinds")):
+            raise ValueError(f"train.focus_steps: {self.train.focus_steps} needs a domain whose worked answers write out "
+                             f"their steps (arith) and a worked task.answer_format ({self.task.domain}, "
+                             f"{self.task.answer_format!r}): leave it at 0")
         if self.train.unsolved == "worked" and self.task.answer_format == "plain":
             raise ValueError("train.unsolved: 'worked' needs a task.answer_format other than plain (the solver's "
                              "own words cannot be written for a task nobody solved)")

@@ -165,6 +165,19 @@ def test_only_arith_draws_shorter_numbers(tmp_path: Path) -> None:
     assert load_recipe(str(good))[0].task.shorter == 0.25
 
 
+def test_focus_steps_needs_answers_worked_in_steps(tmp_path: Path) -> None:
+    """train.focus_steps leans training toward the kinds of step answers get wrong: python's answers
+    write no steps, and neither do arith's plain ones (plain.toml)."""
+    for make, what in [(lambda: python_with(tmp_path, "[train]", "focus_steps = 4"), "python, 'plain'"),
+                       (lambda: write(tmp_path, with_change("[train]", "[train]\nfocus_steps = 4")), "arith, 'plain'")]:
+        bad = make()  # each written as r.toml in turn
+        with pytest.raises(RecipeError, match=rf"r.toml: .*train.focus_steps: 4.0 needs a domain whose worked answers "
+                                              rf"write out their steps \(arith\) and a worked task.answer_format \({what}\)"):
+            load_recipe(str(bad))
+    good = DEFAULT.read_text().replace("[train]", "[train]\nfocus_steps = 4", 1)
+    assert load_recipe(str(write(tmp_path, good)))[0].train.focus_steps == 4.0
+
+
 def test_the_top_levels_share_of_the_tasks_ahead_needs_tasks_ahead(tmp_path: Path) -> None:
     bad = write(tmp_path, with_change("[task]", "[task]\nahead_top = 0.5"))  # plain.toml: ahead_share 0
     with pytest.raises(RecipeError, match=r"r.toml: .*task.ahead_top: 0.5 shares out the tasks ahead, and "

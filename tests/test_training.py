@@ -1214,3 +1214,40 @@ def test_training_without_prompts_to_check_the_export_on_is_refused_before_it_tr
     with pytest.raises(TrainingError, match="no prompts to check the exported adapter on"):
         train_lora(cfg, [[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]])
     assert not (tmp_path / "w").exists()  # nothing started
+
+
+def test_focus_steps_draws_a_rounds_steps_toward_the_kinds_of_step_its_answers_get_wrong(
+        tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """train.focus_steps: the round trains on steps x batch_size examples drawn from the set, those
+    that write the kinds of step the round's first answers get wrong (here a difference's
+    borrowing columns; its sums are right) far more often than their share; without it, on all."""
+    from engine.train import runner
+
+    def drawn(focus: float) -> list[str]:
+        recipe = small_recipe(tmp_path, tiny_model, **{
+            "max_per_task = 2": f"max_per_task = 2\nmin_examples = 1\nfocus_steps = {focus}", "steps = 30": "steps = 3",
+            "max_difficulty = 9": 'max_difficulty = 9\nanswer_format = "columns"',
+            "max_tokens = 32": "max_tokens = 48", "max_tokens = 16": "max_tokens = 48"})
+        eng = Engine.open(tmp_path / f"home-{focus}")
+        run_id = eng.create_run(str(recipe), rounds=1, train=False)
+        assert eng.play(run_id) == "finished"
+        tid = _task(eng, run_id, 0, "What is 52 - 17?", reference="35", expression="52 - 17")
+        for i in range(4):  # the round's answers: every borrowing column wrong, every sum right
+            _attempt(eng, run_id, 0, tid, "52-17: 2-7=5, 5-1=4, so 45", False, sample=i)
+            _attempt(eng, run_id, 0, tid, "19+72: 9+2=11, 1+7+1=9, so 91", False, agent="solver-b", sample=i)
+        replies = [f"{a}-{b}: 1{a % 10}-{b % 10}={10 + a % 10 - b % 10}, so x" for a, b in zip(range(50, 90), range(19, 59))]
+        replies += [f"{a}+{a}: {a % 10}+{a % 10}={2 * (a % 10)}, so x" for a in range(10, 50)]
+        eng.store.insert("examples", [dict(id=i, run_id=run_id, round=0, task_id=None, attempt_id=None, source="verified",
+                                           messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": r}])
+                                      for i, r in zip(eng.store.allocate_ids("examples", len(replies)), replies)])
+        calls: list[tuple[Any, list[Any]]] = []
+        monkeypatch.setattr(runner, "train_lora", _fake_trainer(calls))
+        eng.train_now(run_id)
+        eng.close()
+        (cfg, examples), = calls
+        assert cfg.spec.steps == 3
+        return [m[-1]["content"] for m in examples if m[-1]["content"].endswith("so x")]
+
+    focused, whole = drawn(10.0), drawn(0.0)
+    assert len(whole) == 80  # every example
+    assert len(focused) <= 3 * 8 and sum("-" in r for r in focused) >= 0.75 * len(focused) > 12

@@ -1,7 +1,7 @@
 """Offline: which kinds of written step a run's worked answers get wrong, round by round. Each
 step an answer writes out (``engine.tasks.arith.claims``: ``8+7+1=15``) is put in a kind by its
-numbers' widths (``d``: one digit, ``n``: more; ``d+d+d`` a column sum with its carry, ``d*d+d``
-a product's column with its carry) and checked against its exact value. For the kinds that add a
+numbers' widths (``arith.step_kind``: ``d+d+d`` a column sum with its carry, ``n-d`` a column that
+borrows, ``d*d+d`` a product's column with its carry) and checked against its exact value. For the kinds that add a
 carry, how many wrong ones wrote the value without it (``8+7+1=15``, ``7*2+1=14``). A pure read
 of the store (the rounds' first answers, turn 0, every solver and sample), nothing loaded.
 
@@ -17,16 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from engine.tasks.arith import claims, operations
-
-
-def kind(computation: str) -> str:
-    """A step's kind: its operators, each number as ``d`` (one digit) or ``n`` (more).
-
-    >>> kind("8+7+1"), kind("12-7"), kind("7*2+1")
-    ('d+d+d', 'n-d', 'd*d+d')
-    """
-    return "".join(x if not x.isdigit() else ("d" if len(x) == 1 else "n") for x in operations(computation))
+from engine.tasks.arith import claims, operations, step_kind
 
 
 def carry_left_out(computation: str, written: str) -> bool:
@@ -58,7 +49,7 @@ def main(home: str, rounds: list[int] | None = None) -> None:
         dropped = carried_wrong = 0
         for text in by_round[rnd]:
             for _at, comp, written in claims(text):
-                k = kind(comp)
+                k = step_kind(comp)
                 seen[k] += 1
                 if eval(comp) != int(written):  # noqa: S307 - digits and + - *
                     wrong[k] += 1

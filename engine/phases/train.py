@@ -1,5 +1,7 @@
 """The train phase: one LoRA on every role's examples, or one per role (``train.adapters``),
-trained, exported and checked in the training worker (this process never imports torch).
+trained, exported and checked in the training worker (this process never imports torch). With
+``train.focus_steps`` each adapter trains on its steps x batch_size examples drawn toward the kinds
+of step the round's first answers get wrong (``engine.train.dataset.focus_on_steps``).
 """
 
 from __future__ import annotations
@@ -63,6 +65,13 @@ def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) 
     if not jobs:
         with ctx.store.transaction():
             ctx.mark(rnd, "train")
+    if spec.focus_steps and jobs:  # each adapter's steps drawn toward the kinds of step the round gets wrong
+        from engine.train.dataset import focus_on_steps, step_error_rates
+
+        rates = step_error_rates(ctx.store, ctx.domain, ctx.run_id, rnd)
+        jobs = [(roles, focus_on_steps(examples, rates, ctx.domain, steps * spec.batch_size, spec.focus_steps,
+                                       seed_for(ctx.seed, rnd, "focus", *(roles or ()))), steps, skip)
+                for roles, examples, steps, skip in jobs]
     for i, (roles, examples, steps, skip) in enumerate(jobs):
         train_one(ctx, rnd, roles, examples, steps, skip, last=i == len(jobs) - 1)
 

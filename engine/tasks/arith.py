@@ -453,6 +453,29 @@ def claims(text: str) -> list[tuple[int, str, str]]:
     return [(m.start(2), m.group(1), m.group(2)) for m in _CLAIM.finditer(text)]
 
 
+def step_kind(computation: str) -> str:
+    """A written step's kind: its operators, each number as ``d`` (one digit) or ``n`` (more); a
+    column sum with its carry is ``d+d+d``, a column that borrows ``n-d``, a product's column with
+    its carry ``d*d+d``.
+
+    >>> step_kind("8+7+1"), step_kind("12-7"), step_kind("7*2+1"), step_kind("45*7")
+    ('d+d+d', 'n-d', 'd*d+d', 'n*d')
+    """
+    return "".join(x if not x.isdigit() else ("d" if len(x) == 1 else "n") for x in operations(computation))
+
+
+def step_kinds(text: str) -> list[tuple[str, bool]]:
+    """Each step a worked answer writes out (``claims``): its kind (``step_kind``) and whether the
+    value written is the step's value.
+
+    >>> step_kinds("893+765: 3+5=8, 9+6=15, 8+7+1=15, so 1558")
+    [('d+d', True), ('d+d', True), ('d+d+d', False)]
+    >>> step_kinds("62-3: 12-3=9, 6-0-1=5, so 59"), step_kinds("91")
+    ([('n-d', True), ('d-d-d', True)], [])
+    """
+    return [(step_kind(c), evaluate(c) == int(v)) for _at, c, v in claims(text)]
+
+
 def operations(computation: str) -> list[str]:
     """A claim's computation as its numbers and operators, left to right.
 
@@ -807,6 +830,11 @@ class Arith:
         the step critic's plan check reads (round.step_plan)."""
         expr = task.payload.get("expression")
         return next_step(expr, text) if expr else None
+
+    def step_kinds(self, text: str) -> list[tuple[str, bool]]:
+        """Each step a worked answer writes out, its kind and whether its value is right
+        (``step_kinds``): what train.focus_steps leans the training toward."""
+        return step_kinds(text)
 
     def column_fault(self, text: str) -> tuple[int, str, str] | None:
         """Where a worked answer's columns leave the layout of the operation they work

@@ -387,6 +387,51 @@ def training_set(store: Store, recipe: Recipe, run_id: int, seed: int, roles: li
     return data
 
 
+def step_error_rates(store: Store, domain: Any, run_id: int, rnd: int) -> dict[str, float]:
+    """Each kind of step the round's first answers write out (every solver and sample; the
+    domain's ``step_kinds``): the share of them written with a wrong value, one right and one
+    wrong step imagined (``curriculum.rate``), so a kind seldom seen reads near a half."""
+    from engine.curriculum import rate
+
+    seen: dict[str, list[int]] = {}
+    for (text,) in store.execute("select text from attempts where run_id = ? and round = ? and turn = 0 "
+                                 "and text is not null", [run_id, rnd]):
+        for kind, right in domain.step_kinds(text):
+            counts = seen.setdefault(kind, [0, 0])
+            counts[0] += 1
+            counts[1] += right
+    return {kind: 1.0 - rate((n, right)) for kind, (n, right) in seen.items()}
+
+
+def focus_on_steps(examples: list[list[dict[str, str]]], rates: dict[str, float], domain: Any, k: int,
+                   strength: float, seed: int) -> list[list[dict[str, str]]]:
+    """``k`` of ``examples`` drawn without replacement (train.focus_steps), each with weight
+    1 + ``strength`` x the mean error rate (``rates``; a kind the round did not write: a half) of
+    the kinds of step its reply writes (1: none); every example, as it is, when there are no
+    more than ``k``.
+
+    >>> from engine.tasks.arith import Arith
+    >>> ex = lambda reply: [{"role": "user", "content": "q"}, {"role": "assistant", "content": reply}]
+    >>> examples = [ex("52-17: 12-7=5, 5-1-1=3, so 35")] * 50 + [ex("19+72: 9+2=11, 1+7+1=9, so 91")] * 50
+    >>> rates = {"n-d": 0.8, "d-d-d": 0.8, "d+d": 0.02, "d+d+d": 0.1}
+    >>> picked = focus_on_steps(examples, rates, Arith(), 40, 10.0, seed=1)
+    >>> len(picked), sum("-" in m[1]["content"] for m in picked) > 30
+    (40, True)
+    >>> focus_on_steps(examples[:3], rates, Arith(), 40, 10.0, seed=1) == examples[:3]
+    True
+    """
+    if len(examples) <= k:
+        return examples
+
+    def weight(messages: list[dict[str, str]]) -> float:
+        kinds = domain.step_kinds(messages[-1]["content"])
+        return 1.0 + strength * (sum(rates.get(kind, 0.5) for kind, _ok in kinds) / len(kinds) if kinds else 0.0)
+
+    rng = random.Random(seed)
+    keyed = sorted(((rng.random() ** (1.0 / weight(m)), i) for i, m in enumerate(examples)), reverse=True)
+    return [examples[i] for _key, i in keyed[:k]]
+
+
 def round_steps(spec: TrainSpec, n_examples: int) -> int:
     """A round's optimizer steps for a training set of ``n_examples``: ``spec.steps``, or with
     ``spec.epochs`` set enough steps for that many passes over the set, never fewer.
