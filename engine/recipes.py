@@ -367,7 +367,7 @@ class TrainSpec(_Strict):
         "kinds of step the round's first answers get wrong most (the domain's step_kinds, each written step checked "
         "against its exact value; arith: a column sum with its carry, a column that borrows, a product's column with "
         "its carry): the round's steps x batch_size examples are drawn from the set without replacement, each with "
-        "weight 1 + focus_steps x the mean error rate of the kinds its reply writes (an example that writes none: "
+        "weight 1 + focus_steps x the highest error rate of the kinds its reply writes (an example that writes none: "
         "1). 0 (default): the whole set, every example as likely. Needs a worked task.answer_format.")
     learnable_max: float = Field(
         1.0, ge=0.0, le=1.0, description="The learnable filter: a task whose share of right first answers (every "

@@ -406,7 +406,7 @@ def step_error_rates(store: Store, domain: Any, run_id: int, rnd: int) -> dict[s
 def focus_on_steps(examples: list[list[dict[str, str]]], rates: dict[str, float], domain: Any, k: int,
                    strength: float, seed: int) -> list[list[dict[str, str]]]:
     """``k`` of ``examples`` drawn without replacement (train.focus_steps), each with weight
-    1 + ``strength`` x the mean error rate (``rates``; a kind the round did not write: a half) of
+    1 + ``strength`` x the highest error rate (``rates``; a kind the round did not write: a half) of
     the kinds of step its reply writes (1: none); every example, as it is, when there are no
     more than ``k``.
 
@@ -415,8 +415,8 @@ def focus_on_steps(examples: list[list[dict[str, str]]], rates: dict[str, float]
     >>> examples = [ex("52-17: 12-7=5, 5-1-1=3, so 35")] * 50 + [ex("19+72: 9+2=11, 1+7+1=9, so 91")] * 50
     >>> rates = {"n-d": 0.8, "d-d-d": 0.8, "d+d": 0.02, "d+d+d": 0.1}
     >>> picked = focus_on_steps(examples, rates, Arith(), 40, 10.0, seed=1)
-    >>> len(picked), sum("-" in m[1]["content"] for m in picked) > 30
-    (40, True)
+    >>> len(picked), sum("-" in m[1]["content"] for m in picked)  # the differences: 20 with every example as likely
+    (40, 30)
     >>> focus_on_steps(examples[:3], rates, Arith(), 40, 10.0, seed=1) == examples[:3]
     True
     """
@@ -425,7 +425,7 @@ def focus_on_steps(examples: list[list[dict[str, str]]], rates: dict[str, float]
 
     def weight(messages: list[dict[str, str]]) -> float:
         kinds = domain.step_kinds(messages[-1]["content"])
-        return 1.0 + strength * (sum(rates.get(kind, 0.5) for kind, _ok in kinds) / len(kinds) if kinds else 0.0)
+        return 1.0 + strength * max((rates.get(kind, 0.5) for kind, _ok in kinds), default=0.0)
 
     rng = random.Random(seed)
     keyed = sorted(((rng.random() ** (1.0 / weight(m)), i) for i, m in enumerate(examples)), reverse=True)
