@@ -55,7 +55,7 @@ def screened_formats(domain: str) -> tuple[str, ...]:
     ``value`` (with no solver's words, a worked plain answer is the value alone).
 
     >>> screened_formats("arith")
-    ('value', 'columns', 'reversed', 'digits')
+    ('value', 'columns', 'reversed', 'digits', 'split')
     """
     from engine.tasks import get_domain
 

@@ -148,7 +148,8 @@ class TaskSpec(_Strict):
                                "examples: plain (the solver's own words), or a format of the domain (arith: value, the "
                                "verified result alone; columns, each sum or difference worked column by column with "
                                "its carries or borrows, each product as partial products worked so and added; reversed, each result digit by digit least-significant first; "
-                               "digits, columns with both numbers first spelled out digit by digit). The checker reads "
+                               "digits, columns with both numbers first spelled out digit by digit; split, columns with each column that "
+                               "takes a carry or pays a borrow back written as two steps, 8+7=15, 15+1=16). The checker reads "
                                "the final answer of any of them. "
                                "The formats screen's best (benchmarks/results/formats.json) was the value alone "
                                "(labelled plain in that file: the screen has no solver's words) at 160 tasks; with "
@@ -546,6 +547,10 @@ class Recipe(_Strict):
         if self.round.step_columns and "steps" not in (self.round.critique, self.round.judge_check):
             raise ValueError("round.step_columns: true needs a step critic, round.critique = 'steps' or "
                              "round.judge_check = 'steps' (the column check is one of its checks)")
+        if self.round.step_columns and self.task.answer_format == "split":
+            raise ValueError("round.step_columns: true reads a column with its carry as one step (8+7+1=16), as the "
+                             "columns format writes it; task.answer_format is 'split', which writes it as two "
+                             "(8+7=15, 15+1=16): use 'columns'")
         if self.train.role_fallback != "base" and self.train.adapters != "per-role":
             raise ValueError(f"train.role_fallback: {self.train.role_fallback!r} needs train.adapters = 'per-role' "
                              "(one shared adapter serves every role)")

@@ -260,7 +260,7 @@ def describe_skill(skill: str) -> str:
 #: then as a number; ``digits``, columns with the two numbers first spelled out digit by digit, padded
 #: to one width, so each column's digits are the ones above it. The final integer of each is the
 #: answer, as the checker reads it.
-FORMATS = ("plain", "value", "columns", "reversed", "digits")
+FORMATS = ("plain", "value", "columns", "reversed", "digits", "split")
 
 
 def _column_text(top: str, op: str, bottom: str, carry: int) -> str:
@@ -399,6 +399,8 @@ def worked(expr: str, fmt: str) -> str:
     '52-17: 5 2 - 1 7: 12-7=5, 5-1-1=3, so 35'
     >>> worked("130 + 71", "digits")
     '130+71: 1 3 0 + 0 7 1: 0+1=1, 3+7=10, 1+0+1=2, so 201'
+    >>> worked("45 - 12 - 50", "split")
+    '45-12: 5-2=3, 4-1=3, so 33; 33-50 = -(50-33): 10-3=7, 5-3=2, 2-1=1, so -17'
     >>> worked("19 + 72", "reversed"), worked("45 - 12 - 50", "reversed")
     ('19+72 from the right: 1 9, so 91', '45-12 from the right: 3 3, so 33; 33-50 from the right: 7 1 minus, so -17')
     >>> exprs = ("999 + 1", "7 * 8 - 60", "-(3 + 4)", "-12 - 30", "5 - 91 + 40", "-(45 - 7)")
@@ -421,7 +423,7 @@ def worked(expr: str, fmt: str) -> str:
             width = len(str(max(big, small)))
             if (big, op, small, negated) != (a, sym, b, False):  # signs or order changed: say the sum done
                 head += f" = -({big}{op}{small})" if negated else f" = {big}{op}{small}"
-            spelled = "" if fmt == "columns" else (
+            spelled = "" if fmt in ("columns", "split") else (
                 f" {op} ".join(" ".join(str(x).zfill(width)) for x in (big, small)) + ": ")
             work = _column_sum(big, small) if op == "+" else _column_diff(big, small)
             steps.append(f"{head}: {spelled}{work}, so {value}")
@@ -433,7 +435,29 @@ def worked(expr: str, fmt: str) -> str:
     value = evaluate(expr, step)
     if not steps or extract_answer(steps[-1]) != str(value):  # a bare or negated number: say it
         steps.append(f"so {value}")
-    return "; ".join(steps)
+    return _split_carries("; ".join(steps)) if fmt == "split" else "; ".join(steps)
+
+
+#: A column that takes a carry or pays a borrow back, as ``columns`` writes it ("8+7+1=16",
+#: "5-1-1=3", "6*9+6=60"): its first operation, the carry's, and the total.
+_CARRIED = re.compile(r"(?<![\d)(])(\d+[+\-*]\d+)([+\-]\d+)=(-?\d+)")
+
+
+def _split_carries(text: str) -> str:
+    """A ``columns`` answer with each column that takes a carry (or pays a borrow back) written as
+    two steps, its first operation and then the carry's (the ``split`` format): every step one
+    operation of two numbers.
+
+    >>> _split_carries("19+72: 9+2=11, 1+7+1=9, so 91"), _split_carries("52-17: 12-7=5, 5-1-1=3, so 35")
+    ('19+72: 9+2=11, 1+7=8, 8+1=9, so 91', '52-17: 12-7=5, 5-1=4, 4-1=3, so 35')
+    >>> _split_carries("67*9: 7*9=63, 6*9+6=60, so 603")
+    '67*9: 7*9=63, 6*9=54, 54+6=60, so 603'
+    """
+    def split(m: re.Match[str]) -> str:
+        first = evaluate(m.group(1))
+        return f"{m.group(1)}={first}, {first}{m.group(2)}={m.group(3)}"
+
+    return _CARRIED.sub(split, text)
 
 
 #: One worked step's computation and the value written for it: digits and operators, no spaces
