@@ -494,10 +494,19 @@ def step_kinds(text: str) -> list[tuple[str, bool]]:
 
     >>> step_kinds("893+765: 3+5=8, 9+6=15, 8+7+1=15, so 1558")
     [('d+d', True), ('d+d', True), ('d+d+d', False)]
-    >>> step_kinds("62-3: 12-3=9, 6-0-1=5, so 59"), step_kinds("91")
-    ([('n-d', True), ('d-d-d', True)], [])
+    >>> step_kinds("62-3: 12-3=9, 6-0-1=5, so 59"), step_kinds("91"), step_kinds("102-30: 02-0=2")
+    ([('n-d', True), ('d-d-d', True)], [], [('n-d', True)])
     """
-    return [(step_kind(c), evaluate(c) == int(v)) for _at, c, v in claims(text)]
+    return [(step_kind(c), step_value(c) == int(v)) for _at, c, v in claims(text)]
+
+
+def step_value(computation: str) -> int:
+    """A written step's exact value, its numbers read as a reader reads them (``02`` is 2).
+
+    >>> step_value("8+7+1"), step_value("02-0"), step_value("7*2+1")
+    (16, 2, 15)
+    """
+    return evaluate(re.sub(r"\b0+(?=\d)", "", computation))
 
 
 def operations(computation: str) -> list[str]:
