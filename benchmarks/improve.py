@@ -620,7 +620,7 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """One result over the seeds of several runs of the same benchmark (the same recipe,
     overrides, rounds, levels and package versions, different seeds), e.g. a 3-seed figure played
-    in two sittings; its minutes are their sum. A run that differs in any of those is refused,
+    in two sittings, its seeds in order; its minutes are their sum. A run that differs in any of those is refused,
     naming what. The same recipe: the same settings (every seed's ``recipe_sha256``) where each
     seed has them, a recipe renamed or made the default included; else the same name.
 
@@ -640,8 +640,8 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     first = parts[0]
     # Level-ups counted as level_ups counts them now (a result written before a return to a level
     # stopped counting as one holds the old count).
-    per_seed = [{**s, "level_ups": level_ups([pr["difficulty"] for pr in s["per_round"]])} if "per_round" in s else s
-                for part in parts for s in part["per_seed"]]
+    per_seed = sorted(({**s, "level_ups": level_ups([pr["difficulty"] for pr in s["per_round"]])} if "per_round" in s
+                       else s for part in parts for s in part["per_seed"]), key=lambda s: s["seed"])
     digests = {s.get("recipe_sha256") for s in per_seed}
     by_settings = None not in digests
     if by_settings and len(digests) > 1:

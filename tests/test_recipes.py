@@ -37,19 +37,24 @@ def test_the_default_is_plain_with_the_best_measured_settings() -> None:
     self-checking judge, played on that default), with those of improve-top-sparse-seeds7-8-9.json
     on top (the mixed level aimed at, one answer per solver at a level not solved yet, played on
     that default), with those of improve-recallpaired-seeds7-8-9.json on top (the gate's paired
-    test on the levels below, played on that default); the same settings, digest for digest, as
-    the last 3 seeds played."""
+    test on the levels below, played on that default), with those of improve-colcand-seeds7-8-9.json
+    on top (the step critic's spaced, plan and column checks, played on that default as
+    recipes/candidate.toml); the same settings, digest for digest, as the last 3 seeds played."""
     import json
 
     from benchmarks.improve import recipe_digest
 
     results = DEFAULT.parent.parent / "benchmarks" / "results"
     measured = json.loads((results / "improve-columns-ahead-swapjudge-seed7-partial.json").read_text())["overrides"]
-    layers = [json.loads((results / f"{name}.json").read_text())
-              for name in ("improve-fast-seeds7-8-9", "improve-stepsid-judge-seeds7-8-9",
-                           "improve-top-sparse-seeds7-8-9", "improve-recallpaired-seeds7-8-9")]
-    for layer in layers:
-        for section, values in layer["overrides"].items():
+    names = ("improve-fast-seeds7-8-9", "improve-stepsid-judge-seeds7-8-9", "improve-top-sparse-seeds7-8-9",
+             "improve-recallpaired-seeds7-8-9", "improve-colcand-seeds7-8-9")
+    layers = [json.loads((results / f"{name}.json").read_text()) for name in names]
+    # A layer played as a recipe file of its own (the default with these settings added, named in
+    # the result) records no overrides: its settings, which its digest below pins, are these.
+    played_as = {"improve-colcand-seeds7-8-9": {"round": {"step_spaced": True, "step_plan": True, "step_columns": True}}}
+    for name, layer in zip(names, layers):
+        assert not (layer["overrides"] and name in played_as)
+        for section, values in (layer["overrides"] or played_as.get(name, {})).items():
             measured.setdefault(section, {}).update(values)
     default_recipe, plain_recipe = load_recipe("default")[0], load_recipe("plain")[0]
     default, plain = default_recipe.model_dump(), plain_recipe.model_dump()
