@@ -215,8 +215,8 @@ def test_a_judge_checks_its_steps_only_where_it_works_its_result_out(tmp_path: P
 def test_the_column_check_is_refused_with_the_split_format(tmp_path: Path) -> None:
     """round.step_columns reads the columns format's layout: the split format writes a carried
     column as two steps, which it would read as a carry left out."""
-    text = DEFAULT.read_text().replace('judge_check = "steps"', 'judge_check = "steps"\nstep_columns = true', 1)
-    assert load_recipe(str(write(tmp_path, text)))[0].round.step_columns
+    text = DEFAULT.read_text()
+    assert load_recipe(str(write(tmp_path, text)))[0].round.step_columns  # the default reads columns
     bad = write(tmp_path, text.replace('answer_format = "columns"', 'answer_format = "split"', 1))
     with pytest.raises(RecipeError, match=r"r.toml: .*round.step_columns: true reads a column with its carry as one "
                                           r"step .*task.answer_format is 'split'"):
