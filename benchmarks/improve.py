@@ -424,7 +424,8 @@ ADDED_LATER: dict[tuple[str, str], Any] = {("round", "critique"): "text", ("roun
                                             ("task", "shorter"): 0.0, ("task", "ahead_top"): None,
                                             ("round", "unsolved_samples"): None, ("eval", "recall_test"): "share",
                                             ("round", "step_spaced"): False, ("round", "step_plan"): False,
-                                            ("round", "step_columns"): False, ("train", "focus_steps"): 0.0}
+                                            ("round", "step_columns"): False, ("train", "focus_steps"): 0.0,
+                                            ("train", "replay_facts"): False}
 
 
 def recipe_digest(recipe: Any) -> str:

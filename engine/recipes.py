@@ -363,6 +363,11 @@ class TrainSpec(_Strict):
         None, ge=0.0, le=100.0, description="With one shared adapter: each role other than the solver trains on at "
         "most this many examples per verified solver example in a round's set (a fresh seeded draw each round), so "
         "the judge's verdicts, which pile up fastest, do not crowd out the answers. None: every example.")
+    replay_facts: bool = Field(
+        False, description="Replay also rehearses short questions of general knowledge (engine.train.replay."
+        "FACT_REPLAY, 24 of them, none a fact the gate or the benchmarks check nor with one's answer): the base "
+        "model's answers to them join the replay examples at round 0, so an adapter keeps answering such a question "
+        "in a word or two. False: the 24 general prompts alone.")
     focus_steps: float = Field(
         0.0, ge=0.0, le=50.0, description="How far a round's training leans toward the examples that write the "
         "kinds of step the round's first answers get wrong most (the domain's step_kinds, each written step checked "
@@ -563,6 +568,9 @@ class Recipe(_Strict):
         if self.train.critiques == "steps" and not self.task.worked:
             raise ValueError(f"train.critiques: 'steps' needs a worked task.answer_format (a value has no steps to "
                              f"point at; {self.task.answer_format!r} is not worked)")
+        if self.train.replay_facts and not self.train.replay_fraction:
+            raise ValueError("train.replay_facts: true adds fact questions to the replay, and train.replay_fraction is "
+                             "0: no replay is trained on (set replay_fraction, or leave replay_facts out)")
         if self.train.focus_steps and not (self.task.worked and hasattr(DOMAINS[self.task.domain], "step_kinds")):
             raise ValueError(f"train.focus_steps: {self.train.focus_steps} needs a domain whose worked answers write out "
                              f"their steps (arith) and a worked task.answer_format ({self.task.domain}, "

@@ -363,7 +363,8 @@ def test_a_setting_added_later_changes_a_recipes_digest_only_away_from_its_old_b
     other = {("round", "critique"): "steps", ("round", "judge_check"): "steps", ("round", "step_check"): "inline",
              ("round", "step_operands"): "digits", ("task", "shorter"): 0.25, ("task", "ahead_top"): 0.5,
              ("round", "unsolved_samples"): 1, ("eval", "recall_test"): "paired", ("round", "step_spaced"): True,
-             ("round", "step_plan"): True, ("round", "step_columns"): True, ("train", "focus_steps"): 4.0}
+             ("round", "step_plan"): True, ("round", "step_columns"): True, ("train", "focus_steps"): 4.0,
+             ("train", "replay_facts"): True}
     assert set(other) == set(ADDED_LATER)  # a setting added later is listed here with a value of its own
     for key, value in other.items():
         assert recipe_digest(with_values({**ADDED_LATER, key: value})) != recorded, key

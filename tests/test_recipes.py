@@ -183,6 +183,15 @@ def test_focus_steps_needs_answers_worked_in_steps(tmp_path: Path) -> None:
     assert load_recipe(str(write(tmp_path, good)))[0].train.focus_steps == 4.0
 
 
+def test_replay_facts_needs_replay(tmp_path: Path) -> None:
+    text = DEFAULT.read_text().replace("[train]", "[train]\nreplay_facts = true", 1)
+    assert load_recipe(str(write(tmp_path, text)))[0].train.replay_facts
+    bad = write(tmp_path, text.replace("replay_fraction = 0.4", "replay_fraction = 0", 1))
+    with pytest.raises(RecipeError, match=r"r.toml: .*train.replay_facts: true adds fact questions to the replay, "
+                                          r"and train.replay_fraction is 0"):
+        load_recipe(str(bad))
+
+
 def test_the_top_levels_share_of_the_tasks_ahead_needs_tasks_ahead(tmp_path: Path) -> None:
     bad = write(tmp_path, with_change("[task]", "[task]\nahead_top = 0.5"))  # plain.toml: ahead_share 0
     with pytest.raises(RecipeError, match=r"r.toml: .*task.ahead_top: 0.5 shares out the tasks ahead, and "

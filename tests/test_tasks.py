@@ -216,3 +216,25 @@ def test_no_trained_prompt_is_a_checked_fact() -> None:
     assert len(facts) == 32
     assert not facts & {norm(p) for p in REPLAY_PROMPTS}
     assert len(set(REPLAY_PROMPTS)) == len(REPLAY_PROMPTS) == 24 and not set(REPLAY_PROMPTS) & set(CONTROL_PROMPTS)
+
+
+def test_no_fact_rehearsed_is_a_checked_fact_or_has_its_answer() -> None:
+    """train.replay_facts' questions (FACT_REPLAY) are asked as the checked facts are, and are
+    none of them, nor a control prompt or a general replay prompt, and none was written for an
+    answer that one of the checked facts' patterns accepts (rehearsing ``seven`` would teach the
+    week's days)."""
+    import re
+
+    from engine.tasks.facts import fact_tasks
+    from engine.train.replay import CONTROL_PROMPTS, FACT_REPLAY, REPLAY_PROMPTS
+
+    def norm(q: str) -> str:
+        return " ".join(q.lower().split())
+
+    checked = [t for half in ("dev", "test") for t in fact_tasks(half)]
+    asked = {norm(q) for q, _a in FACT_REPLAY}
+    assert len(asked) == len(FACT_REPLAY) == 24
+    assert not asked & ({norm(t.prompt) for t in checked} | {norm(p) for p in [*CONTROL_PROMPTS, *REPLAY_PROMPTS]})
+    for q, answer in FACT_REPLAY:
+        hits = [t.prompt for t in checked if re.search(t.payload["pattern"], answer, re.IGNORECASE)]
+        assert not hits, (q, answer, hits)

@@ -1251,3 +1251,29 @@ def test_focus_steps_draws_a_rounds_steps_toward_the_kinds_of_step_its_answers_g
     focused, whole = drawn(10.0), drawn(0.0)
     assert len(whole) == 80  # every example
     assert len(focused) <= 3 * 8 and sum("-" in r for r in focused) >= 0.75 * len(focused) > 12
+
+
+def test_replay_facts_adds_the_fact_questions_to_the_replay_the_base_model_answers(tiny_recipe: Path) -> None:
+    """train.replay_facts: round 0's replay holds the base model's answers to the short fact
+    questions too (FACT_REPLAY) besides the general prompts; without it, the general prompts alone.
+    The base model stands in as a runtime that answers each prompt by echoing it."""
+    from types import SimpleNamespace
+
+    from engine.train.dataset import collect_replay, replay_prompts
+    from engine.train.replay import FACT_REPLAY, REPLAY_PROMPTS
+
+    class Echo:
+        def submit_many(self, requests: list[Any]) -> list[Any]:
+            return [SimpleNamespace(result=lambda r=r: SimpleNamespace(text=f"said: {r.messages[-1]['content']}"))
+                    for r in requests]
+
+    base = load_recipe(str(tiny_recipe))[0]
+    eng = Engine.open()
+    for flag, want in [(False, REPLAY_PROMPTS), (True, [*REPLAY_PROMPTS, *(q for q, _a in FACT_REPLAY)])]:
+        recipe = base.model_copy(update={"train": base.train.model_copy(update={"replay_facts": flag})})
+        run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
+        assert collect_replay(eng.store, Echo(), run_id, 0, prompts=replay_prompts(recipe)) == len(want)  # type: ignore[arg-type]
+        asked = [json.loads(m)[0]["content"] for (m,) in eng.store.execute(
+            "select messages from examples where run_id = ? and source = 'replay' order by id", [run_id])]
+        assert asked == want
+    eng.close()

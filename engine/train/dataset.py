@@ -323,16 +323,27 @@ def _step_critiques(recipe: Recipe, atts: list[_Attempt], worked: dict[int, str]
             n -= teach(a, confirmation(a.answer))
 
 
-def collect_replay(store: Store, runtime: Runtime, run_id: int, rnd: int, max_tokens: int = 96) -> int:
-    """Record the base model's own answers to general prompts (once per run, at round 0)."""
+def replay_prompts(recipe: Recipe) -> list[str]:
+    """The prompts whose base-model answers are the run's replay: the general ones, and with
+    train.replay_facts the short questions of general knowledge too."""
+    from engine.train.replay import FACT_REPLAY
+
+    return [*REPLAY_PROMPTS, *([q for q, _a in FACT_REPLAY] if recipe.train.replay_facts else [])]
+
+
+def collect_replay(store: Store, runtime: Runtime, run_id: int, rnd: int, max_tokens: int = 96,
+                   prompts: list[str] | None = None) -> int:
+    """Record the base model's own answers to general prompts (``prompts``, default
+    REPLAY_PROMPTS; once per run, at round 0)."""
+    prompts = REPLAY_PROMPTS if prompts is None else prompts
     if store.execute("select count(*) from examples where run_id = ? and source = 'replay'", [run_id])[0][0]:
         return 0
     from engine.recipes import AgentSpec
 
     agent = AgentSpec(name="replay", role="solver", temperature=0.0, max_tokens=max_tokens)
-    comps = runtime.submit_many([request(agent, p, seed_for("replay", i), greedy=True) for i, p in enumerate(REPLAY_PROMPTS)])
+    comps = runtime.submit_many([request(agent, p, seed_for("replay", i), greedy=True) for i, p in enumerate(prompts)])
     rows = []
-    for p, c in zip(REPLAY_PROMPTS, comps):
+    for p, c in zip(prompts, comps):
         res = c.result()
         if res.text.strip():
             rows.append([{"role": "user", "content": p}, {"role": "assistant", "content": res.text.strip()}])
