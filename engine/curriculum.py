@@ -285,10 +285,21 @@ def pick_weak(rng: random.Random, candidates: list[Task], n: int, rates: dict[st
     """
     if len(candidates) <= n:
         return list(candidates)
-    # Weighted sampling without replacement (Efraimidis-Spirakis): the n largest u^(1/w).
-    keyed = [(rng.random() ** (1.0 / max(1e-6, weakness(task_skills(t), rates))), i) for i, t in enumerate(candidates)]
-    chosen = sorted(i for _, i in sorted(keyed, reverse=True)[:n])
+    chosen = sorted(weighted_draw(rng, [max(1e-6, weakness(task_skills(t), rates)) for t in candidates], n))
     return [candidates[i] for i in chosen]
+
+
+def weighted_draw(rng: random.Random, weights: list[float], n: int) -> list[int]:
+    """``n`` indices into ``weights`` drawn without replacement, each with its weight
+    (Efraimidis-Spirakis: the n largest u^(1/w), one ``rng.random()`` per weight in order), in the
+    order drawn.
+
+    >>> import random
+    >>> weighted_draw(random.Random(0), [1.0, 1.0, 100.0, 1.0], 2)[0]
+    2
+    """
+    keyed = [(rng.random() ** (1.0 / w), i) for i, w in enumerate(weights)]
+    return [i for _, i in sorted(keyed, reverse=True)[:n]]
 
 
 def weak_skills(rates: dict[str, tuple[int, int]], domain: Domain, k: int = 3) -> list[tuple[str, float]]:
@@ -333,4 +344,4 @@ def skill_report(store: Store, run_id: int, domain: Domain) -> list[SkillRow]:
 
 
 __all__ = ["Plan", "SkillRow", "count_skills", "dev_skill_counts", "level_mix", "next_level", "pick_weak", "plan",
-           "round_skill_counts", "skill_rates", "skill_report", "weak_skills", "weakness", "write_skill_scores"]
+           "round_skill_counts", "skill_rates", "skill_report", "weak_skills", "weakness", "weighted_draw", "write_skill_scores"]

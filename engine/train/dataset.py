@@ -45,7 +45,7 @@ from engine.agents import JUDGE_PREFIX, fill, request, seed_for
 from engine.recipes import AgentSpec, Recipe, TrainSpec
 from engine.runtime import Runtime
 from engine.tasks.common import step_critique
-from engine.train.replay import REPLAY_PROMPTS
+from engine.train.replay import FACT_REPLAY, REPLAY_PROMPTS
 
 if TYPE_CHECKING:  # the store (duckdb) is not needed to build examples (benchmarks on a training-only machine)
     from engine.store import Store
@@ -326,8 +326,6 @@ def _step_critiques(recipe: Recipe, atts: list[_Attempt], worked: dict[int, str]
 def replay_prompts(recipe: Recipe) -> list[str]:
     """The prompts whose base-model answers are the run's replay: the general ones, and with
     train.replay_facts the short questions of general knowledge too."""
-    from engine.train.replay import FACT_REPLAY
-
     return [*REPLAY_PROMPTS, *([q for q, _a in FACT_REPLAY] if recipe.train.replay_facts else [])]
 
 
@@ -402,16 +400,12 @@ def step_error_rates(store: Store, domain: Any, run_id: int, rnd: int) -> dict[s
     """Each kind of step the round's first answers write out (every solver and sample; the
     domain's ``step_kinds``): the share of them written with a wrong value, one right and one
     wrong step imagined (``curriculum.rate``), so a kind seldom seen reads near a half."""
-    from engine.curriculum import rate
+    from engine.curriculum import count_skills, rate
 
-    seen: dict[str, list[int]] = {}
-    for (text,) in store.execute("select text from attempts where run_id = ? and round = ? and turn = 0 "
-                                 "and text is not null", [run_id, rnd]):
-        for kind, right in domain.step_kinds(text):
-            counts = seen.setdefault(kind, [0, 0])
-            counts[0] += 1
-            counts[1] += right
-    return {kind: 1.0 - rate((n, right)) for kind, (n, right) in seen.items()}
+    texts = store.execute("select text from attempts where run_id = ? and round = ? and turn = 0 and text is not null",
+                          [run_id, rnd])
+    counts = count_skills(([kind], right) for (text,) in texts for kind, right in domain.step_kinds(text))
+    return {kind: 1.0 - rate(c) for kind, c in counts.items()}
 
 
 def focus_on_steps(examples: list[list[dict[str, str]]], rates: dict[str, float], domain: Any, k: int,
@@ -434,13 +428,13 @@ def focus_on_steps(examples: list[list[dict[str, str]]], rates: dict[str, float]
     if len(examples) <= k:
         return examples
 
+    from engine.curriculum import weighted_draw
+
     def weight(messages: list[dict[str, str]]) -> float:
         kinds = domain.step_kinds(messages[-1]["content"])
         return 1.0 + strength * max((rates.get(kind, 0.5) for kind, _ok in kinds), default=0.0)
 
-    rng = random.Random(seed)
-    keyed = sorted(((rng.random() ** (1.0 / weight(m)), i) for i, m in enumerate(examples)), reverse=True)
-    return [examples[i] for _key, i in keyed[:k]]
+    return [examples[i] for i in weighted_draw(random.Random(seed), [weight(m) for m in examples], k)]
 
 
 def round_steps(spec: TrainSpec, n_examples: int) -> int:
