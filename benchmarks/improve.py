@@ -275,9 +275,9 @@ def debate_time(per_seed: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def debate_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The debate protocol on the test sets (all levels pooled): final-round figures over seeds
-    and every seed's per-round curves (index 0: the base model). None when a seed measured no
-    debate (``test_only``)."""
-    if any(s["base"]["debate"] is None for s in per_seed):
+    and every seed's per-round curves (index 0: the base model; None where a round's debate was not
+    measured). None when a seed measured no debate at its last measurement (``test_only``)."""
+    if any(last(s["per_round"], s["base"])["debate"] is None for s in per_seed):
         return None
     keys = {"gain": "gain", "judge_balanced_accuracy": "judge_balanced_accuracy", "right_to_wrong": "right_to_wrong",
             "wrong_to_right": "wrong_to_right", "first": "first", "final": "final"}
@@ -286,8 +286,8 @@ def debate_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any] | None:
         finals = [last(s["per_round"], s["base"])["debate"]["all"][src] for s in per_seed]
         present = [v for v in finals if v is not None]
         out[f"{key}_final"] = spread(present) if present else None
-        out[f"{key}_curves"] = {str(s["seed"]): [s["base"]["debate"]["all"][src]] + [
-            r["debate"]["all"][src] if r["debate"] else None for r in s["per_round"]] for s in per_seed}
+        out[f"{key}_curves"] = {str(s["seed"]): [
+            r["debate"]["all"][src] if r["debate"] else None for r in [s["base"], *s["per_round"]]] for s in per_seed}
     # The revisions alone (what the debate's answer would be if the revision stood whatever the
     # judge said): absent from results written before the debate's answer was the judge's pick.
     # A computing judge's own results, and the three-way pick (its result where it disagrees with
@@ -307,8 +307,61 @@ def debate_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any] | None:
         out[f"{name}_final"] = spread(present) if present else None
         out[f"{name}_curves"] = {str(s["seed"]): [get(s["base"])] + [get(r) for r in s["per_round"]]
                                  for s in per_seed}
-    out["n"] = per_seed[0]["base"]["debate"]["all"]["n"]
+    out["n"] = last(per_seed[0]["per_round"], per_seed[0]["base"])["debate"]["all"]["n"]
     return out
+
+
+def with_debate(result: dict[str, Any], probes: list[dict[str, Any]]) -> dict[str, Any]:
+    """A test-only result (``test_only``: no debate measured) with the debate filled in from
+    ``benchmarks/probes/debate_rounds.py`` results on its seeds' kept stores: the same protocol on
+    the same test sets, played on the adapter in use after a round. Every round (and the base
+    model) takes the reading of the adapter it had in use (``adapter_in_use``), so a round that
+    kept the adapter before takes that adapter's reading; a round no probe read stays None. Each
+    probe must name a seed of the result and play the recipe as stored (no ``settings``); the
+    seed's last round must have been read. The summary is made again (``report``), and
+    ``debate_from`` names the probes.
+
+    >>> one = {"all": {"n": 4, "gain": 0.25}, "1": {"n": 4, "gain": 0.25}}
+    >>> probe = {"benchmark": "p", "seed": 7, "settings": "", "rounds": {"1": {"adapter": 2, "all": one["all"],
+    ...          "levels": {"1": one["1"]}}}}
+    >>> per_round = [{"round": 0, "adapter_in_use": 1}, {"round": 1, "adapter_in_use": 2},
+    ...              {"round": 2, "adapter_in_use": 2}]
+    >>> _fill_debate({"seed": 7, "base": {}, "per_round": per_round}, [probe])
+    >>> [pr["debate"] and pr["debate"]["all"]["gain"] for pr in per_round]
+    [None, 0.25, 0.25]
+    >>> _fill_debate({"seed": 8, "base": {}, "per_round": per_round}, [probe])
+    Traceback (most recent call last):
+    ValueError: no probe read seed 8's last round (round 2, adapter 2)
+    """
+    for probe in probes:
+        if probe.get("settings"):
+            raise ValueError(f"{probe['benchmark']} played other settings ({probe['settings']}): not the run's debate")
+        if probe["seed"] not in result["seeds"]:
+            raise ValueError(f"{probe['benchmark']} read seed {probe['seed']}, not one of {result['seeds']}")
+    per_seed = json.loads(json.dumps(result["per_seed"]))
+    for s in per_seed:
+        _fill_debate(s, probes)
+    out = report(per_seed, quick=result["quick"], n_rounds=result["rounds"], recipe=result["recipe"],
+                 overrides=result["overrides"], levels=tuple(result["levels"]), minutes=result["minutes"],
+                 versions=result["versions"], measure_every=result.get("measure_every", 1))
+    out["debate_from"] = [p["benchmark"] for p in probes]
+    return out
+
+
+def _fill_debate(s: dict[str, Any], probes: list[dict[str, Any]]) -> None:
+    """One seed's rounds' (and base's) ``debate`` read off the probes of that seed, by adapter."""
+    by_adapter: dict[Any, dict[str, Any]] = {}
+    for probe in (p for p in probes if p["seed"] == s["seed"]):
+        for rnd, r in probe["rounds"].items():
+            key = "base" if rnd == "base" or r["adapter"] is None else r["adapter"]
+            by_adapter[key] = {**{str(lvl): v for lvl, v in r["levels"].items()}, "all": r["all"]}
+    s["base"]["debate"] = by_adapter.get("base")
+    for pr in s["per_round"]:
+        pr["debate"] = by_adapter.get("base" if pr["adapter_in_use"] is None else pr["adapter_in_use"])
+    end = s["per_round"][-1]
+    if end["debate"] is None:
+        raise ValueError(f"no probe read seed {s['seed']}'s last round (round {end['round']}, "
+                         f"adapter {end['adapter_in_use']})")
 
 
 def paired_counts(base: dict[Any, bool], final: dict[Any, bool]) -> dict[str, int]:

@@ -148,6 +148,22 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path, tmp_p
     assert data["per_seed"][0]["per_round"][0]["debate"]["2"]["n"] == 6
     cost = data["debate_time"]  # the debate's phases against the rest of the same rounds
     assert set(cost["per_seed"]) == {"7", "8"} and all(0 < r["share"] < 1 for r in cost["per_seed"].values())
+    # a test-only run's debate filled in from probes that read the same debate (debate_rounds.py's
+    # shape, by the adapter in use) is the debate the run measured
+    bare = {**data, "per_seed": [{**s, "base": {**s["base"], "debate": None},
+                                  "per_round": [{**pr, "debate": None} for pr in s["per_round"]]}
+                                 for s in data["per_seed"]]}
+    assert improve.debate_summary(bare["per_seed"]) is None
+    probes = [{"benchmark": f"probe-{s['seed']}", "seed": s["seed"], "settings": "", "rounds": {
+        str(pr["round"]): {"adapter": pr["adapter_in_use"], "all": pr["debate"]["all"],
+                           "levels": {k: v for k, v in pr["debate"].items() if k != "all"}}
+        for pr in s["per_round"]}} for s in data["per_seed"]]
+    filled = improve.with_debate(bare, probes)
+    assert filled["debate"] == data["debate"] and filled["debate_from"] == ["probe-7", "probe-8"]
+    with pytest.raises(ValueError, match="no probe read seed 8"):
+        improve.with_debate(bare, probes[:1])
+    with pytest.raises(ValueError, match="other settings"):
+        improve.with_debate(bare, [{**probes[0], "settings": "round.step_plan=true"}])
     # a figure over seeds played in two sittings is the one figure over all of them
     parts = [{**data, "per_seed": [s], "minutes": 1.5} for s in data["per_seed"]]
     merged = merge(parts)
