@@ -346,7 +346,8 @@ class TrainSpec(_Strict):
         "phase's rationales, round.hints, are their path). worked: with task.answer_format other than plain, the "
         "solver trains on each such task worked in that format from its verified result (source 'rationale': "
         "STaR's rationalisation, written by the domain instead of the model, whose own words a worked format "
-        "replaces anyway), so a level the solvers cannot yet do still gives data.")
+        "replaces anyway), so a level the solvers cannot yet do still gives data; in the python domain, whose "
+        "reference is itself an answer, on the task's reference implementation (the code its tests were made from).")
     critiques: Literal["debate", "steps"] = Field(
         "debate", description="What the critic and the reviser learn from. debate: the critiques after which the "
         "round's debate (or the hint phase) revised a wrong answer right, and as many confirmations of right answers "
@@ -575,9 +576,11 @@ class Recipe(_Strict):
             raise ValueError(f"train.focus_steps: {self.train.focus_steps} needs a domain whose worked answers write out "
                              f"their steps (arith) and a worked task.answer_format ({self.task.domain}, "
                              f"{self.task.answer_format!r}): leave it at 0")
-        if self.train.unsolved == "worked" and self.task.answer_format == "plain":
+        if self.train.unsolved == "worked" and self.task.answer_format == "plain" and not hasattr(
+                DOMAINS[self.task.domain], "reference_answer"):
             raise ValueError("train.unsolved: 'worked' needs a task.answer_format other than plain (the solver's "
-                             "own words cannot be written for a task nobody solved)")
+                             "own words cannot be written for a task nobody solved), or a domain whose reference "
+                             "is itself an answer (python)")
         if self.task.worked:
             # A worked answer is long: cut short it has no final answer (a 3-digit sum in columns
             # is about 30 tokens, a mixed 3-term task about 50).

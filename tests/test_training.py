@@ -83,6 +83,44 @@ def test_dataset_dedupes_caps_accumulates_and_never_takes_held_out(tiny_recipe: 
     eng.close()
 
 
+def test_unsolved_python_tasks_train_the_solver_on_their_reference_which_passes_their_tests(tmp_path: Path,
+                                                                                          tiny_model: Path) -> None:
+    """train.unsolved = "worked" in the python domain (answers are code, the format plain): a task no
+    answer got right trains the solver on its reference implementation, in the code block a solver
+    answers with, and that reply passes the task's own tests in the sandbox."""
+    import random
+
+    from engine.tasks.python import PYTHON
+
+    recipe_path = small_recipe(tmp_path, tiny_model, **{'domain = "arith"': 'domain = "python"'})
+    eng = Engine.open()
+    run_id = eng.create_run(str(recipe_path), rounds=1, train=False)
+    base = load_recipe(str(recipe_path))[0]
+    assert base.task.domain == "python" and base.task.answer_format == "plain"
+    worked = base.model_copy(update={"train": base.train.model_copy(update={"unsolved": "worked"})})
+    ids = {}
+    for name, task in zip(("solved", "unsolved"), PYTHON.generate(random.Random(3), 2, 2)):
+        tid = eng.store.allocate_ids("tasks", 1)[0]
+        eng.store.insert("tasks", [dict(id=tid, run_id=run_id, round=0, source="generated", task_set=None,
+                                        domain="python", difficulty=2, prompt=task.prompt, reference=task.reference,
+                                        payload=task.payload, fingerprint=task.fingerprint, held_out=False,
+                                        rejected_reason=None)])
+        ids[name] = (tid, task)
+    solved, unsolved = ids["solved"], ids["unsolved"]
+    _attempt(eng, run_id, 0, solved[0], PYTHON.reference_answer(solved[1].reference), True)
+    for agent in ("solver-a", "solver-b"):
+        _attempt(eng, run_id, 0, unsolved[0], "```python\ndef nothing():\n    pass\n```", False, agent=agent)
+    assert collect(eng.store, base, run_id, 0)["solver"] == 1  # skip (the default): the solved task only
+    assert collect(eng.store, worked, run_id, 0)["solver"] == 1  # one reference for the unsolved one
+    rows = eng.store.execute("select task_id, source, messages from examples where run_id = ? and role = 'solver' "
+                             "order by id", [run_id])
+    assert [(t, src) for t, src, _ in rows] == [(solved[0], "first"), (unsolved[0], "rationale")]
+    reply = json.loads(rows[1][2])[-1]["content"]
+    assert reply.startswith("```python\n") and unsolved[1].reference.strip() in reply
+    assert PYTHON.verify(unsolved[1], reply).correct  # the sandbox runs the task's tests on it
+    eng.close()
+
+
 def test_a_computing_judge_learns_each_tasks_verified_result_without_an_answer(tiny_recipe: Path) -> None:
     from engine.agents import fill
 

@@ -276,6 +276,15 @@ class Python:
     def worked(self, task: Task, fmt: str) -> str:
         raise ValueError(f"python answers are code: no answer format but plain (asked for {fmt!r})")
 
+    def reference_answer(self, reference: str) -> str:
+        r"""A task's reference implementation written as a solver answers: what ``train.unsolved =
+        "worked"`` trains for a task no answer got right (the tests were made from its outputs).
+
+        >>> PYTHON.reference_answer("def f(x):\n    return x + 1\n")
+        '```python\ndef f(x):\n    return x + 1\n```'
+        """
+        return f"```python\n{reference.strip()}\n```"
+
     def view(self, task: Task, name: str) -> Task:
         if name != "asked":
             raise ValueError(f"python tasks are put only as asked (asked for {name!r})")

@@ -218,14 +218,22 @@ def collect(store: Store, recipe: Recipe, run_id: int, rnd: int, seed: int = 0) 
                 fixes.append((prev, critic, critique))
             elif prev.answer and a.answer == prev.answer:
                 confirms.append((prev, critic))
-    if recipe.train.unsolved == "worked" and worked:
-        # Tasks no answer got right: the task worked in the recipe's format, from its verified result.
+    if recipe.train.unsolved == "worked":
+        # Tasks no answer got right: the task worked in the recipe's format, from its verified result;
+        # in a domain whose reference is itself an answer (python's code), that reference.
+        written = worked
+        if fmt == "plain":
+            from engine.tasks import get_domain
+
+            as_answer = getattr(get_domain(recipe.task.domain), "reference_answer", None)
+            written = {tid: as_answer(ref) for tid, ref in reference.items() if ref} if as_answer else {}
         solved = {a.task_id for a in atts if a.correct}
         for a in atts:
-            if a.task_id not in solved and a.turn == 0 and reference.get(a.task_id):
-                rat = _Attempt(-1, a.task_id, a.agent, 0, 0, worked[a.task_id], "", True, a.prompt, a.fingerprint)
+            if a.task_id not in solved and a.turn == 0 and reference.get(a.task_id) and a.task_id in written:
+                text = written[a.task_id]
+                rat = _Attempt(-1, a.task_id, a.agent, 0, 0, text, "", True, a.prompt, a.fingerprint)
                 add("solver", rat, "rationale", solve_messages(recipe, a.prompt, _agent(recipe, a.agent, "solver")),
-                    worked[a.task_id])
+                    text)
     for prev, critic, critique in fixes:
         user = fill(p.critique, {"task": prev.prompt, "answer": prev.text})
         add("critic", prev, "critique", role_messages(recipe, _agent(recipe, critic, "critic"), user), critique)
