@@ -202,6 +202,11 @@ def test_the_swapped_view_of_every_level_keeps_the_value_and_changes_the_computa
         ARITH.view(tasks[0], "mirrored")
 
 
+def _norm(q: str) -> str:
+    """A question as asked, case and spacing aside."""
+    return " ".join(q.lower().split())
+
+
 def test_no_trained_prompt_is_a_checked_fact() -> None:
     """The replay prompts (trained on every round) never ask one of the general facts the gate
     and the benchmarks check: a fact trained on says nothing about forgetting. Both halves
@@ -209,12 +214,9 @@ def test_no_trained_prompt_is_a_checked_fact() -> None:
     from engine.tasks.facts import fact_tasks
     from engine.train.replay import CONTROL_PROMPTS, REPLAY_PROMPTS
 
-    def norm(q: str) -> str:
-        return " ".join(q.lower().split())
-
-    facts = {norm(t.prompt) for half in ("dev", "test") for t in fact_tasks(half)}
+    facts = {_norm(t.prompt) for half in ("dev", "test") for t in fact_tasks(half)}
     assert len(facts) == 32
-    assert not facts & {norm(p) for p in REPLAY_PROMPTS}
+    assert not facts & {_norm(p) for p in REPLAY_PROMPTS}
     assert len(set(REPLAY_PROMPTS)) == len(REPLAY_PROMPTS) == 24 and not set(REPLAY_PROMPTS) & set(CONTROL_PROMPTS)
 
 
@@ -228,13 +230,10 @@ def test_no_fact_rehearsed_is_a_checked_fact_or_has_its_answer() -> None:
     from engine.tasks.facts import fact_tasks
     from engine.train.replay import CONTROL_PROMPTS, FACT_REPLAY, REPLAY_PROMPTS
 
-    def norm(q: str) -> str:
-        return " ".join(q.lower().split())
-
     checked = [t for half in ("dev", "test") for t in fact_tasks(half)]
-    asked = {norm(q) for q, _a in FACT_REPLAY}
+    asked = {_norm(q) for q, _a in FACT_REPLAY}
     assert len(asked) == len(FACT_REPLAY) == 24
-    assert not asked & ({norm(t.prompt) for t in checked} | {norm(p) for p in [*CONTROL_PROMPTS, *REPLAY_PROMPTS]})
+    assert not asked & ({_norm(t.prompt) for t in checked} | {_norm(p) for p in [*CONTROL_PROMPTS, *REPLAY_PROMPTS]})
     for q, answer in FACT_REPLAY:
         hits = [t.prompt for t in checked if re.search(t.payload["pattern"], answer, re.IGNORECASE)]
         assert not hits, (q, answer, hits)

@@ -1310,7 +1310,7 @@ def test_replay_facts_adds_the_fact_questions_to_the_replay_the_base_model_answe
     for flag, want in [(False, REPLAY_PROMPTS), (True, [*REPLAY_PROMPTS, *(q for q, _a in FACT_REPLAY)])]:
         recipe = base.model_copy(update={"train": base.train.model_copy(update={"replay_facts": flag})})
         run_id = eng.create_run(str(tiny_recipe), rounds=1, train=False)
-        assert collect_replay(eng.store, Echo(), run_id, 0, prompts=replay_prompts(recipe)) == len(want)  # type: ignore[arg-type]
+        assert collect_replay(eng.store, Echo(), run_id, 0, replay_prompts(recipe)) == len(want)  # type: ignore[arg-type]
         asked = [json.loads(m)[0]["content"] for (m,) in eng.store.execute(
             "select messages from examples where run_id = ? and source = 'replay' order by id", [run_id])]
         assert asked == want

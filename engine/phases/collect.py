@@ -12,6 +12,6 @@ def run(ctx: PhaseRunner, rnd: int, difficulty: int, timings: dict[str, float]) 
 
     with ctx.store.transaction():
         if ctx.train and ctx.recipe.train.replay_fraction > 0:
-            collect_replay(ctx.store, ctx.rt, ctx.run_id, rnd, prompts=replay_prompts(ctx.recipe))
+            collect_replay(ctx.store, ctx.rt, ctx.run_id, rnd, replay_prompts(ctx.recipe))
         collect(ctx.store, ctx.recipe, ctx.run_id, rnd, seed=ctx.seed)
         ctx.mark(rnd, "collect")

@@ -337,11 +337,10 @@ def replay_prompts(recipe: Recipe) -> list[str]:
     return [*REPLAY_PROMPTS, *([q for q, _a in FACT_REPLAY] if recipe.train.replay_facts else [])]
 
 
-def collect_replay(store: Store, runtime: Runtime, run_id: int, rnd: int, max_tokens: int = 96,
-                   prompts: list[str] | None = None) -> int:
-    """Record the base model's own answers to general prompts (``prompts``, default
-    REPLAY_PROMPTS; once per run, at round 0)."""
-    prompts = REPLAY_PROMPTS if prompts is None else prompts
+def collect_replay(store: Store, runtime: Runtime, run_id: int, rnd: int, prompts: list[str],
+                   max_tokens: int = 96) -> int:
+    """Record the base model's own answers to general prompts (``prompts``: ``replay_prompts``;
+    once per run, at round 0)."""
     if store.execute("select count(*) from examples where run_id = ? and source = 'replay'", [run_id])[0][0]:
         return 0
     from engine.recipes import AgentSpec
