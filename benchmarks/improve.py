@@ -41,6 +41,18 @@ QUICK = {"task": {"generated": 12, "proposed": 2}, "eval": {"dev": 30, "test": 3
 N_SEEDS = 3
 
 
+def served_weights(store: Any, run_id: int) -> dict[str, Any] | None:
+    """The weight type a run served and why (``runs.settings``, recorded when its model first
+    loads): ``model.weights = "auto"`` measures each machine and may pick another type on another
+    host (BF16 on one, Q8_0, a second quantization of the shipped Q4_1, on another), and greedy
+    scores move with it, so a result says what it was played with. None before the model loaded."""
+    row = store.execute("select settings->'weights'->>'type', settings->'weights'->>'reason' from runs where id = ?",
+                        [run_id])
+    if not row or row[0][0] is None:
+        return None
+    return {"type": row[0][0], "reason": row[0][1]}
+
+
 def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ...], log: Any = print,
               on_round: Callable[[dict[str, Any]], None] | None = None, measure_every: int = 1,
               test_only: bool = False, home: Path | None = None) -> dict[str, Any]:
@@ -80,6 +92,7 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                 (pool, lvl): pool_tasks(eng.store, run_id, pool, lvl) for pool in pools for lvl in levels}
             sets.update({(pool, "facts"): fact_set(eng.store, run_id, pool) for pool in pools})
             rt = eng.runtime_for(rec, run_id)
+            weights = served_weights(eng.store, run_id)
             measured: dict[Any, dict[str, Any]] = {}
 
             def measure(adapter_id: int | None, adapter_path: str | None, rnd: int,
@@ -133,6 +146,7 @@ def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ..
                 final = measured[tuple(last(per_round)["measure_key"])] if any(
                     pr["test"] is not None for pr in per_round) else None
                 return {"seed": seed, "run_id": run_id, **({"home": str(home)} if home is not None else {}),
+                        "weights": weights,
                         "level_names": {str(lvl): domain.level_name(lvl) for lvl in levels},
                         "base": {"test": base["test"], "dev": base["dev"], "debate": base["debate"],
                                  "seconds": base_seconds, "control_answers": base["control_answers"]},
@@ -649,7 +663,8 @@ def report(per_seed: list[dict[str, Any]], *, quick: bool, n_rounds: int, recipe
             f"adding {span(cost['added'], '.1%')} to a round without them (same rounds)")
     for seed_run in per_seed:
         say(f"seed {seed_run['seed']}: levels " + " ".join(str(pr["difficulty"]) for pr in seed_run["per_round"])
-              + f" ({seed_run['level_ups']} level-up(s))")
+              + f" ({seed_run['level_ups']} level-up(s))"
+              + (f", served as {seed_run['weights']['type']}" if seed_run.get("weights") else ""))
 
     start = per_seed[0]["per_round"][0]["difficulty"] if per_seed[0]["per_round"] else levels[0]
     start = start if start in levels else levels[0]

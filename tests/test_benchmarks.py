@@ -115,6 +115,8 @@ def test_improve_benchmark_reports_test_sets_over_seeds(tiny_recipe: Path, tmp_p
             assert set(v["n_per_seed"]) == {"7", "8"} and v["n"] == v["n_per_seed"]["7"]
     for s in data["per_seed"]:
         r0 = s["per_round"][0]
+        # what the seed was played with, from the run's settings: a host may serve another type
+        assert s["weights"]["type"] and s["weights"]["reason"]
         # The tiny random model verifies nothing, so the round skips training and says why.
         assert r0["training"]["status"] == "skipped" and "min_examples" in r0["training"]["error"]
         assert r0["adapter_in_use"] is None and r0["test"] == s["base"]["test"] and r0["dev"] == s["base"]["dev"]
