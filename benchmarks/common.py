@@ -46,6 +46,18 @@ def machine() -> dict[str, Any]:
             "platform": platform.platform(), "python": platform.python_version()}
 
 
+def served_weights(store: Any, run_id: int) -> dict[str, Any] | None:
+    """The weight type a run served and why (``runs.settings``, recorded when its model first
+    loads): ``model.weights = "auto"`` measures each machine and may pick another type on another
+    host (BF16 on one, Q8_0, a second quantization of the shipped Q4_1, on another), and greedy
+    scores move with it, so a result says what it was played with. None before the model loaded."""
+    row = store.execute("select settings->'weights'->>'type', settings->'weights'->>'reason' from runs where id = ?",
+                        [run_id])
+    if not row or row[0][0] is None:
+        return None
+    return {"type": row[0][0], "reason": row[0][1]}
+
+
 def versions(*dists: str) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for d in dists:

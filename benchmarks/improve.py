@@ -34,23 +34,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import recipe_variant, results_dir, shared_cache, table, versions, write_results
+from benchmarks.common import recipe_variant, results_dir, served_weights, shared_cache, table, versions, write_results
 
 LEVELS = (1, 2, 3, 9)  # 9: the mixed set (+, -, x; up to 3 terms; up to 2 digits; before 2026-12-06: 3 terms, 2 digits)
 QUICK = {"task": {"generated": 12, "proposed": 2}, "eval": {"dev": 30, "test": 30}, "train": {"steps": 12}}
 N_SEEDS = 3
-
-
-def served_weights(store: Any, run_id: int) -> dict[str, Any] | None:
-    """The weight type a run served and why (``runs.settings``, recorded when its model first
-    loads): ``model.weights = "auto"`` measures each machine and may pick another type on another
-    host (BF16 on one, Q8_0, a second quantization of the shipped Q4_1, on another), and greedy
-    scores move with it, so a result says what it was played with. None before the model loaded."""
-    row = store.execute("select settings->'weights'->>'type', settings->'weights'->>'reason' from runs where id = ?",
-                        [run_id])
-    if not row or row[0][0] is None:
-        return None
-    return {"type": row[0][0], "reason": row[0][1]}
 
 
 def play_seed(seed: int, recipe_path: Path, n_rounds: int, levels: tuple[int, ...], log: Any = print,

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import peak_rss_mb, recipe_variant, shared_cache, shared_cache_env, table, versions, write_results
+from benchmarks.common import (peak_rss_mb, recipe_variant, served_weights, shared_cache, shared_cache_env, table, versions,
+                               write_results)
 
 # Level 1 so that a short round still verifies enough answers to train on (train.min_examples).
 QUICK = {"task": {"difficulty": 1, "generated": 10, "proposed": 2}, "round": {"samples": 1}, "eval": {"dev": 16, "test": 16},
@@ -66,8 +67,7 @@ def play(recipe: str, rounds: int = 1, train: bool = True) -> dict[str, Any]:
                "order by id desc limit 1", [run_id])
         rt_stats = dict(eng._runtime.stats) if eng._runtime is not None else {}
         trained = dict(q("select round, seconds from training_runs where run_id = ?", [run_id]))
-        settings = q("select settings from runs where id = ?", [run_id])[0][0]
-        weights = json.loads(settings).get("weights", {}) if settings else {}
+        weights = served_weights(eng.store, run_id) or {}
         from engine.recipes import load_recipe
 
         caps = {a.name: a.max_tokens for a in load_recipe(recipe)[0].agents}
